@@ -1,0 +1,16 @@
+/*
+ * clock.c - reading the wall and monotonic clocks.
+ */
+#include "core/clock.h"
+
+#include <time.h>
+
+static int64_t read_clock(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (int64_t)ts.tv_sec * SKED_USEC_PER_SEC + ts.tv_nsec / 1000;
+}
+
+sked_walltime sked_clock_wall_now(void) { return read_clock(CLOCK_REALTIME); }
+sked_monotime sked_clock_mono_now(void) { return read_clock(CLOCK_MONOTONIC); }
