@@ -11,7 +11,7 @@
 
 CC      ?= cc
 PREFIX  ?= /usr/local
-PKGS    := jansson libcurl
+PKGS    := libmicrohttpd jansson sqlite3 libcurl
 CSTD    := -std=gnu11
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-missing-field-initializers
 OPT     ?= -O2 -g
@@ -29,18 +29,23 @@ else
 endif
 
 OBJDIR   := build/$(VARIANT)
-CPPFLAGS += -Isrc -D_GNU_SOURCE
+CPPFLAGS += -Isrc -D_GNU_SOURCE $(shell pkg-config --cflags $(PKGS))
 CFLAGS   += $(CSTD) $(WARN) $(OPT) $(SANFLAGS)
 LDFLAGS  += $(SANFLAGS)
-LDLIBS   += -lpthread -lm
+LDLIBS   += $(shell pkg-config --libs $(PKGS)) -lpthread -lm
 
 # Library sources: everything under src/ but main.c.  One file per job.
-LIB_SRCS := $(sort $(wildcard src/core/*.c src/time/*.c src/cli/*.c))
-LIB_OBJS := $(LIB_SRCS:%.c=$(OBJDIR)/%.o)
+LIB_SRCS := $(sort $(wildcard src/core/*.c src/time/*.c src/model/*.c \
+                             src/store/*.c src/api/*.c src/cli/*.c))
+# Migrations are embedded: sql/<backend>/NNNN_*.sql -> one generated .c each.
+SQL_GEN  := $(OBJDIR)/gen/sql_sqlite.c
+LIB_OBJS := $(LIB_SRCS:%.c=$(OBJDIR)/%.o) $(SQL_GEN:.c=.o)
 MAIN_OBJ := $(OBJDIR)/src/main.o
 
 UNIT_SRCS  := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BIN)/tests/%)
+BACKEND_SRCS := $(sort $(wildcard tests/backend/test_*.c))
+UNIT_BINS  += $(BACKEND_SRCS:tests/backend/%.c=$(BIN)/tests/backend_%)
 FUZZ_SRCS  := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS  := $(FUZZ_SRCS:tests/fuzz/%.c=bin/fuzz/%)
 BENCH_SRCS := $(sort $(wildcard bench/bench_*.c))
@@ -54,6 +59,13 @@ $(OBJDIR)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
 
+$(OBJDIR)/gen/sql_%.c: $(wildcard sql/*/*.sql) scripts/embed-sql
+	@mkdir -p $(dir $@)
+	scripts/embed-sql $* sql/$* $@
+
+$(OBJDIR)/gen/%.o: $(OBJDIR)/gen/%.c
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
 $(OBJDIR)/libsked.a: $(LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
@@ -66,6 +78,11 @@ $(BIN)/tests/%: $(OBJDIR)/tests/unit/%.o $(OBJDIR)/libsked.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
 
+# Backend conformance suites: tests/backend/test_*.c, run like unit tests.
+$(BIN)/tests/backend_%: $(OBJDIR)/tests/backend/%.o $(OBJDIR)/libsked.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
+
 unit-tests: $(UNIT_BINS)
 
 # Tests run from the source tree; BIN tells the scripts which build to use.
@@ -75,9 +92,9 @@ test: deps $(BIN)/sked $(UNIT_BINS)
 # libFuzzer targets need clang; they build their own objects.
 FUZZ_CC     ?= clang
 FUZZ_FLAGS  := $(CSTD) -Isrc -Itests/unit -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined
-bin/fuzz/%: tests/fuzz/%.c $(LIB_SRCS)
+bin/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(OBJDIR)/gen/sql_sqlite.c
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^ -lpthread -lm
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(shell pkg-config --cflags $(PKGS)) -o $@ $^ $(shell pkg-config --libs $(PKGS)) -lpthread -lm
 
 fuzz: $(FUZZ_BINS)
 

@@ -25,7 +25,17 @@
     X(EIO,      -6,   "input/output error")                     \
     X(ECONFLICT,-7,   "conflict")                               \
     X(EAGAIN,   -8,   "temporarily unavailable")                \
-    X(EINTERNAL,-9,   "internal error")
+    X(EINTERNAL,-9,   "internal error")                         \
+    X(EEXIST,  -10,   "already exists")                         \
+    X(EPRECOND,-11,   "precondition failed")                    \
+    X(ENOTSUP, -12,   "not supported")                          \
+    X(EUNAUTH, -13,   "unauthenticated")                        \
+    X(EPERM,   -14,   "permission denied")                      \
+    X(ETOOBIG, -15,   "payload too large")                      \
+    X(EMEDIA,  -16,   "unsupported media type")                 \
+    X(EMETHOD, -17,   "method not allowed")                     \
+    X(EBUSY,   -18,   "too many requests")                      \
+    X(EUNAVAIL,-19,   "unavailable")
 
 enum {
 #define X(name, value, msg) SKED_##name = value,
