@@ -6,7 +6,7 @@
 #   make test                 every test; ends with "N passed, N failed"
 #   make fuzz                 libFuzzer targets (clang) in bin/fuzz/
 #   make bench                benchmark programs in bin/
-#   make run                  install missing packages, build, run the demo
+#   make run                  install missing packages, build, start sked server
 #   make install PREFIX=/usr/local
 
 CC      ?= cc
@@ -107,8 +107,10 @@ bench: $(BENCH_BINS)
 deps:
 	@scripts/install-deps
 
+# The server on the embedded store in ./sked-data; Ctrl-C stops it cleanly.
 run: deps $(BIN)/sked
-	@scripts/run-demo $(BIN)/sked
+	@echo "starting sked server (data in ./sked-data; Ctrl-C to stop)"
+	@exec $(BIN)/sked server --data ./sked-data
 
 install: $(BIN)/sked
 	install -d $(DESTDIR)$(PREFIX)/bin

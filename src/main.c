@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/client.h"
 #include "core/version.h"
 
 static const char usage[] =
@@ -16,9 +17,24 @@ static const char usage[] =
     "\n"
     "sked is a distributed task scheduler.  Commands:\n"
     "\n"
+    "  server         run sked (API, store) in one process on an embedded store\n"
+    "  token          create, list and revoke API tokens in a data directory\n"
+    "  add            create a task: sked add --cron EXPR|--every DUR|--at TIME\n"
+    "                 --shell CMD|--http URL\n"
+    "  ls             list tasks\n"
+    "  show TASK      show a task, its next fire times and last runs\n"
+    "  rm TASK        delete a task\n"
+    "  pause TASK     stop a task from firing\n"
+    "  resume TASK    resume a paused task\n"
+    "  trigger TASK   run a task now\n"
+    "  runs [TASK]    list runs\n"
+    "  cancel RUN     cancel an unfinished run\n"
+    "  workers        list live workers\n"
     "  cron next      print the next fire times of a cron expression\n"
     "  cron explain   describe a cron expression in English\n"
     "\n"
+    "Client commands talk to $SKED_URL (default http://127.0.0.1:7070) with\n"
+    "$SKED_TOKEN (default: the token in ./sked-data/admin.token).\n"
     "Options: --help, --version.  `sked COMMAND --help` for a command.\n";
 
 int main(int argc, char **argv)
@@ -37,8 +53,27 @@ int main(int argc, char **argv)
         printf("sked %s\n", SKED_VERSION);
         return SKED_EXIT_OK;
     }
-    if (strcmp(cmd, "cron") == 0)
-        return sked_cli_cron(argc - 1, argv + 1);
+    static const struct {
+        const char *name;
+        int (*fn)(int, char **);
+    } commands[] = {
+        {"cron", sked_cli_cron},
+        {"server", sked_cli_server},
+        {"token", sked_cli_token},
+        {"add", sked_cli_add},
+        {"ls", sked_cli_ls},
+        {"show", sked_cli_show},
+        {"rm", sked_cli_rm},
+        {"pause", sked_cli_pause},
+        {"resume", sked_cli_resume},
+        {"trigger", sked_cli_trigger},
+        {"runs", sked_cli_runs},
+        {"cancel", sked_cli_cancel},
+        {"workers", sked_cli_workers},
+    };
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(cmd, commands[i].name) == 0)
+            return commands[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "sked: unknown command \"%s\" (see sked --help)\n", cmd);
     return SKED_EXIT_USAGE;
 }

@@ -14,6 +14,8 @@
 #define SKED_EXIT_USAGE 2
 
 int sked_cli_cron(int argc, char **argv);
+int sked_cli_server(int argc, char **argv);
+int sked_cli_token(int argc, char **argv);
 
 /* Match "--name VALUE" or "--name=VALUE" at argv[*i]; on a match advance *i
  * past what was used, point *value at the value and return 1.  Returns -1

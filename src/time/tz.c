@@ -14,15 +14,15 @@
  * Lookups (span_at and everything built on it) allocate nothing and take no
  * lock: a binary search over the array, or rule arithmetic past its end.
  * Only sked_tz_get takes the cache mutex.  Not here: the POSIX TZ grammar
- * (tz_rule.c), calendar arithmetic (civil.h), cron (cron.c).
+ * (tz_rule.c), calendar arithmetic (civil.h), cron (cron.h).
  */
 #include "time/tz.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <stdio.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -103,12 +103,13 @@ int32_t sked_tz_utoff_at(const sked_tz *tz, int64_t t)
     return s.utoff;
 }
 
+/* Instants whose wall time falls outside the years an int32 holds give the
+ * first or last second of those years. */
 void sked_tz_to_local(const sked_tz *tz, int64_t t, sked_civil *out,
                       int32_t *utoff)
 {
     int32_t off = sked_tz_utoff_at(tz, t);
-    /* t is at most 25 hours away from the clamp bounds' int64 limits, so
-     * the sum cannot overflow once t is clamped. */
+    /* Clamped, t is far from the int64 limits: adding off cannot overflow. */
     int64_t local = t < LOCAL_MIN ? LOCAL_MIN : t > LOCAL_MAX ? LOCAL_MAX : t;
     local += off;
     local = local < LOCAL_MIN ? LOCAL_MIN : local > LOCAL_MAX ? LOCAL_MAX : local;
@@ -125,6 +126,10 @@ static int64_t local_secs(const sked_civil *lt)
            (int64_t)lt->hour * 3600 + (int64_t)lt->min * 60 + lt->sec;
 }
 
+/* Looks at every span that could hold an instant reading as lt: those
+ * within [local - umax, local - umin], two or three for real zones.  Should
+ * a hostile zone repeat a wall time more than twice, out[] gets the first
+ * and the last instant. */
 sked_tz_kind sked_tz_from_local(const sked_tz *tz, const sked_civil *lt,
                                 int64_t out[2])
 {

@@ -66,7 +66,7 @@ static void need_fields(const row *r, int n)
 /* "2024-03-10T07:00:00Z" (an instant) or "-" (none: the given default). */
 static int64_t instant(const row *r, const char *s, int64_t none)
 {
-    int y, mo, d, h, mi, sec;
+    int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;
     if (strcmp(s, "-") == 0)
         return none;
     if (sscanf(s, "%d-%d-%dT%d:%d:%dZ", &y, &mo, &d, &h, &mi, &sec) != 6)
@@ -95,7 +95,7 @@ static void wall(const row *r, const char *s, sked_civil *c, int *wday)
 /* "+05:45", "-04:56:02" */
 static int32_t offset(const row *r, const char *s)
 {
-    int h, m, sec = 0;
+    int h = 0, m = 0, sec = 0;
     if ((s[0] != '+' && s[0] != '-') ||
         sscanf(s + 1, "%d:%d:%d", &h, &m, &sec) < 2)
         row_fail(r, "bad offset \"%s\"", s);
@@ -421,6 +421,35 @@ static void test_name(void **state)
     free(name);
 }
 
+/* The test's own $TZDIR, restored after a test changes it. */
+static char *saved_tzdir;
+
+static void set_tzdir(const char *dir)
+{
+    if (dir)
+        setenv("TZDIR", dir, 1);
+    else if (saved_tzdir)
+        setenv("TZDIR", saved_tzdir, 1);
+    else
+        unsetenv("TZDIR");
+}
+
+/* A zone file, read from where sked_tz_get would read it. */
+static uint8_t *read_zone_file(const char *name, size_t *len)
+{
+    char path[4096];
+    const char *dir = saved_tzdir && *saved_tzdir ? saved_tzdir
+                                                  : "/usr/share/zoneinfo";
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        fail_msg("cannot open %s", path);
+    uint8_t *b = malloc(1 << 16);
+    *len = fread(b, 1, 1 << 16, f);
+    fclose(f);
+    return b;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Named tests                                                               */
 
@@ -442,9 +471,9 @@ static void test_utc_builtin(void **state)
     assert_int_equal(c.wday, 2);
     assert_int_equal(c.yday, 59);
     /* Even with no zoneinfo at all. */
-    setenv("TZDIR", "/nonexistent", 1);
+    set_tzdir("/nonexistent");
     assert_int_equal(sked_tz_get("UTC", &tz, NULL), 0);
-    unsetenv("TZDIR");
+    set_tzdir(NULL);
 }
 
 static void test_long_names(void **state)
@@ -504,17 +533,6 @@ static void test_cache_threads(void **state)
             assert_ptr_equal(got[i][z], got[0][z]);
 }
 
-static uint8_t *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        fail_msg("cannot open %s", path);
-    uint8_t *b = malloc(1 << 16);
-    *len = fread(b, 1, 1 << 16, f);
-    fclose(f);
-    return b;
-}
-
 static const char *const real_files[] = {
     "America/New_York", "Australia/Lord_Howe", "Europe/Dublin", "Etc/UTC",
     "Asia/Kathmandu"};
@@ -525,10 +543,8 @@ static void test_truncated(void **state)
 {
     (void)state;
     for (size_t f = 0; f < sizeof real_files / sizeof real_files[0]; f++) {
-        char path[256];
         size_t len;
-        snprintf(path, sizeof path, "/usr/share/zoneinfo/%s", real_files[f]);
-        uint8_t *b = read_file(path, &len);
+        uint8_t *b = read_zone_file(real_files[f], &len);
         sked_tz *tz = NULL;
         assert_int_equal(sked_tz_parse(real_files[f], b, len, &tz, NULL), 0);
         sked_tz_free(tz);
@@ -582,7 +598,7 @@ static void test_corrupt(void **state)
 {
     (void)state;
     size_t len;
-    uint8_t *orig = read_file("/usr/share/zoneinfo/America/New_York", &len);
+    uint8_t *orig = read_zone_file("America/New_York", &len);
     uint8_t *b = malloc(len);
     layout l = find_layout(orig);
     uint32_t timecnt = l.c[3], typecnt = l.c[4], charcnt = l.c[5];
@@ -844,7 +860,7 @@ static void test_tzdir(void **state)
     assert_int_equal(mkdir(path, 0755), 0);
 
     size_t len;
-    uint8_t *b = read_file("/usr/share/zoneinfo/Asia/Kathmandu", &len);
+    uint8_t *b = read_zone_file("Asia/Kathmandu", &len);
     snprintf(path, sizeof path, "%s/Test/Good", dir);
     FILE *f = fopen(path, "wb");
     fwrite(b, 1, len, f);
@@ -855,7 +871,7 @@ static void test_tzdir(void **state)
     fclose(f);
     free(b);
 
-    setenv("TZDIR", dir, 1);
+    set_tzdir(dir);
     const sked_tz *tz = NULL;
     sked_err err = {0};
     assert_int_equal(sked_tz_get("Test/Good", &tz, &err), 0);
@@ -864,7 +880,7 @@ static void test_tzdir(void **state)
     assert_non_null(strstr(err.msg, "Test/Bad"));
     assert_int_equal(sked_tz_get("Test/None", &tz, &err), SKED_ENOENT);
     assert_string_equal(err.msg, "unknown zone \"Test/None\"");
-    unsetenv("TZDIR");
+    set_tzdir(NULL);
 
     /* Cached: still there after the directory is gone. */
     snprintf(path, sizeof path, "%s/Test/Good", dir);
@@ -893,6 +909,7 @@ static const struct {
 
 int main(void)
 {
+    saved_tzdir = getenv("TZDIR") ? strdup(getenv("TZDIR")) : NULL;
     static const struct CMUnitTest named[] = {
         cmocka_unit_test(test_cache_threads),
         cmocka_unit_test(test_utc_builtin),

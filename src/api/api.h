@@ -1,0 +1,25 @@
+/*
+ * api.h - sked's HTTP API (../shared/API.md, docs/api.md) on top of http.h.
+ *
+ * sked_api_dispatch is the sked_http_dispatch of every role that serves the
+ * API: it routes the request, checks the bearer token and its role, calls
+ * the resource's handler, maps sked error codes to HTTP status and the
+ * API's error body, and counts the request in the metrics.
+ */
+#ifndef SKED_API_H
+#define SKED_API_H
+
+#include "api/http.h"
+#include "store/store.h"
+
+typedef struct sked_api sked_api;
+
+/* A new API over st (borrowed: it must outlive the API). */
+sked_api *sked_api_new(sked_store *st);
+void sked_api_free(sked_api *api);
+
+/* The dispatch function; ctx is the sked_api. */
+void sked_api_dispatch(void *ctx, const sked_http_req *req,
+                       sked_http_resp *resp);
+
+#endif

@@ -1,0 +1,204 @@
+/*
+ * cmd_server.c - `sked server`: every role in one process on the embedded
+ * store.  Part 1 serves the API over the SQLite store; the scheduler and
+ * the workers join in part 2.
+ *
+ *   sked server [--data DIR] [--listen ADDR] [--threads N] [--log-level L]
+ *
+ * On first start it creates DIR (mode 0700), the store DIR/sked.db and an
+ * admin token in DIR/admin.token (mode 0600), and says where.  It prints
+ * `listening on http://HOST:PORT` on stdout once it serves (tests read the
+ * port from there when started with port 0).  SIGINT or SIGTERM stop it
+ * cleanly: requests in flight finish, the store is closed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "api/http.h"
+#include "cli/cli.h"
+#include "core/log.h"
+#include "core/version.h"
+#include "model/token.h"
+#include "store/store.h"
+
+static const char usage[] =
+    "usage: sked server [--data DIR] [--listen ADDR] [--threads N] [--log-level L]\n"
+    "\n"
+    "Run sked on the embedded store (SQLite in DIR).\n"
+    "  --data DIR       data directory (default ./sked-data)\n"
+    "  --listen ADDR    address to serve HTTP on (default 127.0.0.1:7070;\n"
+    "                   port 0 picks a free one)\n"
+    "  --threads N      HTTP worker threads (default 16)\n"
+    "  --log-level L    debug, info, warn or error (default info)\n"
+    "On first start an admin token is written to DIR/admin.token (0600).\n";
+
+/* mkdir -p with mode 0700 for what it creates. */
+static int make_dirs(const char *dir)
+{
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path)
+        return -1;
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(path, 0700) < 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    if (mkdir(path, 0700) < 0 && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+/* Write the first admin token, unless DIR/admin.token exists. */
+static int ensure_admin_token(sked_store *st, const char *dir)
+{
+    char path[PATH_MAX], tmp[PATH_MAX];
+    snprintf(path, sizeof path, "%s/admin.token", dir);
+    if (access(path, F_OK) == 0) {
+        printf("admin token: %s\n", path);
+        return 0;
+    }
+    char secret[SKED_TOKEN_TEXT];
+    sked_err err = {0};
+    sked_token_rec rec;
+    if (sked_token_make(st, "default", SKED_ROLE_ADMIN, secret, &rec, &err) < 0) {
+        fprintf(stderr, "sked server: cannot store the admin token: %s\n", err.msg);
+        return -1;
+    }
+    snprintf(tmp, sizeof tmp, "%s/.admin.token.%d", dir, (int)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        goto fail;
+    size_t n = strlen(secret);
+    secret[n] = '\n';
+    if (write(fd, secret, n + 1) != (ssize_t)(n + 1) || fsync(fd) < 0) {
+        close(fd);
+        unlink(tmp);
+        goto fail;
+    }
+    close(fd);
+    if (rename(tmp, path) < 0) {
+        unlink(tmp);
+        goto fail;
+    }
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    printf("wrote admin token (namespace default) to %s\n", path);
+    sked_log(SKED_LOG_INFO, "admin token created", "token_id", rec.id, "path", path, NULL);
+    return 0;
+fail:
+    fprintf(stderr, "sked server: cannot write %s: %s\n", path, strerror(errno));
+    return -1;
+}
+
+int sked_cli_server(int argc, char **argv)
+{
+    const char *data = "./sked-data", *listen = "127.0.0.1:7070", *v;
+    const char *level = "info";
+    /* Handlers block on the durable commit, so threads bound how many
+     * writes share one group commit: more than the CPU count. */
+    int threads = 16, r;
+    for (int i = 1; i < argc;) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(usage, stdout);
+            return SKED_EXIT_OK;
+        }
+        if ((r = sked_cli_opt(argc, argv, &i, "--data", &v)) != 0) {
+            if (r < 0) return SKED_EXIT_USAGE;
+            data = v;
+        } else if ((r = sked_cli_opt(argc, argv, &i, "--listen", &v)) != 0) {
+            if (r < 0) return SKED_EXIT_USAGE;
+            listen = v;
+        } else if ((r = sked_cli_opt(argc, argv, &i, "--log-level", &v)) != 0) {
+            if (r < 0) return SKED_EXIT_USAGE;
+            level = v;
+        } else if ((r = sked_cli_opt(argc, argv, &i, "--threads", &v)) != 0) {
+            if (r < 0) return SKED_EXIT_USAGE;
+            threads = atoi(v);
+            if (threads < 1 || threads > 1024) {
+                fprintf(stderr, "sked server: --threads: a number from 1 to 1024\n");
+                return SKED_EXIT_USAGE;
+            }
+        } else {
+            fprintf(stderr, "sked server: unknown argument %s (see --help)\n", argv[i]);
+            return SKED_EXIT_USAGE;
+        }
+    }
+    if (sked_log_init(level) < 0) {
+        fprintf(stderr, "sked server: --log-level: debug, info, warn or error\n");
+        return SKED_EXIT_USAGE;
+    }
+    if (make_dirs(data) < 0) {
+        fprintf(stderr, "sked server: cannot create %s: %s\n", data, strerror(errno));
+        return SKED_EXIT_FAILED;
+    }
+    /* Signals are taken by sigwait below: block them before any thread
+     * starts so that every thread inherits the mask. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    char url[PATH_MAX + 16];
+    snprintf(url, sizeof url, "sqlite:%s/sked.db", data);
+    sked_err err = {0};
+    sked_store *st = NULL;
+    sked_api *api = NULL;
+    sked_http_server *srv = NULL;
+    int rc = SKED_EXIT_FAILED;
+    if (sked_store_open(url, &st, &err) < 0) {
+        fprintf(stderr, "sked server: store %s: %s\n", url, err.msg);
+        return SKED_EXIT_FAILED;
+    }
+    if (ensure_admin_token(st, data) < 0)
+        goto out;
+    api = sked_api_new(st);
+    sked_http_config cfg = {.listen = listen, .threads = threads,
+                            .dispatch = sked_api_dispatch, .ctx = api};
+    if (sked_http_start(&cfg, &srv, &err) < 0) {
+        fprintf(stderr, "sked server: --listen %s: %s\n", listen, err.msg);
+        goto out;
+    }
+    /* HOST of HOST:PORT as given ("" means every interface) */
+    char host[256];
+    const char *colon = strrchr(listen, ':');
+    size_t hl = colon ? (size_t)(colon - listen) : 0;
+    snprintf(host, sizeof host, "%.*s", (int)hl, listen);
+    if (host[0] == '\0')
+        snprintf(host, sizeof host, "0.0.0.0");
+    char where[300];
+    snprintf(where, sizeof where, "http://%s:%d", host, sked_http_port(srv));
+    printf("listening on %s\n", where);
+    fflush(stdout);
+    sked_log(SKED_LOG_INFO, "sked server started", "version", SKED_VERSION,
+             "url", where, "data", data, NULL);
+
+    int sig = 0;
+    sigwait(&stop, &sig);
+    sked_log(SKED_LOG_INFO, "shutting down", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
+    rc = SKED_EXIT_OK;
+out:
+    if (srv)
+        sked_http_stop(srv);
+    sked_api_free(api);
+    sked_store_close(st);
+    if (rc == SKED_EXIT_OK)
+        sked_log(SKED_LOG_INFO, "stopped", NULL);
+    return rc;
+}

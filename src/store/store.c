@@ -1,0 +1,159 @@
+/*
+ * store.c - the backend-independent half of the store: finding a backend
+ * by URL scheme, the thin sked_store_* wrappers the core calls, and the
+ * release functions of the records the store hands out.
+ *
+ * Not here: anything about SQL (store_sqlite*.c).  A wrapper does nothing
+ * but check that the backend has the method (SKED_ENOTSUP when its ops
+ * version predates the method or leaves it NULL) and call it.
+ */
+#include "store/store.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Every backend linked into the binary, tried in order by scheme. */
+static const sked_store_ops *const backends[] = {
+    &sked_store_sqlite_ops,
+};
+
+/* Does the backend have this method?  `since` is the ops version that
+ * introduced it. */
+#define HAS(st, since, method)                                          \
+    ((st) != NULL && (st)->ops->version >= (since) &&                   \
+     (st)->ops->method != NULL)
+
+static int notsup(sked_store *st, const char *method, sked_err *err)
+{
+    return sked_err_set(err, SKED_ENOTSUP, NULL, 0,
+                        "store backend %s does not support %s",
+                        st ? st->ops->name : "(none)", method);
+}
+
+int sked_store_open(const char *url, sked_store **out, sked_err *err)
+{
+    *out = NULL;
+    if (url == NULL || url[0] == '\0')
+        return sked_err_set(err, SKED_EINVAL, "store", 0, "empty store URL");
+    const char *colon = strchr(url, ':');
+    if (colon == NULL)
+        return sked_err_set(err, SKED_EINVAL, "store", 0,
+                            "store URL \"%s\" has no scheme "
+                            "(expected e.g. sqlite:PATH)", url);
+    size_t len = (size_t)(colon - url);
+    for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++) {
+        const char *scheme = backends[i]->scheme;
+        if (strlen(scheme) == len && strncmp(scheme, url, len) == 0)
+            return backends[i]->open(url, out, err);
+    }
+    return sked_err_set(err, SKED_EINVAL, "store", 0,
+                        "unknown store scheme \"%.*s\" (known: sqlite)",
+                        (int)(len > 32 ? 32 : len), url);
+}
+
+void sked_store_close(sked_store *st)
+{
+    if (st != NULL)
+        st->ops->close(st);
+}
+
+int sked_store_ping(sked_store *st, sked_err *err)
+{
+    if (!HAS(st, 1, ping))
+        return notsup(st, "ping", err);
+    return st->ops->ping(st, err);
+}
+
+int sked_store_task_insert(sked_store *st, sked_task_rec *recs, size_t n,
+                           const sked_idem *idem, sked_err *err)
+{
+    if (!HAS(st, 1, task_insert))
+        return notsup(st, "task_insert", err);
+    return st->ops->task_insert(st, recs, n, idem, err);
+}
+
+int sked_store_task_get(sked_store *st, const char *ns, const char *key,
+                        sked_task_rec *out, sked_err *err)
+{
+    if (!HAS(st, 1, task_get))
+        return notsup(st, "task_get", err);
+    return st->ops->task_get(st, ns, key, out, err);
+}
+
+int sked_store_task_list(sked_store *st, const sked_task_filter *f,
+                         sked_task_page *out, sked_err *err)
+{
+    if (!HAS(st, 1, task_list))
+        return notsup(st, "task_list", err);
+    return st->ops->task_list(st, f, out, err);
+}
+
+int sked_store_task_update(sked_store *st, sked_task_rec *rec,
+                           int64_t expect_version, sked_err *err)
+{
+    if (!HAS(st, 1, task_update))
+        return notsup(st, "task_update", err);
+    return st->ops->task_update(st, rec, expect_version, err);
+}
+
+int sked_store_task_delete(sked_store *st, const char *ns, const char *id,
+                           sked_err *err)
+{
+    if (!HAS(st, 1, task_delete))
+        return notsup(st, "task_delete", err);
+    return st->ops->task_delete(st, ns, id, err);
+}
+
+int sked_store_token_insert(sked_store *st, const sked_token_rec *t,
+                            sked_err *err)
+{
+    if (!HAS(st, 1, token_insert))
+        return notsup(st, "token_insert", err);
+    return st->ops->token_insert(st, t, err);
+}
+
+int sked_store_token_find(sked_store *st, const char *hash,
+                          sked_token_rec *out, sked_err *err)
+{
+    if (!HAS(st, 1, token_find))
+        return notsup(st, "token_find", err);
+    return st->ops->token_find(st, hash, out, err);
+}
+
+int sked_store_token_list(sked_store *st, const char *ns,
+                          sked_token_rec **out, size_t *n, sked_err *err)
+{
+    if (!HAS(st, 1, token_list))
+        return notsup(st, "token_list", err);
+    return st->ops->token_list(st, ns, out, n, err);
+}
+
+int sked_store_token_revoke(sked_store *st, const char *ns, const char *id,
+                            sked_walltime at, sked_err *err)
+{
+    if (!HAS(st, 1, token_revoke))
+        return notsup(st, "token_revoke", err);
+    return st->ops->token_revoke(st, ns, id, at, err);
+}
+
+void sked_task_rec_deinit(sked_task_rec *r)
+{
+    if (r == NULL)
+        return;
+    free(r->name);
+    free(r->spec);
+    r->name = NULL;
+    r->spec = NULL;
+}
+
+void sked_task_page_deinit(sked_task_page *p)
+{
+    if (p == NULL)
+        return;
+    for (size_t i = 0; i < p->n; i++)
+        sked_task_rec_deinit(&p->recs[i]);
+    free(p->recs);
+    p->recs = NULL;
+    p->n = 0;
+    p->more = 0;
+}
