@@ -210,8 +210,7 @@ sked_api *sked_api_new(sked_store *st)
 void sked_api_free(sked_api *api) { free(api); }
 
 /* Requests by route, method and status; latency by route and method. */
-static void observe(const struct route *r, const sked_http_req *req,
-                    int status, sked_monotime t0)
+static void observe(const struct route *r, int status, sked_monotime t0)
 {
     static const double bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025,
                                     0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
@@ -219,13 +218,16 @@ static void observe(const struct route *r, const sked_http_req *req,
     char code[8], labels[256];
     snprintf(code, sizeof code, "%d", status);
     const char *route = r ? r->pattern : "unmatched";
+    /* the method label takes the route's own method, or "other": clients
+     * must not be able to mint series */
+    const char *method = r ? r->method : "other";
     sked_metrics *m = sked_metrics_default();
     if (sked_metrics_labels(labels, sizeof labels, "route", route, "method",
-                            req->method, "code", code, NULL) >= 0)
+                            method, "code", code, NULL) >= 0)
         sked_counter_inc(sked_counter_get(m, "sked_http_requests_total",
                                           "HTTP requests answered.", labels));
     if (sked_metrics_labels(labels, sizeof labels, "route", route, "method",
-                            req->method, NULL) >= 0)
+                            method, NULL) >= 0)
         sked_histogram_observe(
             sked_histogram_get(m, "sked_http_request_duration_seconds",
                                "Time to answer an HTTP request.", labels,
@@ -242,7 +244,7 @@ void sked_api_dispatch(void *ctx, const sked_http_req *req,
     api_call c = {.api = ctx, .req = req, .resp = resp};
     const struct route *hit = NULL;
     route_call(&c, &hit);
-    observe(hit, req, resp->status, t0);
+    observe(hit, resp->status, t0);
 }
 
 static void route_call(api_call *c, const struct route **hit_out)

@@ -199,8 +199,9 @@ bad_elem: {
         snprintf(f, sizeof f, "tasks[%zu]", done);
         char msg[sizeof err.msg];
         snprintf(msg, sizeof msg, "%s", err.msg);
+        int whole = err.field[0] == '\0';
         sked_err_prefix_field(&err, f);
-        snprintf(err.msg, sizeof err.msg, "%s.%.200s", f, msg);
+        snprintf(err.msg, sizeof err.msg, "%s%s%.200s", f, whole ? ": " : ".", msg);
     }
 fail:
     api_reply_error(c, &err);
@@ -288,6 +289,23 @@ static int load(api_call *c, sked_task_rec *rec)
     return 0;
 }
 
+/* The task {id}, to be changed: a shell task may only be changed (edited,
+ * paused, resumed, triggered, deleted) by a shell or admin token, as it may
+ * only be created by one. */
+static int load_for_write(api_call *c, sked_task_rec *rec)
+{
+    if (load(c, rec) < 0)
+        return -1;
+    if (c->tok.role < SKED_ROLE_SHELL && sked_task_rec_is_shell(rec)) {
+        api_reply_errorf(c, SKED_EPERM, "target.type",
+                         "task %s runs a shell command: only shell and admin "
+                         "tokens may change it", rec->id);
+        sked_task_rec_deinit(rec);
+        return -1;
+    }
+    return 0;
+}
+
 void api_tasks_get(api_call *c)
 {
     sked_task_rec rec;
@@ -336,7 +354,7 @@ static void modify(api_call *c, int64_t if_match, task_change change, void *arg)
     sked_err err = {0};
     for (int i = 0; i < MODIFY_TRIES; i++) {
         sked_task_rec rec;
-        if (load(c, &rec) < 0)
+        if (load_for_write(c, &rec) < 0)
             return;
         int rc = 0;
         if (if_match && rec.version != if_match)
@@ -406,7 +424,7 @@ void api_tasks_replace(api_call *c)
 void api_tasks_delete(api_call *c)
 {
     sked_task_rec rec;
-    if (load(c, &rec) < 0)
+    if (load_for_write(c, &rec) < 0)
         return;
     sked_err err = {0};
     if (sked_store_task_delete(c->api->store, c->tok.ns, rec.id, &err) < 0)
@@ -460,7 +478,7 @@ void api_tasks_resume(api_call *c)
 void api_tasks_trigger(api_call *c)
 {
     sked_task_rec rec;
-    if (load(c, &rec) < 0)
+    if (load_for_write(c, &rec) < 0)
         return;
     sked_task_rec_deinit(&rec);
     api_reply_errorf(c, SKED_EUNAVAIL, NULL,

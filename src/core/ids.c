@@ -28,10 +28,25 @@ static pthread_mutex_t uuid_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t last_ms;
 static uint32_t counter;
 
+/* Random bytes for ids from a per-thread pool refilled 4 KiB at a time:
+ * one getrandom(2) per 256 ids instead of one each. */
+static void id_random(uint8_t *b, size_t n)
+{
+    static __thread uint8_t pool[4096];
+    static __thread size_t left;
+    if (left < n) {
+        sked_random_bytes(pool, sizeof pool);
+        left = sizeof pool;
+    }
+    memcpy(b, pool + sizeof pool - left, n);
+    memset(pool + sizeof pool - left, 0, n); /* never hand out a byte twice */
+    left -= n;
+}
+
 void sked_uuid7(char out[SKED_UUID_TEXT])
 {
     uint8_t b[16];
-    sked_random_bytes(b, sizeof b);
+    id_random(b, sizeof b);
     uint64_t ms = (uint64_t)(sked_clock_wall_now() / 1000);
     pthread_mutex_lock(&uuid_lock);
     if (ms <= last_ms) {

@@ -219,6 +219,18 @@ int sked_schedule_decode(json_t *in, sked_schedule *out, json_t **canon,
         json_object_set_new(c, "timezone", json_string(zone ? zone : "UTC"));
     }
     json_t *mr = json_object_get(in, "max_runs");
+    if (out->kind == SKED_SCHED_AT) {
+        static const char *const recurring[] = {"start_at", "end_at", "max_runs", NULL};
+        for (int i = 0; recurring[i]; i++) {
+            json_t *v = json_object_get(in, recurring[i]);
+            if (v && !json_is_null(v)) {
+                char f[40];
+                snprintf(f, sizeof f, "schedule.%s", recurring[i]);
+                BAD(f, "%s: only for recurring schedules (cron or every), not at", f);
+                goto fail;
+            }
+        }
+    }
     if (get_time(in, "start_at", "schedule.start_at", &out->start_at, err) < 0 ||
         get_time(in, "end_at", "schedule.end_at", &out->end_at, err) < 0 ||
         get_duration(in, "jitter", "schedule.jitter", "0s", 0,
@@ -603,6 +615,12 @@ char *sked_task_json_text(const sked_task_rec *rec, size_t *len)
     if (len)
         *len = n;
     return out;
+}
+
+int sked_task_rec_is_shell(const sked_task_rec *rec)
+{
+    /* the canonical form writes the target's type first, always */
+    return strstr(rec->spec, "\"target\":{\"type\":\"shell\"") != NULL;
 }
 
 json_t *sked_task_json(const sked_task_rec *rec)

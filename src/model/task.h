@@ -70,6 +70,9 @@ json_t *sked_task_json(const sked_task_rec *rec);
  * equals json_dumps(sked_task_json(rec), JSON_COMPACT). */
 char *sked_task_json_text(const sked_task_rec *rec, size_t *len);
 
+/* Non-zero when the stored task runs a shell command. */
+int sked_task_rec_is_shell(const sked_task_rec *rec);
+
 /* A time as the API writes it (RFC 3339, UTC, "Z"): a new json string, or
  * json null for SKED_TIME_NONE. */
 json_t *sked_json_time(sked_walltime t);

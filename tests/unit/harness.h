@@ -41,6 +41,29 @@ static inline const char *sked_test_data_path(const char *file)
     return path;
 }
 
+/* Decode a table cell: \xNN escapes become bytes, "<empty>" is the empty
+ * string.  Returns a malloc'ed copy and its length in *len (it may hold
+ * NUL bytes). */
+static inline char *sked_test_unescape(const char *s, size_t *len)
+{
+    char *out = malloc(strlen(s) + 1);
+    size_t n = 0;
+    if (strcmp(s, "<empty>") != 0) {
+        for (size_t i = 0; s[i]; i++) {
+            if (s[i] == '\\' && s[i + 1] == 'x' && s[i + 2] && s[i + 3]) {
+                char hex[3] = {s[i + 2], s[i + 3], 0};
+                out[n++] = (char)strtol(hex, NULL, 16);
+                i += 3;
+            } else {
+                out[n++] = s[i];
+            }
+        }
+    }
+    out[n] = '\0';
+    *len = n;
+    return out;
+}
+
 /* Read a table: one record per line, '#' comments and blank lines skipped,
  * fields separated by " | " (so cron text may hold single spaces), surrounding
  * blanks trimmed.  Calls row(fields, nfields, lineno, ctx) per record.

@@ -53,29 +53,6 @@ static void next_row(char **f, int n, int line, void *ctx)
     table_add(ctx, c);
 }
 
-/* Decode \xNN escapes; "<empty>" is the empty string. */
-static char *unescape(const char *s, size_t *len)
-{
-    char *out = malloc(strlen(s) + 1);
-    size_t n = 0;
-    if (strcmp(s, "<empty>") == 0) {
-        *len = 0;
-        out[0] = '\0';
-        return out;
-    }
-    for (size_t i = 0; s[i]; i++) {
-        if (s[i] == '\\' && s[i + 1] == 'x' && s[i + 2] && s[i + 3]) {
-            char hex[3] = {s[i + 2], s[i + 3], 0};
-            out[n++] = (char)strtol(hex, NULL, 16);
-            i += 3;
-        } else {
-            out[n++] = s[i];
-        }
-    }
-    out[n] = '\0';
-    *len = n;
-    return out;
-}
 
 static void invalid_row(char **f, int n, int line, void *ctx)
 {
@@ -85,7 +62,7 @@ static void invalid_row(char **f, int n, int line, void *ctx)
     }
     invalid_case *c = calloc(1, sizeof *c);
     c->line = line;
-    c->expr = unescape(f[0], &c->len);
+    c->expr = sked_test_unescape(f[0], &c->len);
     c->field = strdup(f[1]);
     table_add(ctx, c);
 }

@@ -19,25 +19,6 @@ static row *rows;
 static size_t nrows;
 static struct CMUnitTest *tests;
 
-static char *unescape(const char *s, size_t *len)
-{
-    char *out = malloc(strlen(s) + 1);
-    size_t n = 0;
-    if (strcmp(s, "<empty>") != 0) {
-        for (size_t i = 0; s[i]; i++) {
-            if (s[i] == '\\' && s[i + 1] == 'x' && s[i + 2] && s[i + 3]) {
-                char hex[3] = {s[i + 2], s[i + 3], 0};
-                out[n++] = (char)strtol(hex, NULL, 16);
-                i += 3;
-            } else {
-                out[n++] = s[i];
-            }
-        }
-    }
-    out[n] = '\0';
-    *len = n;
-    return out;
-}
 
 static void add_row(char **f, int n, int line, void *ctx)
 {
@@ -49,7 +30,7 @@ static void add_row(char **f, int n, int line, void *ctx)
     rows = realloc(rows, (nrows + 1) * sizeof *rows);
     row *r = &rows[nrows++];
     r->line = line;
-    r->in = unescape(f[0], &r->len);
+    r->in = sked_test_unescape(f[0], &r->len);
     r->want = strdup(f[1]);
     r->extra = n > 2 ? strdup(f[2]) : NULL;
 }
