@@ -36,7 +36,8 @@ LDLIBS   += $(shell pkg-config --libs $(PKGS)) -lpthread -lm
 
 # Library sources: everything under src/ but main.c.  One file per job.
 LIB_SRCS := $(sort $(wildcard src/core/*.c src/time/*.c src/model/*.c \
-                             src/store/*.c src/api/*.c src/cli/*.c))
+                             src/store/*.c src/queue/*.c src/sched/*.c \
+                             src/worker/*.c src/api/*.c src/cli/*.c))
 # Migrations are embedded: sql/<backend>/NNNN_*.sql -> one generated .c each.
 SQL_GEN  := $(OBJDIR)/gen/sql_sqlite.c
 LIB_OBJS := $(LIB_SRCS:%.c=$(OBJDIR)/%.o) $(SQL_GEN:.c=.o)

@@ -7,6 +7,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "cli/cli.h"
 #include "cli/client.h"
@@ -37,8 +38,20 @@ static const char usage[] =
     "$SKED_TOKEN (default: the token in ./sked-data/admin.token).\n"
     "Options: --help, --version.  `sked COMMAND --help` for a command.\n";
 
+/* Each running shell job holds two descriptors and each HTTP request a
+ * socket: allow as many as the hard limit permits. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 int main(int argc, char **argv)
 {
+    raise_fd_limit();
     if (argc < 2) {
         fputs(usage, stderr);
         return SKED_EXIT_USAGE;

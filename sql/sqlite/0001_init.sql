@@ -53,14 +53,27 @@ CREATE TABLE tokens (
     revoked_at INTEGER
 );
 
--- Runs: one row per occurrence of a task (part 2).
+-- Runs: one row per occurrence of a task, unique on (task_id,
+-- scheduled_at).  Runs outlive their task (no foreign key): deleting a task
+-- cancels its unfinished runs and keeps the history until retention prunes
+-- it, so namespace is kept here too.
 --   status: 0 scheduled, 1 dispatched, 2 running, 3 succeeded, 4 failed,
---           5 timed_out, 6 skipped, 7 canceled.
+--           5 timed_out, 6 skipped, 7 canceled (sked_run_status).
 --   reason: 'overlap' | 'misfire' for skipped runs, else NULL.
+--   due_at: when to publish it next: scheduled_at plus jitter, or the
+--           retry time after a failed attempt.
+--   lease_owner/lease_expires_at: the scheduler (scheduled, dispatched) or
+--           worker (running) answerable for it until then.  Both NULL
+--           when nobody holds it; a lease is free when lease_expires_at
+--           is NULL or past (the store never writes an expiry without an
+--           owner).
+--   lag_us: started_at - scheduled_at of the first attempt.
 CREATE TABLE runs (
     id               TEXT    NOT NULL PRIMARY KEY,
-    task_id          TEXT    NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+    task_id          TEXT    NOT NULL,
+    namespace        TEXT    NOT NULL,
     scheduled_at     INTEGER NOT NULL,
+    due_at           INTEGER NOT NULL,
     status           INTEGER NOT NULL DEFAULT 0 CHECK (status BETWEEN 0 AND 7),
     reason           TEXT,
     attempt          INTEGER NOT NULL DEFAULT 1,
@@ -76,13 +89,22 @@ CREATE TABLE runs (
     http_status      INTEGER,
     error            TEXT,
     output           TEXT,
-    next_retry_at    INTEGER,
     UNIQUE (task_id, scheduled_at)
 );
--- Sweeps: unfinished runs by status and lease expiry.
-CREATE INDEX runs_status_lease ON runs (status, lease_expires_at);
--- Runs of a task, newest first, paged by id.
+-- Claims: a scheduler's own scheduled runs by due time (what it hands to
+-- its timer).  Partial indexes hold only the rows in the states named, so
+-- they stay as small as the scheduler's window; a query uses one only when
+-- it repeats the index's WHERE term word for word.
+CREATE INDEX runs_owner_due ON runs (lease_owner, due_at) WHERE status = 0;
+-- Claims (scheduled runs whose lease is free: lease_expires_at NULL or
+-- past) and sweeps (dispatched or running runs whose lease expired).
+CREATE INDEX runs_lease ON runs (status, lease_expires_at);
+-- Unfinished runs of a task: counted by every claim (overlap policy) and
+-- canceled when the task is deleted, without walking the task's history.
+CREATE INDEX runs_unfinished ON runs (task_id) WHERE status < 3;
+-- Runs of a task and of a namespace, newest first, paged by id.
 CREATE INDEX runs_task_newest ON runs (task_id, id DESC);
+CREATE INDEX runs_ns_newest ON runs (namespace, id DESC);
 
 -- Workers, as their heartbeats describe them (part 2).  queues is a JSON
 -- array of queue names.

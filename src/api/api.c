@@ -198,13 +198,21 @@ static int authenticate(api_call *c)
     return 0;
 }
 
-sked_api *sked_api_new(sked_store *st)
+sked_api *sked_api_new(sked_store *st, const sked_api_hooks *hooks)
 {
     sked_api *api = calloc(1, sizeof *api);
     if (api == NULL)
         abort();
     api->store = st;
+    if (hooks)
+        api->hooks = *hooks;
     return api;
+}
+
+void api_changed(api_call *c)
+{
+    if (c->api->hooks.changed)
+        c->api->hooks.changed(c->api->hooks.ctx);
 }
 
 void sked_api_free(sked_api *api) { free(api); }

@@ -14,8 +14,20 @@
 
 typedef struct sked_api sked_api;
 
-/* A new API over st (borrowed: it must outlive the API). */
-sked_api *sked_api_new(sked_store *st);
+/* What the API tells the rest of the process (all optional). */
+typedef struct sked_api_hooks {
+    /* A task or run may be due sooner than the scheduler thinks (create,
+     * replace, resume, trigger): wake it. */
+    void (*changed)(void *ctx);
+    /* Run run_id was canceled while dispatched or running: stop its
+     * execution if it runs here, and forget it. */
+    void (*canceled)(void *ctx, const char *run_id);
+    void *ctx;
+} sked_api_hooks;
+
+/* A new API over st (borrowed: it must outlive the API); hooks may be
+ * NULL (an api-only process). */
+sked_api *sked_api_new(sked_store *st, const sked_api_hooks *hooks);
 void sked_api_free(sked_api *api);
 
 /* The dispatch function; ctx is the sked_api. */

@@ -14,7 +14,10 @@
 
 struct sked_api {
     sked_store *store;
+    sked_api_hooks hooks;
 };
+
+
 
 typedef struct api_call {
     sked_api *api;
@@ -23,6 +26,9 @@ typedef struct api_call {
     char id[256];              /* the {id} path segment, or ""            */
     sked_token_rec tok;        /* the caller's token (when authenticated) */
 } api_call;
+
+/* Tell the scheduler something may be due sooner. */
+void api_changed(api_call *c);
 
 /* Replies.  reply_json steals the reference to body. */
 void api_reply_json(api_call *c, int status, json_t *body);

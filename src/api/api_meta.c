@@ -1,7 +1,6 @@
 /*
  * api_meta.c - the routes around the tasks: health, readiness, metrics,
- * the index page, schedule previews, and the run and worker resources
- * (which answer empty until the scheduler and workers exist).
+ * the index page and schedule previews.
  */
 #include "api/api_internal.h"
 
@@ -129,33 +128,3 @@ fail:
     api_reply_error(c, &err);
 }
 
-/* Runs and workers: the scheduler and the workers that fill these come in
- * the next part; until then the lists are truthfully empty. */
-void api_runs_list(api_call *c)
-{
-    if (c->id[0]) {
-        sked_task_rec rec;
-        sked_err err = {0};
-        if (sked_store_task_get(c->api->store, c->tok.ns, c->id, &rec, &err) < 0) {
-            api_reply_error(c, &err);
-            return;
-        }
-        sked_task_rec_deinit(&rec);
-    }
-    api_reply_json(c, 200, json_pack("{s:[],s:n}", "runs", "next_cursor"));
-}
-
-void api_runs_get(api_call *c)
-{
-    api_reply_errorf(c, SKED_ENOENT, NULL, "no run %s", c->id);
-}
-
-void api_runs_cancel(api_call *c)
-{
-    api_reply_errorf(c, SKED_ENOENT, NULL, "no run %s", c->id);
-}
-
-void api_workers_list(api_call *c)
-{
-    api_reply_json(c, 200, json_pack("{s:[]}", "workers"));
-}

@@ -15,6 +15,7 @@
 
 #include "core/ids.h"
 #include "core/sha256.h"
+#include "model/run.h"
 #include "model/task.h"
 
 #define BATCH_MAX 1000
@@ -147,6 +148,7 @@ void api_tasks_create(api_call *c)
         goto fail;
     } else {
         reply_task(c, 201, &rec);
+        api_changed(c);
     }
     sked_task_rec_deinit(&rec);
     json_decref(body);
@@ -193,6 +195,7 @@ void api_tasks_batch(api_call *c)
         goto fail;
     }
     reply_tasks(c, 201, recs, n, 0, NULL);
+    api_changed(c);
     goto done;
 bad_elem: {
         char f[32];
@@ -363,7 +366,8 @@ static void modify(api_call *c, int64_t if_match, task_change change, void *arg)
                               (long long)rec.version, (long long)if_match);
         else
             rc = change(c, &rec, arg, &err);
-        if (rc == 1) {
+        int wrote = rc == 1;
+        if (wrote) {
             rec.updated_at = sked_clock_wall_now();
             rc = sked_store_task_update(c->api->store, &rec, rec.version, &err);
             if (rc == SKED_EPRECOND && !if_match) {
@@ -371,9 +375,11 @@ static void modify(api_call *c, int64_t if_match, task_change change, void *arg)
                 continue; /* lost a race: read again */
             }
         }
-        if (rc >= 0)
+        if (rc >= 0) {
             reply_task(c, 200, &rec);
-        else
+            if (wrote)
+                api_changed(c);
+        } else
             api_reply_error(c, &err);
         sked_task_rec_deinit(&rec);
         return;
@@ -475,13 +481,31 @@ void api_tasks_resume(api_call *c)
     modify(c, 0, change_resume, NULL);
 }
 
+/* Trigger: a run of the task due now, outside its schedule; it counts as
+ * an occurrence at this instant (unique like any other). */
 void api_tasks_trigger(api_call *c)
 {
-    sked_task_rec rec;
-    if (load_for_write(c, &rec) < 0)
+    sked_task_rec task;
+    if (load_for_write(c, &task) < 0)
         return;
-    sked_task_rec_deinit(&rec);
-    api_reply_errorf(c, SKED_EUNAVAIL, NULL,
-                     "this server does not run tasks yet: triggering arrives "
-                     "with the scheduler");
+    sked_run_rec r = {0};
+    sked_uuid7(r.id);
+    memcpy(r.task_id, task.id, sizeof r.task_id);
+    memcpy(r.ns, task.ns, sizeof r.ns);
+    memcpy(r.queue, task.queue, sizeof r.queue);
+    sked_walltime now = sked_clock_wall_now();
+    r.scheduled_at = r.due_at = now;
+    r.status = SKED_RUN_SCHEDULED;
+    r.attempt = 1;
+    r.lease_expires_at = r.dispatched_at = r.started_at = r.finished_at = SKED_TIME_NONE;
+    r.lag_us = SKED_TIME_NONE;
+    r.exit_code = SKED_NO_CODE;
+    sked_task_rec_deinit(&task);
+    sked_err err = {0};
+    if (sked_store_run_insert(c->api->store, &r, &err) < 0) {
+        api_reply_error(c, &err);
+        return;
+    }
+    api_changed(c);
+    api_reply_json(c, 202, sked_run_json(&r));
 }

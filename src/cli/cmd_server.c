@@ -1,9 +1,10 @@
 /*
- * cmd_server.c - `sked server`: every role in one process on the embedded
- * store.  Part 1 serves the API over the SQLite store; the scheduler and
- * the workers join in part 2.
+ * cmd_server.c - `sked server`: every role in one process: the API, a
+ * scheduler and a worker, over the embedded SQLite store and the
+ * in-process queue.
  *
- *   sked server [--data DIR] [--listen ADDR] [--threads N] [--log-level L]
+ *   sked server [--data DIR] [--listen ADDR] [--threads N] [--workers N]
+ *               [--queues Q1,Q2] [--log-level L]
  *
  * On first start it creates DIR (mode 0700), the store DIR/sked.db and an
  * admin token in DIR/admin.token (mode 0600), and says where.  It prints
@@ -28,7 +29,11 @@
 #include "core/log.h"
 #include "core/version.h"
 #include "model/token.h"
+#include "queue/queue.h"
+#include "sched/sched.h"
 #include "store/store.h"
+#include "time/duration.h"
+#include "worker/worker.h"
 
 static const char usage[] =
     "usage: sked server [--data DIR] [--listen ADDR] [--threads N] [--log-level L]\n"
@@ -38,6 +43,12 @@ static const char usage[] =
     "  --listen ADDR    address to serve HTTP on (default 127.0.0.1:7070;\n"
     "                   port 0 picks a free one)\n"
     "  --threads N      HTTP worker threads (default 16)\n"
+    "  --workers N      runs executed at once (default 100)\n"
+    "  --queues Q1,Q2   queues this server's worker takes work from\n"
+    "                   (default: default)\n"
+    "  --keep-runs N    finished runs kept per task (default 1000)\n"
+    "  --keep-runs-for DURATION\n"
+    "                   finished runs older than this are deleted (default 7d)\n"
     "  --log-level L    debug, info, warn or error (default info)\n"
     "On first start an admin token is written to DIR/admin.token (0600).\n";
 
@@ -105,13 +116,33 @@ fail:
     return -1;
 }
 
+typedef struct server_ctx {
+    sked_sched *sched;
+    sked_worker *worker;
+} server_ctx;
+
+static void on_changed(void *ctx)
+{
+    sked_sched_wake(((server_ctx *)ctx)->sched);
+}
+
+static void on_canceled(void *ctx, const char *run_id)
+{
+    server_ctx *sc = ctx;
+    sked_worker_cancel(sc->worker, run_id);
+    sked_sched_forget_run(sc->sched, run_id);
+}
+
 int sked_cli_server(int argc, char **argv)
 {
     const char *data = "./sked-data", *listen = "127.0.0.1:7070", *v;
     const char *level = "info";
     /* Handlers block on the durable commit, so threads bound how many
      * writes share one group commit: more than the CPU count. */
-    int threads = 16, r;
+    int threads = 16, slots = 100, r;
+    const char *queues = "default";
+    int keep_runs = 1000;
+    int64_t keep_for = INT64_C(7) * 86400 * SKED_USEC_PER_SEC;
     for (int i = 1; i < argc;) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             fputs(usage, stdout);
@@ -126,6 +157,30 @@ int sked_cli_server(int argc, char **argv)
         } else if ((r = sked_cli_opt(argc, argv, &i, "--log-level", &v)) != 0) {
             if (r < 0) return SKED_EXIT_USAGE;
             level = v;
+        } else if ((r = sked_cli_opt(argc, argv, &i, "--workers", &v)) != 0) {
+            if (r < 0) return SKED_EXIT_USAGE;
+            slots = atoi(v);
+            if (slots < 1 || slots > 10000) {
+                fprintf(stderr, "sked server: --workers: a number from 1 to 10000\n");
+                return SKED_EXIT_USAGE;
+            }
+        } else if ((r = sked_cli_opt(argc, argv, &i, "--keep-runs-for", &v)) != 0) {
+            if (r < 0) return SKED_EXIT_USAGE;
+            if (sked_duration_parse(v, strlen(v), &keep_for, NULL) < 0 ||
+                keep_for < SKED_USEC_PER_SEC) {
+                fprintf(stderr, "sked server: --keep-runs-for: a duration like 7d or 12h\n");
+                return SKED_EXIT_USAGE;
+            }
+        } else if ((r = sked_cli_opt(argc, argv, &i, "--keep-runs", &v)) != 0) {
+            if (r < 0) return SKED_EXIT_USAGE;
+            keep_runs = atoi(v);
+            if (keep_runs < 1) {
+                fprintf(stderr, "sked server: --keep-runs: a number >= 1\n");
+                return SKED_EXIT_USAGE;
+            }
+        } else if ((r = sked_cli_opt(argc, argv, &i, "--queues", &v)) != 0) {
+            if (r < 0) return SKED_EXIT_USAGE;
+            queues = v;
         } else if ((r = sked_cli_opt(argc, argv, &i, "--threads", &v)) != 0) {
             if (r < 0) return SKED_EXIT_USAGE;
             threads = atoi(v);
@@ -159,6 +214,9 @@ int sked_cli_server(int argc, char **argv)
     snprintf(url, sizeof url, "sqlite:%s/sked.db", data);
     sked_err err = {0};
     sked_store *st = NULL;
+    sked_queue *q = NULL;
+    sked_sched *sched = NULL;
+    sked_worker *worker = NULL;
     sked_api *api = NULL;
     sked_http_server *srv = NULL;
     int rc = SKED_EXIT_FAILED;
@@ -168,7 +226,40 @@ int sked_cli_server(int argc, char **argv)
     }
     if (ensure_admin_token(st, data) < 0)
         goto out;
-    api = sked_api_new(st);
+    if (sked_queue_open("mem:", &q, &err) < 0) {
+        fprintf(stderr, "sked server: queue: %s\n", err.msg);
+        goto out;
+    }
+    /* One server per data directory: a stable owner lets a restarted
+     * server take its claimed runs back at once instead of waiting for
+     * their leases. */
+    char owner[128], worker_id[128], hostname[64] = "";
+    gethostname(hostname, sizeof hostname - 1);
+    snprintf(owner, sizeof owner, "server@%s", hostname);
+    snprintf(worker_id, sizeof worker_id, "%s/%d", hostname, (int)getpid());
+    sked_sched_config sc = {.store = st, .queue = q, .owner = owner,
+                            .retention_keep = keep_runs, .retention_age_us = keep_for,
+                            .recover_all_on_start = 1};
+    if (sked_sched_start(&sc, &sched, &err) < 0) {
+        fprintf(stderr, "sked server: scheduler: %s\n", err.msg);
+        goto out;
+    }
+    /* --queues a,b -> {"a","b",NULL} */
+    char qbuf[1024];
+    const char *qnames[33] = {0};
+    snprintf(qbuf, sizeof qbuf, "%s", queues);
+    int nq = 0;
+    for (char *save, *tok = strtok_r(qbuf, ",", &save); tok && nq < 32;
+         tok = strtok_r(NULL, ",", &save))
+        qnames[nq++] = tok;
+    sked_worker_config wc = {.queue = q, .id = worker_id, .queues = qnames, .slots = slots};
+    if (sked_worker_start(&wc, &worker, &err) < 0) {
+        fprintf(stderr, "sked server: worker: %s\n", err.msg);
+        goto out;
+    }
+    server_ctx ctx = {.sched = sched, .worker = worker};
+    sked_api_hooks hooks = {.changed = on_changed, .canceled = on_canceled, .ctx = &ctx};
+    api = sked_api_new(st, &hooks);
     sked_http_config cfg = {.listen = listen, .threads = threads,
                             .dispatch = sked_api_dispatch, .ctx = api};
     if (sked_http_start(&cfg, &srv, &err) < 0) {
@@ -194,9 +285,14 @@ int sked_cli_server(int argc, char **argv)
     sked_log(SKED_LOG_INFO, "shutting down", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
     rc = SKED_EXIT_OK;
 out:
+    /* outside in: no new requests, no new runs, then the scheduler */
     if (srv)
         sked_http_stop(srv);
+    sked_worker_stop(worker);
+    sked_sched_stop(sched);
     sked_api_free(api);
+    if (q)
+        sked_queue_close(q);
     sked_store_close(st);
     if (rc == SKED_EXIT_OK)
         sked_log(SKED_LOG_INFO, "stopped", NULL);

@@ -136,6 +136,78 @@ int sked_store_token_revoke(sked_store *st, const char *ns, const char *id,
     return st->ops->token_revoke(st, ns, id, at, err);
 }
 
+int sked_store_claim_due(sked_store *st, sked_claim *c, sked_err *err)
+{
+    if (!HAS(st, 1, claim_due))
+        return notsup(st, "claim_due", err);
+    return st->ops->claim_due(st, c, err);
+}
+
+int sked_store_run_update(sked_store *st, sked_run_change *changes, size_t n,
+                          sked_err *err)
+{
+    if (!HAS(st, 1, run_update))
+        return notsup(st, "run_update", err);
+    return st->ops->run_update(st, changes, n, err);
+}
+
+int sked_store_sweep_expired(sked_store *st, sked_walltime now, int limit,
+                             sked_claim *out, sked_err *err)
+{
+    if (!HAS(st, 1, sweep_expired))
+        return notsup(st, "sweep_expired", err);
+    return st->ops->sweep_expired(st, now, limit, out, err);
+}
+
+int sked_store_run_insert(sked_store *st, const sked_run_rec *r, sked_err *err)
+{
+    if (!HAS(st, 1, run_insert))
+        return notsup(st, "run_insert", err);
+    return st->ops->run_insert(st, r, err);
+}
+
+int sked_store_run_get(sked_store *st, const char *ns, const char *id,
+                       sked_run_rec *out, sked_err *err)
+{
+    if (!HAS(st, 1, run_get))
+        return notsup(st, "run_get", err);
+    return st->ops->run_get(st, ns, id, out, err);
+}
+
+int sked_store_run_list(sked_store *st, const sked_run_filter *f,
+                        sked_run_page *out, sked_err *err)
+{
+    if (!HAS(st, 1, run_list))
+        return notsup(st, "run_list", err);
+    return st->ops->run_list(st, f, out, err);
+}
+
+int sked_store_run_prune(sked_store *st, sked_walltime older_than,
+                         int keep_per_task, int limit, int64_t *deleted,
+                         sked_err *err)
+{
+    if (!HAS(st, 1, run_prune))
+        return notsup(st, "run_prune", err);
+    return st->ops->run_prune(st, older_than, keep_per_task, limit, deleted,
+                              err);
+}
+
+int sked_store_worker_upsert(sked_store *st, const sked_worker_rec *w,
+                             sked_err *err)
+{
+    if (!HAS(st, 1, worker_upsert))
+        return notsup(st, "worker_upsert", err);
+    return st->ops->worker_upsert(st, w, err);
+}
+
+int sked_store_worker_list(sked_store *st, sked_walltime since,
+                           sked_worker_rec **out, size_t *n, sked_err *err)
+{
+    if (!HAS(st, 1, worker_list))
+        return notsup(st, "worker_list", err);
+    return st->ops->worker_list(st, since, out, n, err);
+}
+
 void sked_task_rec_deinit(sked_task_rec *r)
 {
     if (r == NULL)
@@ -152,6 +224,45 @@ void sked_task_page_deinit(sked_task_page *p)
         return;
     for (size_t i = 0; i < p->n; i++)
         sked_task_rec_deinit(&p->recs[i]);
+    free(p->recs);
+    p->recs = NULL;
+    p->n = 0;
+    p->more = 0;
+}
+
+void sked_run_rec_deinit(sked_run_rec *r)
+{
+    if (r == NULL)
+        return;
+    free(r->error);
+    free(r->output);
+    r->error = NULL;
+    r->output = NULL;
+}
+
+void sked_claim_deinit(sked_claim *c)
+{
+    if (c == NULL)
+        return;
+    for (size_t i = 0; i < c->nruns; i++) {
+        sked_run_rec_deinit(&c->runs[i]);
+        if (c->specs != NULL)
+            free(c->specs[i]);
+    }
+    free(c->runs);
+    free(c->specs);
+    c->runs = NULL;
+    c->specs = NULL;
+    c->nruns = 0;
+    c->more = 0;
+}
+
+void sked_run_page_deinit(sked_run_page *p)
+{
+    if (p == NULL)
+        return;
+    for (size_t i = 0; i < p->n; i++)
+        sked_run_rec_deinit(&p->recs[i]);
     free(p->recs);
     p->recs = NULL;
     p->n = 0;

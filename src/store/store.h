@@ -109,6 +109,155 @@ typedef struct sked_idem {
     const char *request_hash;  /* hex SHA-256 of the request body */
 } sked_idem;
 
+/* A run: one occurrence of a task (DESIGN.md §5). */
+typedef enum sked_run_status {
+    SKED_RUN_SCHEDULED = 0,
+    SKED_RUN_DISPATCHED = 1,
+    SKED_RUN_RUNNING = 2,
+    SKED_RUN_SUCCEEDED = 3,
+    SKED_RUN_FAILED = 4,
+    SKED_RUN_TIMED_OUT = 5,
+    SKED_RUN_SKIPPED = 6,
+    SKED_RUN_CANCELED = 7,
+} sked_run_status;
+
+/* Bit of a status in a status mask: SKED_RUN_BIT(SKED_RUN_RUNNING). */
+#define SKED_RUN_BIT(s) (1u << (s))
+#define SKED_RUN_UNFINISHED \
+    (SKED_RUN_BIT(SKED_RUN_SCHEDULED) | SKED_RUN_BIT(SKED_RUN_DISPATCHED) | \
+     SKED_RUN_BIT(SKED_RUN_RUNNING))
+
+#define SKED_NO_CODE INT32_MIN /* exit_code absent */
+#define SKED_WORKER_MAX 127
+#define SKED_OWNER_MAX 63
+
+typedef struct sked_run_rec {
+    char id[SKED_ID_LEN + 1];
+    char task_id[SKED_ID_LEN + 1];
+    char ns[SKED_NS_MAX + 1];
+    sked_walltime scheduled_at;
+    sked_walltime due_at;           /* next publish: scheduled + jitter, or retry time */
+    sked_run_status status;
+    char reason[16];                /* "", "overlap", "misfire"            */
+    int attempt;                    /* 1 for the first                     */
+    char queue[SKED_NS_MAX + 1];
+    char worker[SKED_WORKER_MAX + 1];
+    char lease_owner[SKED_OWNER_MAX + 1];  /* "" when none                */
+    sked_walltime lease_expires_at; /* SKED_TIME_NONE when none; stored as
+                                       none whenever lease_owner is ""    */
+    sked_walltime dispatched_at, started_at, finished_at; /* or NONE       */
+    int64_t lag_us;                 /* SKED_TIME_NONE until started        */
+    int32_t exit_code;              /* SKED_NO_CODE when none              */
+    int32_t http_status;            /* 0 when none                         */
+    char *error;                    /* malloc'ed or NULL                   */
+    char *output;                   /* malloc'ed or NULL (bounded tail)    */
+} sked_run_rec;
+
+/* Free error and output. */
+void sked_run_rec_deinit(sked_run_rec *r);
+
+/* The claim (sked_store_claim_due).  For each active task whose
+ * next_run_at <= horizon, the store calls advance() inside its transaction;
+ * advance fills the occurrences to record and the task's new
+ * next_run_at/state (the policies live in the caller, src/sched/policy.c).
+ * `unfinished` is how many runs of the task are scheduled, dispatched or
+ * running right now (for the overlap policy).  *out arrives with nocc 0,
+ * next_run_at SKED_TIME_NONE and state ACTIVE.  advance must only compute:
+ * it may be called again for the same task when the store retries its
+ * transaction.  When it returns < 0 (or hands back an impossible result)
+ * the task is left as it is, so it stays due: a policy should rather
+ * complete a task it can never advance. */
+#define SKED_CLAIM_MAX_OCC 64
+
+typedef struct sked_occurrence {
+    sked_walltime scheduled_at;
+    sked_walltime due_at;           /* scheduled_at + jitter               */
+    int skipped;                    /* record as skipped, with reason      */
+    const char *reason;             /* static: "overlap", "misfire"        */
+} sked_occurrence;
+
+typedef struct sked_advance {
+    sked_occurrence occ[SKED_CLAIM_MAX_OCC];
+    int nocc;
+    sked_walltime next_run_at;      /* SKED_TIME_NONE: nothing more        */
+    sked_task_state state;          /* ACTIVE, or COMPLETED                */
+} sked_advance;
+
+typedef int (*sked_advance_fn)(void *ctx, const sked_task_rec *task,
+                               int unfinished, sked_advance *out);
+
+typedef struct sked_claim {
+    /* in */
+    const char *owner;              /* lease owner: this scheduler's id    */
+    sked_walltime now;
+    sked_walltime horizon;          /* claim what is due up to here        */
+    int limit;                      /* at most this many tasks, free runs
+                                       and returned runs (1..10000)       */
+    int64_t lease_us;               /* lease = max(due_at, now) + lease_us:
+                                       a run found late is not born with
+                                       an expired lease                   */
+    sked_advance_fn advance;
+    void *ctx;
+    /* out: every run now SCHEDULED and leased to owner with due_at <=
+     * horizon: new occurrences, retries that came due, runs whose lease
+     * expired, triggered runs, and the runs earlier claims of this owner
+     * leased that are still scheduled (so each claim returns the owner's
+     * whole due set again: replace, don't add).  Earliest due_at first
+     * (then id), at most limit.  specs[i] is the canonical spec of
+     * runs[i]'s task (malloc'ed), NULL when the task no longer exists.
+     * Free with sked_claim_deinit.  On error nothing was claimed and the
+     * out fields are empty. */
+    sked_run_rec *runs;
+    char **specs;
+    size_t nruns;
+    int more;                       /* a limit was reached: claim again
+                                       (once these are published)         */
+} sked_claim;
+
+void sked_claim_deinit(sked_claim *c);
+
+/* One transition of a run, applied only if the stored run still has
+ * `attempt` and a status in `from` (fencing: a late event of an attempt
+ * that is no longer current changes nothing).  The stored row becomes
+ * *rec (every column but id, task_id, ns, scheduled_at, queue); the run is
+ * found by rec->id alone. */
+typedef struct sked_run_change {
+    const sked_run_rec *rec;
+    int attempt;
+    unsigned from;                  /* mask of SKED_RUN_BIT(status)        */
+    int result;                     /* out: 0 applied, SKED_EPRECOND fenced,
+                                       SKED_ENOENT no such run            */
+} sked_run_change;
+
+typedef struct sked_run_filter {
+    const char *ns;                 /* required                            */
+    const char *task_id;            /* NULL: all tasks                     */
+    unsigned status_mask;           /* 0: any                              */
+    sked_walltime since, until;     /* scheduled_at >= since and < until;
+                                       SKED_TIME_NONE: open               */
+    const char *before_id;          /* cursor: ids strictly smaller (runs
+                                       added later have larger ids, so a
+                                       walk sees every older run once)    */
+    int limit;                      /* 1..1000                             */
+} sked_run_filter;
+
+typedef struct sked_run_page {
+    sked_run_rec *recs;             /* newest first (id descending)        */
+    size_t n;
+    int more;
+} sked_run_page;
+
+void sked_run_page_deinit(sked_run_page *p);
+
+typedef struct sked_worker_rec {
+    char id[SKED_WORKER_MAX + 1];
+    char host[128];
+    char *queues;                   /* JSON array text, malloc'ed          */
+    int slots, busy;
+    sked_walltime last_heartbeat;
+    char version[32];
+} sked_worker_rec;
+
 typedef struct sked_store sked_store;
 
 typedef struct sked_store_ops {
@@ -148,8 +297,9 @@ typedef struct sked_store_ops {
      * differs.  SKED_ENOENT, SKED_ECONFLICT (name taken) as above. */
     int (*task_update)(sked_store *st, sked_task_rec *rec,
                        int64_t expect_version, sked_err *err);
-    /* Delete task id of namespace ns (runs: canceled, part 2).
-     * SKED_ENOENT when there is none. */
+    /* Delete task id of namespace ns and, in the same transaction, set
+     * its unfinished runs to CANCELED (finished_at = now, error "task
+     * deleted"); the run history stays.  SKED_ENOENT when there is none. */
     int (*task_delete)(sked_store *st, const char *ns, const char *id,
                        sked_err *err);
 
@@ -165,10 +315,51 @@ typedef struct sked_store_ops {
     int (*token_revoke)(sked_store *st, const char *ns, const char *id,
                         sked_walltime at, sked_err *err);
 
-    /* Scheduling (bodies in part 2; SKED_ENOTSUP until then). */
-    int (*claim_due)(sked_store *st, void *claim, sked_err *err);
-    int (*run_transition)(sked_store *st, void *transition, sked_err *err);
-    int (*sweep_expired)(sked_store *st, void *sweep, sked_err *err);
+    /* Scheduling.  claim_due: see sked_claim; one transaction. */
+    int (*claim_due)(sked_store *st, sked_claim *c, sked_err *err);
+    /* Apply n changes in one transaction; each gets its own result (a
+     * fenced change is not an error of the call).  Errors of the call
+     * itself (I/O): nothing applied. */
+    int (*run_update)(sked_store *st, sked_run_change *changes, size_t n,
+                      sked_err *err);
+    /* Runs DISPATCHED or RUNNING whose lease expired before now (their
+     * scheduler or worker is gone), oldest lease first, at most limit
+     * (out->more when there are more); with their task's spec as in
+     * sked_claim (only the out fields are used).  Reads only: the caller
+     * decides and writes through run_update. */
+    int (*sweep_expired)(sked_store *st, sked_walltime now, int limit,
+                         sked_claim *out, sked_err *err);
+    /* Insert one run (a trigger), counted in its task's run_count:
+     * SKED_ECONFLICT when (task_id, scheduled_at) exists (err->field
+     * "scheduled_at") or the id does ("id"); SKED_ENOENT when the task
+     * does not exist in r->ns. */
+    int (*run_insert)(sked_store *st, const sked_run_rec *r, sked_err *err);
+    /* Run id of namespace ns (of any namespace when ns is NULL: the
+     * scheduler's lookups by id); SKED_ENOENT.  Release with
+     * sked_run_rec_deinit. */
+    int (*run_get)(sked_store *st, const char *ns, const char *id,
+                   sked_run_rec *out, sked_err *err);
+    /* A page of runs, newest (largest id) first; see sked_run_filter. */
+    int (*run_list)(sked_store *st, const sked_run_filter *f,
+                    sked_run_page *out, sked_err *err);
+    /* Retention: delete finished runs (status SUCCEEDED..CANCELED) whose
+     * finished_at is before older_than (SKED_TIME_NONE: no age rule), and
+     * those beyond the newest (by scheduled_at) keep_per_task finished
+     * runs of their task (<= 0: no count rule); at most limit rows per
+     * call.  *deleted receives the count.  A backend may work through a
+     * large table a slice per call, resuming where the previous call
+     * stopped, so one call never holds the store for long: call it
+     * periodically, and again at once while *deleted == limit. */
+    int (*run_prune)(sked_store *st, sked_walltime older_than,
+                     int keep_per_task, int limit, int64_t *deleted,
+                     sked_err *err);
+    /* Workers: upsert by id on each heartbeat (queues NULL is stored as
+     * "[]"); list those whose last heartbeat is after `since`, by id
+     * (malloc'ed array; free each queues and the array). */
+    int (*worker_upsert)(sked_store *st, const sked_worker_rec *w,
+                         sked_err *err);
+    int (*worker_list)(sked_store *st, sked_walltime since,
+                       sked_worker_rec **out, size_t *n, sked_err *err);
 } sked_store_ops;
 
 /* Every store instance begins with a pointer to its ops. */
@@ -199,6 +390,24 @@ int sked_store_token_list(sked_store *st, const char *ns,
                           sked_token_rec **out, size_t *n, sked_err *err);
 int sked_store_token_revoke(sked_store *st, const char *ns, const char *id,
                             sked_walltime at, sked_err *err);
+
+int sked_store_claim_due(sked_store *st, sked_claim *c, sked_err *err);
+int sked_store_run_update(sked_store *st, sked_run_change *changes, size_t n,
+                          sked_err *err);
+int sked_store_sweep_expired(sked_store *st, sked_walltime now, int limit,
+                             sked_claim *out, sked_err *err);
+int sked_store_run_insert(sked_store *st, const sked_run_rec *r, sked_err *err);
+int sked_store_run_get(sked_store *st, const char *ns, const char *id,
+                       sked_run_rec *out, sked_err *err);
+int sked_store_run_list(sked_store *st, const sked_run_filter *f,
+                        sked_run_page *out, sked_err *err);
+int sked_store_run_prune(sked_store *st, sked_walltime older_than,
+                         int keep_per_task, int limit, int64_t *deleted,
+                         sked_err *err);
+int sked_store_worker_upsert(sked_store *st, const sked_worker_rec *w,
+                             sked_err *err);
+int sked_store_worker_list(sked_store *st, sked_walltime since,
+                           sked_worker_rec **out, size_t *n, sked_err *err);
 
 /* The SQLite backend's ops (store_sqlite.c). */
 extern const sked_store_ops sked_store_sqlite_ops;

@@ -5,7 +5,9 @@
  *   store_sqlite.c        connections, migrations, the group-commit writer,
  *                         the reader pool, error mapping, the ops table;
  *   store_sqlite_tasks.c  the task methods;
- *   store_sqlite_tokens.c the token methods.
+ *   store_sqlite_tokens.c the token methods;
+ *   store_sqlite_claim.c  the claim (the scheduler's one big write);
+ *   store_sqlite_runs.c   the other run methods, retention, workers.
  *
  * Writes: one writer thread owns the write connection.  A method packs its
  * work into a job function and calls sked_sqlite_write, which queues the
@@ -25,6 +27,7 @@
 
 #include <sqlite3.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "store/store.h"
@@ -35,6 +38,20 @@
     "version, created_at, updated_at"
 #define SKED_SQLITE_TOKEN_COLS                                            \
     "id, hash, namespace, role, created_at, revoked_at"
+/* The columns of a run, in sked_sqlite_read_run's order, each prefixed
+ * with p ("" or "r."). */
+#define SKED_SQLITE_RUN_COLS_OF(p)                                        \
+    p "id, " p "task_id, " p "namespace, " p "scheduled_at, " p "due_at, " \
+    p "status, " p "reason, " p "attempt, " p "queue, " p "worker, "       \
+    p "lease_owner, " p "lease_expires_at, " p "dispatched_at, "           \
+    p "started_at, " p "finished_at, " p "lag_us, " p "exit_code, "        \
+    p "http_status, " p "error, " p "output"
+#define SKED_SQLITE_RUN_COLS SKED_SQLITE_RUN_COLS_OF("")
+#define SKED_SQLITE_RUN_NCOLS 20
+/* A run and its task's spec (NULL once the task is deleted). */
+#define SKED_SQLITE_RUN_SPEC_FROM                                         \
+    "SELECT " SKED_SQLITE_RUN_COLS_OF("r.") ", t.spec FROM runs AS r "     \
+    "LEFT JOIN tasks AS t ON t.id = r.task_id "
 
 #define SKED_SQLITE_STMTS(X)                                              \
     X(PING, "SELECT 1")                                                   \
@@ -45,7 +62,7 @@
     X(TASK_GET_NAME, "SELECT " SKED_SQLITE_TASK_COLS " FROM tasks "       \
       "WHERE namespace = ?1 AND name = ?2")                               \
     X(TASK_UPDATE, "UPDATE tasks SET name = ?3, queue = ?4, spec = ?5, "  \
-      "state = ?6, next_run_at = ?7, run_count = ?8, "                    \
+      "state = ?6, next_run_at = ?7, run_count = max(run_count, ?8), "    \
       "version = version + 1, updated_at = ?9 "                           \
       "WHERE namespace = ?1 AND id = ?2 AND (?10 <= 0 OR version = ?10) " \
       "RETURNING version")                                                \
@@ -65,7 +82,73 @@
       "WHERE ?1 IS NULL OR namespace = ?1 ORDER BY created_at, id")       \
     X(TOKEN_REVOKE, "UPDATE tokens SET revoked_at = "                     \
       "coalesce(revoked_at, ?3) "                                         \
-      "WHERE id = ?1 AND (?2 IS NULL OR namespace = ?2)")
+      "WHERE id = ?1 AND (?2 IS NULL OR namespace = ?2)")                 \
+    /* claim: due tasks, their unfinished runs, new runs, the advance */  \
+    X(CLAIM_TASKS, "SELECT " SKED_SQLITE_TASK_COLS " FROM tasks "         \
+      "WHERE next_run_at <= ?1 AND state = 0 "                            \
+      "ORDER BY next_run_at LIMIT ?2")                                    \
+    X(RUN_UNFINISHED, "SELECT count(*) FROM runs "                        \
+      "WHERE task_id = ?1 AND status < 3")                                \
+    X(CLAIM_INSERT, "INSERT INTO runs (id, task_id, namespace, "          \
+      "scheduled_at, due_at, status, reason, attempt, queue, "            \
+      "lease_owner, lease_expires_at, finished_at) VALUES (?1, ?2, ?3, "  \
+      "?4, ?5, ?6, ?7, 1, ?8, ?9, ?10, ?11) "                             \
+      "ON CONFLICT (task_id, scheduled_at) DO NOTHING")                   \
+    X(CLAIM_ADVANCE, "UPDATE tasks SET next_run_at = ?2, state = ?3, "    \
+      "run_count = run_count + ?4 WHERE id = ?1")                         \
+    /* A free lease is nobody's (NULL) or past: two ranges of runs_lease, \
+     * as an OR would cost the index. */                                  \
+    X(CLAIM_RELEASE, "UPDATE runs SET lease_owner = ?1, "                 \
+      "lease_expires_at = max(due_at, ?3) + ?4 WHERE rowid IN ("          \
+      "SELECT rowid FROM (SELECT rowid, due_at FROM runs "                \
+      "WHERE status = 0 AND lease_expires_at IS NULL AND due_at <= ?2 "   \
+      "UNION ALL SELECT rowid, due_at FROM runs "                         \
+      "WHERE status = 0 AND lease_expires_at < ?3 AND due_at <= ?2 "      \
+      "ORDER BY 2 LIMIT ?5))")                                            \
+    X(CLAIM_OWNED, SKED_SQLITE_RUN_SPEC_FROM                              \
+      "WHERE r.status = 0 AND r.lease_owner = ?1 AND r.due_at <= ?2 "     \
+      "ORDER BY r.due_at, r.id LIMIT ?3")                                 \
+    /* runs */                                                            \
+    X(SWEEP, SKED_SQLITE_RUN_SPEC_FROM                                    \
+      "WHERE r.status IN (1, 2) AND r.lease_expires_at < ?1 "             \
+      "ORDER BY r.lease_expires_at, r.id LIMIT ?2")                       \
+    X(RUN_UPDATE, "UPDATE runs SET due_at = ?2, status = ?3, reason = ?4, " \
+      "attempt = ?5, worker = ?6, lease_owner = ?7, "                     \
+      "lease_expires_at = ?8, dispatched_at = ?9, started_at = ?10, "     \
+      "finished_at = ?11, lag_us = ?12, exit_code = ?13, "                \
+      "http_status = ?14, error = ?15, output = ?16 "                     \
+      "WHERE id = ?1 AND attempt = ?17 AND ((1 << status) & ?18) != 0")   \
+    X(RUN_EXISTS, "SELECT 1 FROM runs WHERE id = ?1")                     \
+    X(TASK_EXISTS, "SELECT 1 FROM tasks WHERE namespace = ?1 AND id = ?2") \
+    X(RUN_INSERT, "INSERT INTO runs (" SKED_SQLITE_RUN_COLS ") VALUES ("  \
+      "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, " \
+      "?16, ?17, ?18, ?19, ?20)")                                         \
+    X(TASK_COUNT_RUN, "UPDATE tasks SET run_count = run_count + 1 "       \
+      "WHERE id = ?1")                                                    \
+    X(RUN_GET, "SELECT " SKED_SQLITE_RUN_COLS " FROM runs "               \
+      "WHERE id = ?2 AND (?1 IS NULL OR namespace = ?1)")                 \
+    X(RUNS_CANCEL_PAUSED, "UPDATE runs SET status = 7, finished_at = ?2, " \
+      "error = 'task paused', lease_owner = NULL, lease_expires_at = NULL " \
+      "WHERE task_id = ?1 AND status = 0")                                \
+    X(RUNS_CANCEL_TASK, "UPDATE runs SET status = 7, finished_at = ?2, "  \
+      "error = 'task deleted' WHERE task_id = ?1 AND status < 3")         \
+    /* retention: every run, task by task, newest occurrence first */     \
+    X(PRUNE_WALK, "SELECT rowid, task_id, status, finished_at FROM runs " \
+      "ORDER BY task_id DESC, scheduled_at DESC")                         \
+    X(PRUNE_WALK_FROM, "SELECT rowid, task_id, status, finished_at "      \
+      "FROM runs WHERE task_id <= ?1 "                                    \
+      "ORDER BY task_id DESC, scheduled_at DESC")                         \
+    X(RUN_DELETE, "DELETE FROM runs WHERE rowid = ?1")                    \
+    /* workers */                                                         \
+    X(WORKER_UPSERT, "INSERT INTO workers (id, host, queues, slots, "     \
+      "busy, last_heartbeat, version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) " \
+      "ON CONFLICT (id) DO UPDATE SET host = excluded.host, "             \
+      "queues = excluded.queues, slots = excluded.slots, "                \
+      "busy = excluded.busy, last_heartbeat = excluded.last_heartbeat, "  \
+      "version = excluded.version")                                       \
+    X(WORKER_LIST, "SELECT id, host, queues, slots, busy, "               \
+      "last_heartbeat, version FROM workers WHERE last_heartbeat > ?1 "   \
+      "ORDER BY id")
 
 enum {
 #define X(name, sql) SKED_SQLITE_##name,
@@ -74,14 +157,16 @@ enum {
     SKED_SQLITE_STMT_COUNT
 };
 
-/* Task listings are built from their filters: one cached statement per
- * combination of the optional filters (a bit each). */
+/* Task and run listings are built from their filters: one cached
+ * statement per combination of the optional filters (a bit each). */
 #define SKED_SQLITE_LIST_VARIANTS 32
+#define SKED_SQLITE_RUN_LIST_VARIANTS 32
 
 typedef struct sked_sqlite_conn {
     sqlite3 *db;
     sqlite3_stmt *stmt[SKED_SQLITE_STMT_COUNT];
     sqlite3_stmt *list[SKED_SQLITE_LIST_VARIANTS];
+    sqlite3_stmt *run_list[SKED_SQLITE_RUN_LIST_VARIANTS];
     struct sked_sqlite_conn *next;   /* in the reader pool */
 } sked_sqlite_conn;
 
@@ -115,6 +200,12 @@ int sked_sqlite_stmt(sked_sqlite_conn *c, int id, sqlite3_stmt **out,
  * listings cache their variants in c->list this way). */
 int sked_sqlite_prepare_cached(sked_sqlite_conn *c, sqlite3_stmt **slot,
                                const char *sql, sked_err *err);
+
+/* Where the retention walk of run_prune resumes (a task id, "" for the
+ * start): a buffer of SKED_SQLITE_CURSOR_MAX bytes in the store, touched
+ * only by jobs, so only by the writer thread. */
+#define SKED_SQLITE_CURSOR_MAX 128
+char *sked_sqlite_prune_cursor(sked_sqlite_store *s);
 
 /* Turn SQLite result rc (with db's error message) into a SKED_E* code
  * with the message "sqlite store: what: <sqlite3_errmsg>":
@@ -162,6 +253,23 @@ static inline void sked_sqlite_col_fixed(sqlite3_stmt *q, int i, char *dst,
     snprintf(dst, cap, "%s", s ? s : "");
 }
 
+/* A malloc'ed copy of column i into *out, NULL for SQL NULL; SKED_ENOMEM
+ * (what names what was being read). */
+static inline int sked_sqlite_col_dup(sqlite3_stmt *q, int i, char **out,
+                                      const char *what, sked_err *err)
+{
+    *out = NULL;
+    const char *s = (const char *)sqlite3_column_text(q, i);
+    if (s == NULL)
+        return 0;
+    size_t n = (size_t)sqlite3_column_bytes(q, i);
+    if ((*out = malloc(n + 1)) == NULL)
+        return sked_err_set(err, SKED_ENOMEM, NULL, 0,
+                            "out of memory reading %s", what);
+    memcpy(*out, s, n + 1);
+    return 0;
+}
+
 /* SKED_EINVAL naming field unless s holds 1..max bytes. */
 static inline int sked_sqlite_check_len(const char *s, size_t max,
                                         const char *field, int col,
@@ -176,9 +284,41 @@ static inline int sked_sqlite_check_len(const char *s, size_t max,
     return 0;
 }
 
-/* What the store relies on in a task record; i is its 1-based index. */
+/* "" <-> NULL for the fixed-size text fields of a record (which need not
+ * be NUL-terminated when full). */
+static inline void sked_sqlite_bind_fixed(sqlite3_stmt *q, int i,
+                                          const char *s, size_t cap)
+{
+    size_t n = strnlen(s, cap);
+    if (n == 0)
+        sqlite3_bind_null(q, i);
+    else
+        sqlite3_bind_text(q, i, s, (int)n, SQLITE_STATIC);
+}
 
-/* Methods (store_sqlite_tasks.c, store_sqlite_tokens.c). */
+/* ---- runs (store_sqlite_runs.c) ----------------------------------------- */
+
+/* Runs handed out with their task's spec (claims, sweeps), or without
+ * (listings: specs stays NULL). */
+typedef struct sked_sqlite_runbuf {
+    sked_run_rec *runs;
+    char **specs;
+    size_t n, cap;
+} sked_sqlite_runbuf;
+
+void sked_sqlite_runbuf_free(sked_sqlite_runbuf *b);
+
+/* Step q (reset by the caller) and append up to max rows to b: the run's
+ * columns (SKED_SQLITE_RUN_COLS) first, then, when with_spec, the spec.
+ * *more is set when a row beyond max exists.  SKED_ENOMEM, or the mapped
+ * SQLite error; b keeps what it had on error (free it). */
+int sked_sqlite_collect_runs(sked_sqlite_conn *c, sqlite3_stmt *q,
+                             int with_spec, size_t max,
+                             sked_sqlite_runbuf *b, int *more,
+                             sked_err *err);
+
+/* Methods (store_sqlite_tasks.c, store_sqlite_tokens.c,
+ * store_sqlite_claim.c, store_sqlite_runs.c). */
 int sked_sqlite_task_insert(sked_store *st, sked_task_rec *recs, size_t n,
                             const sked_idem *idem, sked_err *err);
 int sked_sqlite_task_get(sked_store *st, const char *ns, const char *key,
@@ -197,5 +337,23 @@ int sked_sqlite_token_list(sked_store *st, const char *ns,
                            sked_token_rec **out, size_t *n, sked_err *err);
 int sked_sqlite_token_revoke(sked_store *st, const char *ns, const char *id,
                              sked_walltime at, sked_err *err);
+int sked_sqlite_claim_due(sked_store *st, sked_claim *c, sked_err *err);
+int sked_sqlite_run_update(sked_store *st, sked_run_change *changes, size_t n,
+                           sked_err *err);
+int sked_sqlite_sweep_expired(sked_store *st, sked_walltime now, int limit,
+                              sked_claim *out, sked_err *err);
+int sked_sqlite_run_insert(sked_store *st, const sked_run_rec *r,
+                           sked_err *err);
+int sked_sqlite_run_get(sked_store *st, const char *ns, const char *id,
+                        sked_run_rec *out, sked_err *err);
+int sked_sqlite_run_list(sked_store *st, const sked_run_filter *f,
+                         sked_run_page *out, sked_err *err);
+int sked_sqlite_run_prune(sked_store *st, sked_walltime older_than,
+                          int keep_per_task, int limit, int64_t *deleted,
+                          sked_err *err);
+int sked_sqlite_worker_upsert(sked_store *st, const sked_worker_rec *w,
+                              sked_err *err);
+int sked_sqlite_worker_list(sked_store *st, sked_walltime since,
+                            sked_worker_rec **out, size_t *n, sked_err *err);
 
 #endif

@@ -373,6 +373,19 @@ static int update_fn(sked_sqlite_conn *c, void *arg, sked_err *err)
     if (src == SQLITE_ROW)
         a->version = sqlite3_column_int64(q, 0);
     sqlite3_reset(q);
+    if (src == SQLITE_ROW && r->state == SKED_TASK_PAUSED) {
+        /* A paused task has no occurrences: the ones already claimed but
+         * not yet published are canceled with the pause. */
+        if ((rc = sked_sqlite_stmt(c, SKED_SQLITE_RUNS_CANCEL_PAUSED, &q, err)) != 0)
+            return rc;
+        sked_sqlite_bind_text(q, 1, r->id);
+        sqlite3_bind_int64(q, 2, r->updated_at);
+        src = sqlite3_step(q);
+        sqlite3_reset(q);
+        if (src != SQLITE_DONE)
+            return sked_sqlite_fail(c->db, src, err, "cancel the runs of a paused task");
+        return 0;
+    }
     if (src == SQLITE_ROW)
         return 0;
     if (src != SQLITE_DONE)
@@ -410,8 +423,13 @@ int sked_sqlite_task_update(sked_store *st, sked_task_rec *rec,
 
 typedef struct delete_job {
     const char *ns, *id;
+    sked_walltime now;
 } delete_job;
 
+/* The task goes; its runs stay (history), the unfinished ones canceled in
+ * the same transaction so no scheduler publishes them afterwards.  A run
+ * already with a worker keeps running there: its `finished` event is then
+ * fenced off by the status. */
 static int delete_fn(sked_sqlite_conn *c, void *arg, sked_err *err)
 {
     const delete_job *a = arg;
@@ -427,6 +445,14 @@ static int delete_fn(sked_sqlite_conn *c, void *arg, sked_err *err)
         return sked_sqlite_fail(c->db, src, err, "task delete");
     if (sqlite3_changes(c->db) == 0)
         return sked_err_set(err, SKED_ENOENT, NULL, 0, "no task %s", a->id);
+    if ((rc = sked_sqlite_stmt(c, SKED_SQLITE_RUNS_CANCEL_TASK, &q, err)) != 0)
+        return rc;
+    sked_sqlite_bind_text(q, 1, a->id);
+    sqlite3_bind_int64(q, 2, a->now);
+    src = sqlite3_step(q);
+    sqlite3_reset(q);
+    if (src != SQLITE_DONE)
+        return sked_sqlite_fail(c->db, src, err, "task delete: cancel runs");
     return 0;
 }
 
@@ -436,6 +462,6 @@ int sked_sqlite_task_delete(sked_store *st, const char *ns, const char *id,
     if (ns == NULL || id == NULL)
         return sked_err_set(err, SKED_EINVAL, NULL, 0,
                             "task delete needs a namespace and an id");
-    delete_job a = {.ns = ns, .id = id};
+    delete_job a = {.ns = ns, .id = id, .now = sked_clock_wall_now()};
     return sked_sqlite_write(S(st), delete_fn, &a, err);
 }

@@ -821,6 +821,1313 @@ static void test_two_openers(void **state)
     sked_store_close(second);
 }
 
+/* ---- runs: helpers ------------------------------------------------------ */
+
+/* Claims and sweeps are global, not per namespace, so the run tests live
+ * in synthetic time: each test gets a base instant of its own, lower than
+ * every earlier test's (and far before the real clock, where the task
+ * tests put their next_run_at), and keeps its times within 11 days of it.
+ * A test's horizon therefore never reaches another test's tasks or runs;
+ * teardown_runs deletes the test's tasks, canceling their open runs. */
+static atomic_uint bases;
+
+static sked_walltime new_base(void)
+{
+    unsigned k = atomic_fetch_add(&bases, 1) + 1;
+    return INT64_C(1000000000000000) -
+           (sked_walltime)k * INT64_C(1000000000000);
+}
+
+#define SEC SKED_USEC_PER_SEC
+
+static void new_owner(char *out, size_t cap)
+{
+    unsigned n = atomic_fetch_add(&counter, 1);
+    snprintf(out, cap, "sched-%08x-%u-%u", salt, (unsigned)getpid(), n);
+}
+
+static void delete_all(sked_store *st, const char *ns)
+{
+    for (;;) {
+        sked_task_page p;
+        sked_err err = {0};
+        sked_task_filter q = all_of(ns);
+        if (sked_store_task_list(st, &q, &p, &err) != 0)
+            return;
+        for (size_t i = 0; i < p.n; i++)
+            sked_store_task_delete(st, ns, p.recs[i].id, &err);
+        size_t n = p.n;
+        sked_task_page_deinit(&p);
+        if (n == 0)
+            return;
+    }
+}
+
+static int teardown_runs(void **state)
+{
+    fixture *f = *state;
+    delete_all(f->st, f->ns);
+    delete_all(f->st, f->ns2);
+    return teardown(state);
+}
+
+/* The policy of these tests: one occurrence at next_run_at, the next one
+ * 60 s later.  Specs steer it: "at" completes the task, "bad" fails;
+ * `overlap` records an occurrence as skipped while a run is unfinished. */
+typedef struct tpolicy {
+    int overlap;
+    atomic_int calls;
+} tpolicy;
+
+static int tadvance(void *ctx, const sked_task_rec *t, int unfinished,
+                    sked_advance *out)
+{
+    tpolicy *p = ctx;
+    if (p != NULL)
+        atomic_fetch_add(&p->calls, 1);
+    if (strstr(t->spec, "\"bad\"") != NULL)
+        return SKED_EINVAL;
+    out->nocc = 1;
+    out->occ[0] = (sked_occurrence){.scheduled_at = t->next_run_at,
+                                    .due_at = t->next_run_at};
+    if (p != NULL && p->overlap && unfinished > 0) {
+        out->occ[0].skipped = 1;
+        out->occ[0].reason = "overlap";
+    }
+    if (strstr(t->spec, "\"at\"") != NULL) {
+        out->next_run_at = SKED_TIME_NONE;
+        out->state = SKED_TASK_COMPLETED;
+    } else {
+        out->next_run_at = t->next_run_at + 60 * SEC;
+        out->state = SKED_TASK_ACTIVE;
+    }
+    return 0;
+}
+
+/* n tasks of ns due at `at` (borrowed specs; ids into ids if not NULL). */
+static void mk_due(sked_store *st, const char *ns, int n, sked_walltime at,
+                   const char *spec, char (*ids)[SKED_ID_LEN + 1])
+{
+    sked_task_rec *recs = calloc((size_t)n, sizeof *recs);
+    for (int i = 0; i < n; i++) {
+        mk(&recs[i], ns, NULL, "q-runs", spec);
+        recs[i].next_run_at = at;
+        if (ids != NULL)
+            memcpy(ids[i], recs[i].id, sizeof ids[i]);
+    }
+    sked_err err = {0};
+    int rc = sked_store_task_insert(st, recs, (size_t)n, NULL, &err);
+    if (rc != 0)
+        fail_msg("insert due tasks: %s", err.msg);
+    free(recs);
+}
+
+static sked_claim claim_of(const char *owner, sked_walltime now,
+                           sked_walltime horizon, int limit, tpolicy *p)
+{
+    return (sked_claim){.owner = owner, .now = now, .horizon = horizon,
+                        .limit = limit, .lease_us = 30 * SEC,
+                        .advance = tadvance, .ctx = p};
+}
+
+static void claim_ok(sked_store *st, sked_claim *c)
+{
+    sked_err err = {0};
+    int rc = sked_store_claim_due(st, c, &err);
+    if (rc != 0)
+        fail_msg("claim: %s (%s)", err.msg, sked_err_name(rc));
+}
+
+static sked_task_rec task_of(sked_store *st, const char *ns, const char *id)
+{
+    sked_task_rec t;
+    sked_err err = {0};
+    if (sked_store_task_get(st, ns, id, &t, &err) != 0)
+        fail_msg("task %s: %s", id, err.msg);
+    return t;
+}
+
+static sked_run_rec run_of(sked_store *st, const char *ns, const char *id)
+{
+    sked_run_rec r;
+    sked_err err = {0};
+    if (sked_store_run_get(st, ns, id, &r, &err) != 0)
+        fail_msg("run %s: %s", id, err.msg);
+    return r;
+}
+
+/* Every run of a listing, all pages (free with sked_run_page_deinit). */
+static sked_run_page runs_where(sked_store *st, sked_run_filter f)
+{
+    sked_run_page all = {0};
+    char before[SKED_ID_LEN + 1] = "";
+    size_t cap = 0;
+    f.limit = 1000;
+    for (;;) {
+        sked_run_page p;
+        sked_err err = {0};
+        f.before_id = before[0] ? before : NULL;
+        if (sked_store_run_list(st, &f, &p, &err) != 0)
+            fail_msg("run list: %s", err.msg);
+        if (all.n + p.n > cap) {
+            cap = all.n + p.n + 64;
+            all.recs = realloc(all.recs, cap * sizeof *all.recs);
+        }
+        if (p.n > 0) {
+            memcpy(all.recs + all.n, p.recs, p.n * sizeof *p.recs);
+            memcpy(before, p.recs[p.n - 1].id, sizeof before);
+        }
+        all.n += p.n;
+        int more = p.more;
+        free(p.recs); /* the records moved to all */
+        if (!more)
+            break;
+    }
+    return all;
+}
+
+static sked_run_filter runs_of_task(const char *ns, const char *task_id)
+{
+    return (sked_run_filter){.ns = ns, .task_id = task_id,
+                             .since = SKED_TIME_NONE,
+                             .until = SKED_TIME_NONE, .limit = 1000};
+}
+
+static size_t count_runs(sked_store *st, sked_run_filter f)
+{
+    sked_run_page p = runs_where(st, f);
+    size_t n = p.n;
+    sked_run_page_deinit(&p);
+    return n;
+}
+
+/* A run of task t (of ns) at `at`, inserted as a trigger would be. */
+static void mk_run(sked_run_rec *r, const char *ns, const char *task_id,
+                   sked_walltime at)
+{
+    memset(r, 0, sizeof *r);
+    new_id(r->id);
+    snprintf(r->task_id, sizeof r->task_id, "%s", task_id);
+    snprintf(r->ns, sizeof r->ns, "%s", ns);
+    snprintf(r->queue, sizeof r->queue, "q-runs");
+    r->scheduled_at = r->due_at = at;
+    r->status = SKED_RUN_SCHEDULED;
+    r->attempt = 1;
+    r->lease_expires_at = SKED_TIME_NONE;
+    r->dispatched_at = r->started_at = r->finished_at = SKED_TIME_NONE;
+    r->lag_us = SKED_TIME_NONE;
+    r->exit_code = SKED_NO_CODE;
+}
+
+static void run_insert_ok(sked_store *st, const sked_run_rec *r)
+{
+    sked_err err = {0};
+    int rc = sked_store_run_insert(st, r, &err);
+    if (rc != 0)
+        fail_msg("run insert: %s (%s)", err.msg, sked_err_name(rc));
+}
+
+/* Write r over the stored run, fenced on its current attempt and status. */
+static int change1(sked_store *st, const sked_run_rec *r, int attempt,
+                   unsigned from)
+{
+    sked_run_change ch = {.rec = r, .attempt = attempt, .from = from};
+    sked_err err = {0};
+    int rc = sked_store_run_update(st, &ch, 1, &err);
+    if (rc != 0)
+        fail_msg("run update: %s", err.msg);
+    return ch.result;
+}
+
+/* What a scheduler does with a claim: mark every run dispatched. */
+static void dispatch_all(sked_store *st, const sked_claim *c,
+                         sked_walltime now)
+{
+    if (c->nruns == 0)
+        return;
+    sked_run_rec *recs = calloc(c->nruns, sizeof *recs);
+    sked_run_change *ch = calloc(c->nruns, sizeof *ch);
+    for (size_t i = 0; i < c->nruns; i++) {
+        recs[i] = c->runs[i];
+        recs[i].status = SKED_RUN_DISPATCHED;
+        recs[i].dispatched_at = now;
+        ch[i] = (sked_run_change){.rec = &recs[i],
+                                  .attempt = c->runs[i].attempt,
+                                  .from = SKED_RUN_BIT(SKED_RUN_SCHEDULED)};
+    }
+    sked_err err = {0};
+    int rc = sked_store_run_update(st, ch, c->nruns, &err);
+    if (rc != 0)
+        fail_msg("dispatch: %s", err.msg);
+    for (size_t i = 0; i < c->nruns; i++)
+        if (ch[i].result != 0)
+            fail_msg("dispatch of %s: %s", recs[i].id,
+                     sked_err_name(ch[i].result));
+    free(recs);
+    free(ch);
+}
+
+static int claimed(const sked_claim *c, const char *run_id)
+{
+    for (size_t i = 0; i < c->nruns; i++)
+        if (strcmp(c->runs[i].id, run_id) == 0)
+            return 1;
+    return 0;
+}
+
+static void assert_same_run(const sked_run_rec *a, const sked_run_rec *b)
+{
+    assert_string_equal(a->id, b->id);
+    assert_string_equal(a->task_id, b->task_id);
+    assert_string_equal(a->ns, b->ns);
+    assert_true(a->scheduled_at == b->scheduled_at);
+    assert_true(a->due_at == b->due_at);
+    assert_int_equal(a->status, b->status);
+    assert_string_equal(a->reason, b->reason);
+    assert_int_equal(a->attempt, b->attempt);
+    assert_string_equal(a->queue, b->queue);
+    assert_string_equal(a->worker, b->worker);
+    assert_string_equal(a->lease_owner, b->lease_owner);
+    assert_true(a->lease_expires_at == b->lease_expires_at);
+    assert_true(a->dispatched_at == b->dispatched_at);
+    assert_true(a->started_at == b->started_at);
+    assert_true(a->finished_at == b->finished_at);
+    assert_true(a->lag_us == b->lag_us);
+    assert_int_equal(a->exit_code, b->exit_code);
+    assert_int_equal(a->http_status, b->http_status);
+    if (a->error == NULL || b->error == NULL)
+        assert_true(a->error == NULL && b->error == NULL);
+    else
+        assert_string_equal(a->error, b->error);
+    if (a->output == NULL || b->output == NULL)
+        assert_true(a->output == NULL && b->output == NULL);
+    else
+        assert_string_equal(a->output, b->output);
+}
+
+/* ---- claim -------------------------------------------------------------- */
+
+static void test_claim_basic(void **state)
+{
+    fixture *f = *state;
+    sked_walltime T = new_base();
+    char ids[3][SKED_ID_LEN + 1], later[1][SKED_ID_LEN + 1];
+    char owner[64];
+    new_owner(owner, sizeof owner);
+    mk_due(f->st, f->ns, 3, T, "{\"n\":1}", ids);
+    mk_due(f->st, f->ns, 1, T + 10 * SEC, NULL, later);
+    /* Paused and completed tasks are never claimed, due or not. */
+    sked_task_rec paused;
+    mk(&paused, f->ns, NULL, NULL, NULL);
+    paused.next_run_at = T;
+    paused.state = SKED_TASK_PAUSED;
+    insert_ok(f->st, &paused);
+
+    tpolicy pol = {0};
+    sked_claim c = claim_of(owner, T, T + SEC, 100, &pol);
+    claim_ok(f->st, &c);
+    assert_int_equal(c.nruns, 3);
+    assert_int_equal(c.more, 0);
+    assert_int_equal(atomic_load(&pol.calls), 3);
+    for (size_t i = 0; i < c.nruns; i++) {
+        sked_run_rec *r = &c.runs[i];
+        assert_string_equal(c.specs[i], "{\"n\":1}");
+        assert_string_equal(r->ns, f->ns);
+        assert_string_equal(r->queue, "q-runs");
+        assert_int_equal(r->status, SKED_RUN_SCHEDULED);
+        assert_int_equal(r->attempt, 1);
+        assert_true(r->scheduled_at == T && r->due_at == T);
+        assert_string_equal(r->lease_owner, owner);
+        assert_true(r->lease_expires_at == T + 30 * SEC);
+        assert_string_equal(r->reason, "");
+        assert_string_equal(r->worker, "");
+        assert_true(r->dispatched_at == SKED_TIME_NONE);
+        assert_true(r->finished_at == SKED_TIME_NONE);
+        assert_true(r->lag_us == SKED_TIME_NONE);
+        assert_int_equal(r->exit_code, SKED_NO_CODE);
+        assert_int_equal(r->http_status, 0);
+        assert_null(r->error);
+        sked_run_rec got = run_of(f->st, f->ns, r->id);
+        assert_same_run(r, &got);
+        sked_run_rec_deinit(&got);
+        if (i > 0)
+            assert_true(strcmp(c.runs[i - 1].id, r->id) < 0);
+    }
+    /* Each due task advanced: next occurrence, one run, same version. */
+    for (int i = 0; i < 3; i++) {
+        sked_task_rec t = task_of(f->st, f->ns, ids[i]);
+        assert_true(t.next_run_at == T + 60 * SEC);
+        assert_int_equal(t.run_count, 1);
+        assert_int_equal(t.version, 1);
+        assert_int_equal(t.state, SKED_TASK_ACTIVE);
+        assert_int_equal(count_runs(f->st, runs_of_task(f->ns, ids[i])), 1);
+        sked_task_rec_deinit(&t);
+    }
+    sked_task_rec t = task_of(f->st, f->ns, later[0]);
+    assert_true(t.next_run_at == T + 10 * SEC);
+    assert_int_equal(t.run_count, 0);
+    sked_task_rec_deinit(&t);
+    t = task_of(f->st, f->ns, paused.id);
+    assert_true(t.next_run_at == T);
+    assert_int_equal(t.run_count, 0);
+    sked_task_rec_deinit(&t);
+
+    /* The same owner claiming again (a restart under the same id) gets
+     * the same runs back, and nothing new is recorded. */
+    sked_claim again = claim_of(owner, T + 1, T + SEC, 100, &pol);
+    claim_ok(f->st, &again);
+    assert_int_equal(again.nruns, 3);
+    for (size_t i = 0; i < 3; i++)
+        assert_string_equal(again.runs[i].id, c.runs[i].id);
+    sked_claim_deinit(&again);
+    sked_claim_deinit(&c);
+    assert_int_equal(count_runs(f->st, runs_of_task(f->ns, ids[0])), 1);
+
+    /* Another owner sees nothing of them. */
+    char other[64];
+    new_owner(other, sizeof other);
+    sked_claim o = claim_of(other, T + 2, T + SEC, 100, &pol);
+    claim_ok(f->st, &o);
+    assert_int_equal(o.nruns, 0);
+    sked_claim_deinit(&o);
+}
+
+static void test_claim_invalid(void **state)
+{
+    fixture *f = *state;
+    sked_err err = {0};
+    sked_claim c = claim_of("", 1, 2, 10, NULL);
+    assert_int_equal(sked_store_claim_due(f->st, &c, &err), SKED_EINVAL);
+    c = claim_of("x", 1, 2, 0, NULL);
+    assert_int_equal(sked_store_claim_due(f->st, &c, &err), SKED_EINVAL);
+    c = claim_of("x", 1, 2, 10, NULL);
+    c.advance = NULL;
+    assert_int_equal(sked_store_claim_due(f->st, &c, &err), SKED_EINVAL);
+    c = claim_of("x", 1, 2, 10, NULL);
+    c.lease_us = 0;
+    assert_int_equal(sked_store_claim_due(f->st, &c, &err), SKED_EINVAL);
+    assert_int_equal(c.nruns, 0);
+    assert_null(c.runs);
+}
+
+/* Two owners on the same due tasks: each occurrence is one row, held by
+ * one owner; a claim that sees an occurrence already recorded (a task
+ * written back to an older next_run_at) records nothing. */
+static void test_claim_two_owners(void **state)
+{
+    fixture *f = *state;
+    enum { N = 20 };
+    sked_walltime T = new_base();
+    char ids[N][SKED_ID_LEN + 1], a[64], b[64];
+    new_owner(a, sizeof a);
+    new_owner(b, sizeof b);
+    mk_due(f->st, f->ns, N, T, NULL, ids);
+
+    sked_claim ca = claim_of(a, T, T + SEC, 5, NULL);
+    claim_ok(f->st, &ca);
+    assert_int_equal(ca.nruns, 5);
+    assert_int_equal(ca.more, 1);
+    sked_claim cb = claim_of(b, T, T + SEC, 100, NULL);
+    claim_ok(f->st, &cb);
+    assert_int_equal(cb.nruns, N - 5);
+    assert_int_equal(cb.more, 0);
+    for (size_t i = 0; i < cb.nruns; i++)
+        assert_false(claimed(&ca, cb.runs[i].id));
+    sked_claim_deinit(&cb);
+    sked_claim ca2 = claim_of(a, T, T + SEC, 100, NULL);
+    claim_ok(f->st, &ca2);
+    assert_int_equal(ca2.nruns, 5);
+    for (size_t i = 0; i < ca.nruns; i++)
+        assert_true(claimed(&ca2, ca.runs[i].id));
+    sked_claim_deinit(&ca2);
+    sked_claim_deinit(&ca);
+
+    /* Every task back to T, as a racing writer could leave it. */
+    for (int i = 0; i < N; i++) {
+        sked_task_rec t = task_of(f->st, f->ns, ids[i]);
+        sked_err err = {0};
+        t.next_run_at = T;
+        assert_int_equal(sked_store_task_update(f->st, &t, 0, &err), 0);
+        sked_task_rec_deinit(&t);
+    }
+    cb = claim_of(b, T, T + SEC, 100, NULL);
+    claim_ok(f->st, &cb);
+    assert_int_equal(cb.nruns, N - 5); /* b's own, nothing new */
+    sked_claim_deinit(&cb);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(count_runs(f->st, runs_of_task(f->ns, ids[i])), 1);
+        sked_task_rec t = task_of(f->st, f->ns, ids[i]);
+        assert_int_equal(t.run_count, 1);
+        assert_true(t.next_run_at == T + 60 * SEC);
+        sked_task_rec_deinit(&t);
+    }
+}
+
+typedef struct claimer {
+    sked_store *st;
+    sked_walltime now;
+    char owner[64];
+    char (*got)[SKED_ID_LEN + 1];
+    size_t n, cap;
+    int failed;
+    tpolicy *pol;                     /* counts advance calls, or NULL */
+} claimer;
+
+/* Claim and dispatch in batches of 50 until the store has no more. */
+static void *claim_thread(void *p)
+{
+    claimer *a = p;
+    for (int round = 0; round < 1000; round++) {
+        sked_claim c = claim_of(a->owner, a->now, a->now + SEC, 50, a->pol);
+        sked_err err = {0};
+        if (sked_store_claim_due(a->st, &c, &err) != 0) {
+            a->failed++;
+            return NULL;
+        }
+        for (size_t i = 0; i < c.nruns; i++) {
+            if (a->n == a->cap) {
+                a->cap = a->cap ? 2 * a->cap : 64;
+                a->got = realloc(a->got, a->cap * sizeof *a->got);
+            }
+            memcpy(a->got[a->n++], c.runs[i].id, SKED_ID_LEN + 1);
+        }
+        /* Dispatch: a run still held by us after this is a failure. */
+        sked_run_rec *recs = calloc(c.nruns + 1, sizeof *recs);
+        sked_run_change *ch = calloc(c.nruns + 1, sizeof *ch);
+        for (size_t i = 0; i < c.nruns; i++) {
+            recs[i] = c.runs[i];
+            recs[i].status = SKED_RUN_DISPATCHED;
+            ch[i] = (sked_run_change){.rec = &recs[i], .attempt = 1,
+                                      .from = SKED_RUN_BIT(0)};
+        }
+        if (c.nruns > 0 &&
+            sked_store_run_update(a->st, ch, c.nruns, &err) != 0)
+            a->failed++;
+        for (size_t i = 0; i < c.nruns; i++)
+            if (ch[i].result != 0)
+                a->failed++;
+        free(recs);
+        free(ch);
+        int more = c.more;
+        sked_claim_deinit(&c);
+        if (!more)
+            break;
+    }
+    return NULL;
+}
+
+static int cmp_id(const void *x, const void *y)
+{
+    return strcmp(x, y);
+}
+
+static void test_claim_concurrent(void **state)
+{
+    fixture *f = *state;
+    enum { N = 500, T4 = 4 };
+    sked_walltime T = new_base();
+    mk_due(f->st, f->ns, N, T, NULL, NULL);
+    pthread_t th[T4];
+    claimer cl[T4];
+    for (int i = 0; i < T4; i++) {
+        cl[i] = (claimer){.st = f->st, .now = T};
+        new_owner(cl[i].owner, sizeof cl[i].owner);
+        pthread_create(&th[i], NULL, claim_thread, &cl[i]);
+    }
+    size_t total = 0;
+    for (int i = 0; i < T4; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(cl[i].failed, 0);
+        total += cl[i].n;
+    }
+    /* The union is every occurrence, each handed to exactly one owner. */
+    char (*all)[SKED_ID_LEN + 1] = calloc(total + 1, sizeof *all);
+    size_t k = 0;
+    for (int i = 0; i < T4; i++) {
+        memcpy(all + k, cl[i].got, cl[i].n * sizeof *all);
+        k += cl[i].n;
+        free(cl[i].got);
+    }
+    qsort(all, total, sizeof *all, cmp_id);
+    for (size_t i = 1; i < total; i++)
+        assert_true(strcmp(all[i - 1], all[i]) != 0);
+    assert_int_equal(total, N);
+    free(all);
+    sked_run_filter q = runs_of_task(f->ns, NULL);
+    sked_run_page p = runs_where(f->st, q);
+    assert_int_equal(p.n, N);
+    for (size_t i = 0; i < p.n; i++)
+        assert_int_equal(p.recs[i].status, SKED_RUN_DISPATCHED);
+    sked_run_page_deinit(&p);
+    /* Nothing is left to claim. */
+    char late[64];
+    new_owner(late, sizeof late);
+    sked_claim c = claim_of(late, T, T + SEC, 1000, NULL);
+    claim_ok(f->st, &c);
+    assert_int_equal(c.nruns, 0);
+    sked_claim_deinit(&c);
+}
+
+/* Overlap: an occurrence due while a run is unfinished is recorded as
+ * skipped, with its reason, and counts in run_count. */
+static void test_claim_skipped(void **state)
+{
+    fixture *f = *state;
+    sked_walltime T = new_base();
+    char ids[1][SKED_ID_LEN + 1], owner[64];
+    new_owner(owner, sizeof owner);
+    mk_due(f->st, f->ns, 1, T, NULL, ids);
+    tpolicy pol = {.overlap = 1};
+    sked_claim c = claim_of(owner, T, T + SEC, 10, &pol);
+    claim_ok(f->st, &c);
+    assert_int_equal(c.nruns, 1);
+    char first[SKED_ID_LEN + 1];
+    memcpy(first, c.runs[0].id, sizeof first);
+    sked_claim_deinit(&c);
+
+    sked_walltime T2 = T + 60 * SEC;
+    c = claim_of(owner, T2, T2 + SEC, 10, &pol);
+    claim_ok(f->st, &c);
+    assert_int_equal(c.nruns, 1); /* the first, still ours */
+    assert_string_equal(c.runs[0].id, first);
+    sked_claim_deinit(&c);
+
+    sked_run_filter q = runs_of_task(f->ns, ids[0]);
+    q.status_mask = SKED_RUN_BIT(SKED_RUN_SKIPPED);
+    sked_run_page p = runs_where(f->st, q);
+    assert_int_equal(p.n, 1);
+    sked_run_rec *s = &p.recs[0];
+    assert_string_equal(s->reason, "overlap");
+    assert_true(s->scheduled_at == T2);
+    assert_true(s->finished_at == T2);
+    assert_string_equal(s->lease_owner, "");
+    assert_true(s->lease_expires_at == SKED_TIME_NONE);
+    sked_run_page_deinit(&p);
+    sked_task_rec t = task_of(f->st, f->ns, ids[0]);
+    assert_int_equal(t.run_count, 2);
+    assert_true(t.next_run_at == T2 + 60 * SEC);
+    sked_task_rec_deinit(&t);
+}
+
+/* A one-time task completes; a task whose advance fails is left alone. */
+static void test_claim_complete_and_fail(void **state)
+{
+    fixture *f = *state;
+    sked_walltime T = new_base();
+    char once[1][SKED_ID_LEN + 1], bad[1][SKED_ID_LEN + 1], owner[64];
+    new_owner(owner, sizeof owner);
+    mk_due(f->st, f->ns, 1, T, "{\"bad\":1}", bad);
+    mk_due(f->st, f->ns, 1, T, "{\"schedule\":{\"at\":\"x\"}}", once);
+    sked_claim c = claim_of(owner, T, T + SEC, 10, NULL);
+    claim_ok(f->st, &c);
+    assert_int_equal(c.nruns, 1);
+    assert_string_equal(c.runs[0].task_id, once[0]);
+    sked_claim_deinit(&c);
+    sked_task_rec t = task_of(f->st, f->ns, once[0]);
+    assert_int_equal(t.state, SKED_TASK_COMPLETED);
+    assert_true(t.next_run_at == SKED_TIME_NONE);
+    assert_int_equal(t.run_count, 1);
+    sked_task_rec_deinit(&t);
+    t = task_of(f->st, f->ns, bad[0]);
+    assert_int_equal(t.state, SKED_TASK_ACTIVE);
+    assert_true(t.next_run_at == T);
+    assert_int_equal(t.run_count, 0);
+    assert_int_equal(t.version, 1);
+    sked_task_rec_deinit(&t);
+    assert_int_equal(count_runs(f->st, runs_of_task(f->ns, bad[0])), 0);
+    /* Completed: a later claim does not touch it. */
+    tpolicy pol = {0};
+    c = claim_of(owner, T + 120 * SEC, T + 121 * SEC, 10, &pol);
+    claim_ok(f->st, &c);
+    assert_int_equal(atomic_load(&pol.calls), 1); /* only "bad" again */
+    sked_claim_deinit(&c);
+    assert_int_equal(count_runs(f->st, runs_of_task(f->ns, once[0])), 1);
+}
+
+/* A retry: the run back to SCHEDULED with a later due_at and no lease is
+ * claimed (by anyone) only once it is due. */
+static void test_claim_retry_when_due(void **state)
+{
+    fixture *f = *state;
+    sked_walltime T = new_base();
+    char a[64], b[64];
+    new_owner(a, sizeof a);
+    new_owner(b, sizeof b);
+    mk_due(f->st, f->ns, 1, T, NULL, NULL);
+    sked_claim c = claim_of(a, T, T + SEC, 10, NULL);
+    claim_ok(f->st, &c);
+    assert_int_equal(c.nruns, 1);
+    dispatch_all(f->st, &c, T);
+    sked_run_rec r = c.runs[0];
+    r.error = r.output = NULL;
+    sked_claim_deinit(&c);
+
+    /* Attempt 1 failed: retry in 30 s, as a new attempt, unleased. */
+    r.status = SKED_RUN_SCHEDULED;
+    r.attempt = 2;
+    r.due_at = T + 30 * SEC;
+    r.lease_owner[0] = '\0';
+    r.lease_expires_at = SKED_TIME_NONE;
+    r.error = "exit status 1";
+    assert_int_equal(change1(f->st, &r, 1, SKED_RUN_BIT(SKED_RUN_DISPATCHED)),
+                     0);
+
+    c = claim_of(b, T + 10 * SEC, T + 11 * SEC, 10, NULL);
+    claim_ok(f->st, &c);
+    assert_int_equal(c.nruns, 0);
+    sked_claim_deinit(&c);
+    c = claim_of(b, T + 29 * SEC, T + 30 * SEC, 10, NULL);
+    claim_ok(f->st, &c);
+    assert_int_equal(c.nruns, 1);
+    assert_string_equal(c.runs[0].id, r.id);
+    assert_int_equal(c.runs[0].attempt, 2);
+    assert_string_equal(c.runs[0].lease_owner, b);
+    assert_true(c.runs[0].lease_expires_at == T + 60 * SEC);
+    assert_string_equal(c.runs[0].error, "exit status 1");
+    sked_claim_deinit(&c);
+}
+
+/* Runs leased to A are B's only once A's lease expired. */
+static void test_claim_lease_expiry(void **state)
+{
+    fixture *f = *state;
+    sked_walltime T = new_base();
+    char a[64], b[64];
+    new_owner(a, sizeof a);
+    new_owner(b, sizeof b);
+    mk_due(f->st, f->ns, 3, T, NULL, NULL);
+    sked_claim c = claim_of(a, T, T + SEC, 10, NULL);
+    c.lease_us = 5 * SEC;
+    claim_ok(f->st, &c);
+    assert_int_equal(c.nruns, 3);
+    sked_claim_deinit(&c);
+
+    c = claim_of(b, T + 4 * SEC, T + 5 * SEC, 10, NULL);
+    claim_ok(f->st, &c);
+    assert_int_equal(c.nruns, 0); /* A's lease holds until T+5 */
+    sked_claim_deinit(&c);
+    c = claim_of(b, T + 6 * SEC, T + 7 * SEC, 10, NULL);
+    claim_ok(f->st, &c);
+    assert_int_equal(c.nruns, 3);
+    for (size_t i = 0; i < 3; i++) {
+        assert_string_equal(c.runs[i].lease_owner, b);
+        /* Leased from now, not from the long-past due time. */
+        assert_true(c.runs[i].lease_expires_at == T + 36 * SEC);
+    }
+    sked_claim_deinit(&c);
+    c = claim_of(a, T + 6 * SEC, T + 7 * SEC, 10, NULL);
+    claim_ok(f->st, &c);
+    assert_int_equal(c.nruns, 0);
+    sked_claim_deinit(&c);
+
+    /* An occurrence found late gets a lease from now as well. */
+    sked_walltime L = T + 3600 * SEC;
+    mk_due(f->st, f->ns, 1, T + 100 * SEC, NULL, NULL);
+    c = claim_of(a, L, L + SEC, 10, NULL);
+    claim_ok(f->st, &c);
+    int found = 0;
+    for (size_t i = 0; i < c.nruns; i++)
+        if (c.runs[i].scheduled_at == T + 100 * SEC) {
+            found++;
+            assert_true(c.runs[i].lease_expires_at == L + 30 * SEC);
+        }
+    assert_int_equal(found, 1);
+    sked_claim_deinit(&c);
+}
+
+/* ---- run_update, sweep -------------------------------------------------- */
+
+static void test_run_update_fencing(void **state)
+{
+    fixture *f = *state;
+    sked_walltime T = new_base();
+    char ids[1][SKED_ID_LEN + 1];
+    mk_due(f->st, f->ns, 1, T + 3600 * SEC, NULL, ids);
+    sked_run_rec r1, r2;
+    mk_run(&r1, f->ns, ids[0], T);
+    mk_run(&r2, f->ns, ids[0], T + SEC);
+    run_insert_ok(f->st, &r1);
+    run_insert_ok(f->st, &r2);
+
+    /* Every column written and read back. */
+    sked_run_rec d = r1;
+    d.status = SKED_RUN_RUNNING;
+    d.due_at = T + 5;
+    snprintf(d.worker, sizeof d.worker, "host-a/3121");
+    snprintf(d.lease_owner, sizeof d.lease_owner, "host-a/3121");
+    d.lease_expires_at = T + 90 * SEC;
+    d.dispatched_at = T + 1;
+    d.started_at = T + 2;
+    d.lag_us = 2;
+    d.exit_code = 0;
+    d.http_status = 204;
+    d.error = "none yet";
+    d.output = "hello\n";
+    snprintf(d.reason, sizeof d.reason, "misfire");
+    assert_int_equal(change1(f->st, &d, 1, SKED_RUN_BIT(SKED_RUN_SCHEDULED)),
+                     0);
+    sked_run_rec got = run_of(f->st, f->ns, r1.id);
+    assert_same_run(&d, &got);
+    sked_run_rec_deinit(&got);
+
+    /* Wrong status, wrong attempt: fenced, row unchanged. */
+    sked_run_rec late = d;
+    late.status = SKED_RUN_SUCCEEDED;
+    late.error = NULL;
+    assert_int_equal(change1(f->st, &late, 1, SKED_RUN_BIT(SKED_RUN_SCHEDULED)),
+                     SKED_EPRECOND);
+    assert_int_equal(change1(f->st, &late, 2, SKED_RUN_BIT(SKED_RUN_RUNNING)),
+                     SKED_EPRECOND);
+    got = run_of(f->st, f->ns, r1.id);
+    assert_same_run(&d, &got);
+    sked_run_rec_deinit(&got);
+
+    /* Absent values: NULLs both ways; an owner-less lease is no lease. */
+    sked_run_rec z = d;
+    z.status = SKED_RUN_FAILED;
+    z.worker[0] = z.reason[0] = z.lease_owner[0] = '\0';
+    z.lease_expires_at = T + 99;
+    z.exit_code = SKED_NO_CODE;
+    z.http_status = 0;
+    z.lag_us = SKED_TIME_NONE;
+    z.finished_at = T + 10;
+    z.error = z.output = NULL;
+    assert_int_equal(change1(f->st, &z, 1, SKED_RUN_UNFINISHED), 0);
+    got = run_of(f->st, f->ns, r1.id);
+    z.lease_expires_at = SKED_TIME_NONE;
+    assert_same_run(&z, &got);
+    sked_run_rec_deinit(&got);
+
+    /* A batch with mixed results. */
+    sked_run_rec ok2 = r2, ghost = r2, fin = z;
+    ok2.status = SKED_RUN_DISPATCHED;
+    ok2.dispatched_at = T + 7;
+    new_id(ghost.id);
+    fin.status = SKED_RUN_SUCCEEDED;
+    sked_run_change ch[3] = {
+        {.rec = &ok2, .attempt = 1, .from = SKED_RUN_BIT(SKED_RUN_SCHEDULED)},
+        {.rec = &ghost, .attempt = 1, .from = SKED_RUN_UNFINISHED},
+        {.rec = &fin, .attempt = 1, .from = SKED_RUN_UNFINISHED},
+    };
+    sked_err err = {0};
+    assert_int_equal(sked_store_run_update(f->st, ch, 3, &err), 0);
+    assert_int_equal(ch[0].result, 0);
+    assert_int_equal(ch[1].result, SKED_ENOENT);
+    assert_int_equal(ch[2].result, SKED_EPRECOND);
+    got = run_of(f->st, f->ns, r2.id);
+    assert_same_run(&ok2, &got);
+    sked_run_rec_deinit(&got);
+    got = run_of(f->st, f->ns, r1.id);
+    assert_int_equal(got.status, SKED_RUN_FAILED);
+    sked_run_rec_deinit(&got);
+
+    /* A malformed change fails the whole call; nothing applied. */
+    sked_run_rec badst = ok2;
+    badst.status = (sked_run_status)9;
+    sked_run_rec again = ok2;
+    again.status = SKED_RUN_RUNNING;
+    sked_run_change bad[2] = {
+        {.rec = &again, .attempt = 1, .from = SKED_RUN_UNFINISHED},
+        {.rec = &badst, .attempt = 1, .from = SKED_RUN_UNFINISHED},
+    };
+    assert_int_equal(sked_store_run_update(f->st, bad, 2, &err), SKED_EINVAL);
+    got = run_of(f->st, f->ns, r2.id);
+    assert_int_equal(got.status, SKED_RUN_DISPATCHED);
+    sked_run_rec_deinit(&got);
+}
+
+static void test_sweep_expired(void **state)
+{
+    fixture *f = *state;
+    sked_walltime T = new_base();
+    char ids[1][SKED_ID_LEN + 1];
+    mk_due(f->st, f->ns, 1, T + 3600 * SEC, "{\"sweep\":1}", ids);
+    /* dispatched and running, expired; running, not expired; scheduled
+     * and expired (a claim's business, not a sweep's); finished. */
+    static const struct {
+        sked_run_status st;
+        int64_t lease_s;
+    } rows[] = {
+        {SKED_RUN_RUNNING, 2},   {SKED_RUN_DISPATCHED, 1},
+        {SKED_RUN_RUNNING, 100}, {SKED_RUN_SCHEDULED, 1},
+        {SKED_RUN_SUCCEEDED, 1},
+    };
+    char rid[5][SKED_ID_LEN + 1];
+    for (int i = 0; i < 5; i++) {
+        sked_run_rec r;
+        mk_run(&r, f->ns, ids[0], T + i * SEC);
+        r.status = rows[i].st;
+        snprintf(r.lease_owner, sizeof r.lease_owner, "w");
+        r.lease_expires_at = T + rows[i].lease_s * SEC;
+        run_insert_ok(f->st, &r);
+        memcpy(rid[i], r.id, sizeof rid[i]);
+    }
+    sked_claim c = {0};
+    sked_err err = {0};
+    assert_int_equal(sked_store_sweep_expired(f->st, T + 50 * SEC, 10, &c,
+                                              &err),
+                     0);
+    assert_int_equal(c.nruns, 2);
+    assert_int_equal(c.more, 0);
+    assert_string_equal(c.runs[0].id, rid[1]); /* oldest lease first */
+    assert_string_equal(c.runs[1].id, rid[0]);
+    assert_string_equal(c.specs[0], "{\"sweep\":1}");
+    sked_claim_deinit(&c);
+    assert_int_equal(sked_store_sweep_expired(f->st, T + 50 * SEC, 1, &c,
+                                              &err),
+                     0);
+    assert_int_equal(c.nruns, 1);
+    assert_int_equal(c.more, 1);
+    sked_claim_deinit(&c);
+    /* Expiry is strict: a lease ending now is still held. */
+    assert_int_equal(sked_store_sweep_expired(f->st, T + SEC, 10, &c, &err),
+                     0);
+    assert_int_equal(c.nruns, 0);
+    sked_claim_deinit(&c);
+    /* Once the task is gone its open runs are canceled: no sweep. */
+    assert_int_equal(sked_store_task_delete(f->st, f->ns, ids[0], &err), 0);
+    assert_int_equal(sked_store_sweep_expired(f->st, T + 500 * SEC, 10, &c,
+                                              &err),
+                     0);
+    assert_int_equal(c.nruns, 0);
+    sked_claim_deinit(&c);
+}
+
+/* ---- run_insert, get, list ---------------------------------------------- */
+
+static void test_run_insert(void **state)
+{
+    fixture *f = *state;
+    sked_walltime T = new_base();
+    char ids[1][SKED_ID_LEN + 1], owner[64];
+    new_owner(owner, sizeof owner);
+    mk_due(f->st, f->ns, 1, T + 3600 * SEC, "{\"trig\":1}", ids);
+    sked_run_rec r, got;
+    mk_run(&r, f->ns, ids[0], T);
+    run_insert_ok(f->st, &r);
+    got = run_of(f->st, f->ns, r.id);
+    assert_same_run(&r, &got);
+    sked_run_rec_deinit(&got);
+    sked_task_rec t = task_of(f->st, f->ns, ids[0]);
+    assert_int_equal(t.run_count, 1);
+    assert_int_equal(t.version, 1);
+    sked_task_rec_deinit(&t);
+
+    sked_err err = {0};
+    sked_run_rec dup;
+    mk_run(&dup, f->ns, ids[0], T);
+    assert_int_equal(sked_store_run_insert(f->st, &dup, &err), SKED_ECONFLICT);
+    assert_string_equal(err.field, "scheduled_at");
+    assert_int_equal(sked_store_run_get(f->st, f->ns, dup.id, &got, &err),
+                     SKED_ENOENT);
+    sked_run_rec ghost;
+    mk_run(&ghost, f->ns, "no-such-task", T);
+    assert_int_equal(sked_store_run_insert(f->st, &ghost, &err), SKED_ENOENT);
+    mk_run(&ghost, f->ns2, ids[0], T + 1); /* another namespace's task */
+    assert_int_equal(sked_store_run_insert(f->st, &ghost, &err), SKED_ENOENT);
+    assert_int_equal(sked_store_run_get(f->st, f->ns2, r.id, &got, &err),
+                     SKED_ENOENT);
+    t = task_of(f->st, f->ns, ids[0]);
+    assert_int_equal(t.run_count, 1);
+    sked_task_rec_deinit(&t);
+
+    /* The trigger is claimed by the next claim, with its spec. */
+    sked_claim c = claim_of(owner, T, T + SEC, 10, NULL);
+    claim_ok(f->st, &c);
+    assert_int_equal(c.nruns, 1);
+    assert_string_equal(c.runs[0].id, r.id);
+    assert_string_equal(c.specs[0], "{\"trig\":1}");
+    sked_claim_deinit(&c);
+}
+
+static void test_run_list_filters(void **state)
+{
+    fixture *f = *state;
+    sked_walltime T = new_base();
+    char ids[2][SKED_ID_LEN + 1];
+    mk_due(f->st, f->ns, 2, T + 3600 * SEC, NULL, ids);
+    mk_due(f->st, f->ns2, 1, T + 3600 * SEC, NULL, NULL);
+    /* 30 runs: task i%2, status i%8, scheduled at T + i s. */
+    char rid[30][SKED_ID_LEN + 1];
+    for (int i = 0; i < 30; i++) {
+        sked_run_rec r;
+        mk_run(&r, f->ns, ids[i % 2], T + i * SEC);
+        r.status = (sked_run_status)(i % 8);
+        run_insert_ok(f->st, &r);
+        memcpy(rid[i], r.id, sizeof rid[i]);
+    }
+    sked_run_filter q = runs_of_task(f->ns, NULL);
+    sked_run_page p = runs_where(f->st, q);
+    assert_int_equal(p.n, 30);
+    for (size_t i = 0; i < p.n; i++) /* newest first */
+        assert_string_equal(p.recs[i].id, rid[29 - i]);
+    sked_run_page_deinit(&p);
+    assert_int_equal(count_runs(f->st, runs_of_task(f->ns2, NULL)), 0);
+
+    q = runs_of_task(f->ns, ids[1]);
+    assert_int_equal(count_runs(f->st, q), 15);
+    q.status_mask =
+        SKED_RUN_BIT(SKED_RUN_FAILED) | SKED_RUN_BIT(SKED_RUN_RUNNING);
+    /* Task 1 has the odd i, and i % 8 in {2, 4} needs an even i. */
+    assert_int_equal(count_runs(f->st, q), 0);
+    q.task_id = ids[0];
+    assert_int_equal(count_runs(f->st, q), 8); /* i in 2,4,10,12,18,20,26,28 */
+    q = runs_of_task(f->ns, NULL);
+    q.status_mask = SKED_RUN_UNFINISHED;
+    assert_int_equal(count_runs(f->st, q), 12); /* i%8 in 0..2 */
+    /* since inclusive, until exclusive. */
+    q = runs_of_task(f->ns, NULL);
+    q.since = T + 10 * SEC;
+    q.until = T + 20 * SEC;
+    p = runs_where(f->st, q);
+    assert_int_equal(p.n, 10);
+    assert_string_equal(p.recs[0].id, rid[19]);
+    assert_string_equal(p.recs[9].id, rid[10]);
+    sked_run_page_deinit(&p);
+    q.until = SKED_TIME_NONE;
+    assert_int_equal(count_runs(f->st, q), 20);
+    q.since = SKED_TIME_NONE;
+    q.until = T + 5 * SEC;
+    assert_int_equal(count_runs(f->st, q), 5);
+    q.task_id = ids[0];
+    q.status_mask = SKED_RUN_BIT(SKED_RUN_SCHEDULED) |
+                    SKED_RUN_BIT(SKED_RUN_RUNNING);
+    assert_int_equal(count_runs(f->st, q), 2); /* i = 0, 2 */
+
+    /* run_get: namespace-scoped. */
+    sked_run_rec got;
+    sked_err err = {0};
+    assert_int_equal(sked_store_run_get(f->st, f->ns, rid[3], &got, &err), 0);
+    assert_int_equal(got.status, 3);
+    sked_run_rec_deinit(&got);
+    assert_int_equal(sked_store_run_get(f->st, f->ns2, rid[3], &got, &err),
+                     SKED_ENOENT);
+    assert_int_equal(sked_store_run_get(f->st, f->ns, "nope", &got, &err),
+                     SKED_ENOENT);
+    /* Without a namespace: any (the scheduler knows only the id). */
+    assert_int_equal(sked_store_run_get(f->st, NULL, rid[3], &got, &err), 0);
+    assert_string_equal(got.ns, f->ns);
+    sked_run_rec_deinit(&got);
+    assert_int_equal(sked_store_run_get(f->st, NULL, "nope", &got, &err),
+                     SKED_ENOENT);
+    /* Bad listings. */
+    q = runs_of_task(f->ns, NULL);
+    q.limit = 0;
+    assert_int_equal(sked_store_run_list(f->st, &q, &p, &err), SKED_EINVAL);
+    q.limit = 1001;
+    assert_int_equal(sked_store_run_list(f->st, &q, &p, &err), SKED_EINVAL);
+    q = runs_of_task(NULL, NULL);
+    assert_int_equal(sked_store_run_list(f->st, &q, &p, &err), SKED_EINVAL);
+}
+
+/* Newest first, page by page, while new runs keep arriving: every run
+ * that existed at the start is seen exactly once, in id order. */
+static void test_run_list_pagination(void **state)
+{
+    fixture *f = *state;
+    enum { N = 100 };
+    sked_walltime T = new_base();
+    char ids[1][SKED_ID_LEN + 1];
+    mk_due(f->st, f->ns, 1, T + 3600 * SEC, NULL, ids);
+    static char rid[N][SKED_ID_LEN + 1];
+    for (int i = 0; i < N; i++) {
+        sked_run_rec r;
+        mk_run(&r, f->ns, ids[0], T + i * SEC);
+        run_insert_ok(f->st, &r);
+        memcpy(rid[i], r.id, sizeof rid[i]);
+    }
+    int seen[N] = {0};
+    char before[SKED_ID_LEN + 1] = "";
+    int extra = 0, pages = 0;
+    for (;;) {
+        sked_run_filter q = runs_of_task(f->ns, NULL);
+        q.limit = 7;
+        q.before_id = before[0] ? before : NULL;
+        sked_run_page p;
+        sked_err err = {0};
+        assert_int_equal(sked_store_run_list(f->st, &q, &p, &err), 0);
+        pages++;
+        for (size_t i = 0; i < p.n; i++) {
+            if (before[0])
+                assert_true(strcmp(p.recs[i].id, before) < 0);
+            int k = 0;
+            while (k < N && strcmp(rid[k], p.recs[i].id) != 0)
+                k++;
+            assert_true(k < N);
+            seen[k]++;
+            memcpy(before, p.recs[i].id, sizeof before);
+        }
+        int more = p.more;
+        sked_run_page_deinit(&p);
+        /* A newer run arrives between pages. */
+        sked_run_rec r;
+        mk_run(&r, f->ns, ids[0], T + (N + extra++) * SEC);
+        run_insert_ok(f->st, &r);
+        if (!more)
+            break;
+    }
+    for (int i = 0; i < N; i++)
+        assert_int_equal(seen[i], 1);
+    assert_int_equal(pages, (N + 6) / 7);
+}
+
+/* ---- retention, task delete, workers ------------------------------------ */
+
+/* Runs of task_id: n finished at F + i s (scheduled T + i s), then u
+ * unfinished after them. */
+static void mk_history(sked_store *st, const char *ns, const char *task_id,
+                       sked_walltime T, sked_walltime F, int n, int u)
+{
+    for (int i = 0; i < n + u; i++) {
+        sked_run_rec r;
+        mk_run(&r, ns, task_id, T + i * SEC);
+        if (i < n) {
+            r.status = SKED_RUN_SUCCEEDED;
+            r.finished_at = F + i * SEC;
+        } else {
+            r.status = SKED_RUN_RUNNING;
+        }
+        run_insert_ok(st, &r);
+    }
+}
+
+static void prune_ok(sked_store *st, sked_walltime older, int keep, int limit,
+                     int64_t *deleted)
+{
+    sked_err err = {0};
+    int rc = sked_store_run_prune(st, older, keep, limit, deleted, &err);
+    if (rc != 0)
+        fail_msg("prune: %s", err.msg);
+}
+
+/* A whole pass of retention: a backend may walk the table a slice per
+ * call, so call it until a pass must have covered this suite's runs. */
+static void prune_pass(sked_store *st, sked_walltime older, int keep)
+{
+    for (int i = 0; i < 20; i++) {
+        int64_t deleted;
+        prune_ok(st, older, keep, 100000, &deleted);
+    }
+}
+
+/* The oldest scheduled_at among runs of a task. */
+static sked_walltime oldest(sked_store *st, const char *ns, const char *t)
+{
+    sked_run_page p = runs_where(st, runs_of_task(ns, t));
+    sked_walltime m = INT64_MAX;
+    for (size_t i = 0; i < p.n; i++)
+        if (p.recs[i].scheduled_at < m)
+            m = p.recs[i].scheduled_at;
+    sked_run_page_deinit(&p);
+    return m;
+}
+
+static void test_run_prune(void **state)
+{
+    fixture *f = *state;
+    sked_walltime T = new_base();
+    char ids[2][SKED_ID_LEN + 1];
+    mk_due(f->st, f->ns, 2, T + 3600 * SEC, NULL, ids);
+    mk_history(f->st, f->ns, ids[0], T, T, 10, 2);
+    mk_history(f->st, f->ns, ids[1], T, T + 100 * SEC, 3, 0);
+    int64_t deleted = -1;
+
+    /* Nothing to do without a rule. */
+    prune_ok(f->st, SKED_TIME_NONE, 0, 100, &deleted);
+    assert_int_equal(deleted, 0);
+
+    /* By age: task 0's runs finished before T+4s (4 of them). */
+    prune_pass(f->st, T + 4 * SEC, 0);
+    assert_int_equal(count_runs(f->st, runs_of_task(f->ns, ids[0])), 8);
+    assert_true(oldest(f->st, f->ns, ids[0]) == T + 4 * SEC);
+    assert_int_equal(count_runs(f->st, runs_of_task(f->ns, ids[1])), 3);
+
+    /* By count: the newest 4 finished stay, and every unfinished one. */
+    prune_pass(f->st, SKED_TIME_NONE, 4);
+    assert_int_equal(count_runs(f->st, runs_of_task(f->ns, ids[0])), 6);
+    assert_true(oldest(f->st, f->ns, ids[0]) == T + 6 * SEC);
+    sked_run_filter q = runs_of_task(f->ns, ids[0]);
+    q.status_mask = SKED_RUN_UNFINISHED;
+    assert_int_equal(count_runs(f->st, q), 2);
+    assert_int_equal(count_runs(f->st, runs_of_task(f->ns, ids[1])), 3);
+
+    /* At most limit per call. */
+    mk_history(f->st, f->ns, ids[1], T + 50 * SEC, T + 10, 5, 0);
+    prune_ok(f->st, T + 200 * SEC, 0, 2, &deleted);
+    assert_int_equal(deleted, 2);
+    for (int i = 0; i < 10 && deleted > 0; i++)
+        prune_ok(f->st, T + 200 * SEC, 0, 2, &deleted);
+    assert_int_equal(count_runs(f->st, runs_of_task(f->ns, ids[1])), 0);
+    assert_int_equal(count_runs(f->st, runs_of_task(f->ns, ids[0])), 2);
+}
+
+static void test_task_delete_cancels_runs(void **state)
+{
+    fixture *f = *state;
+    sked_walltime T = new_base();
+    char ids[2][SKED_ID_LEN + 1];
+    mk_due(f->st, f->ns, 2, T + 3600 * SEC, NULL, ids);
+    static const sked_run_status sts[] = {
+        SKED_RUN_SCHEDULED, SKED_RUN_DISPATCHED, SKED_RUN_RUNNING,
+        SKED_RUN_SUCCEEDED, SKED_RUN_SKIPPED,
+    };
+    sked_run_rec runs[5], other;
+    for (int i = 0; i < 5; i++) {
+        mk_run(&runs[i], f->ns, ids[0], T + i * SEC);
+        runs[i].status = sts[i];
+        if (i >= 3)
+            runs[i].finished_at = T + 100;
+        run_insert_ok(f->st, &runs[i]);
+    }
+    mk_run(&other, f->ns, ids[1], T);
+    run_insert_ok(f->st, &other);
+
+    sked_walltime before = sked_clock_wall_now();
+    sked_err err = {0};
+    assert_int_equal(sked_store_task_delete(f->st, f->ns, ids[0], &err), 0);
+    sked_walltime after = sked_clock_wall_now();
+    for (int i = 0; i < 5; i++) {
+        sked_run_rec got = run_of(f->st, f->ns, runs[i].id);
+        if (i < 3) {
+            assert_int_equal(got.status, SKED_RUN_CANCELED);
+            assert_string_equal(got.error, "task deleted");
+            assert_true(got.finished_at >= before && got.finished_at <= after);
+        } else {
+            assert_same_run(&runs[i], &got);
+        }
+        sked_run_rec_deinit(&got);
+    }
+    sked_run_rec got = run_of(f->st, f->ns, other.id);
+    assert_int_equal(got.status, SKED_RUN_SCHEDULED);
+    sked_run_rec_deinit(&got);
+    /* History stays listable; the canceled scheduled run is not claimed. */
+    assert_int_equal(count_runs(f->st, runs_of_task(f->ns, ids[0])), 5);
+    char owner[64];
+    new_owner(owner, sizeof owner);
+    sked_claim c = claim_of(owner, T + 10 * SEC, T + 11 * SEC, 10, NULL);
+    claim_ok(f->st, &c);
+    assert_int_equal(c.nruns, 1);
+    assert_string_equal(c.runs[0].id, other.id);
+    sked_claim_deinit(&c);
+    /* Deleting a missing task changes nothing. */
+    assert_int_equal(sked_store_task_delete(f->st, f->ns, ids[0], &err),
+                     SKED_ENOENT);
+}
+
+static const sked_worker_rec *find_worker(const sked_worker_rec *v, size_t n,
+                                          const char *id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v[i].id, id) == 0)
+            return &v[i];
+    return NULL;
+}
+
+static void free_workers(sked_worker_rec *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i].queues);
+    free(v);
+}
+
+static void test_workers(void **state)
+{
+    fixture *f = *state;
+    sked_walltime T = new_base();
+    sked_worker_rec w1 = {0}, w2 = {0};
+    snprintf(w1.id, sizeof w1.id, "%s/w1", f->ns);
+    snprintf(w2.id, sizeof w2.id, "%s/w2", f->ns);
+    snprintf(w1.host, sizeof w1.host, "host-a");
+    snprintf(w2.host, sizeof w2.host, "host-b");
+    snprintf(w1.version, sizeof w1.version, "0.2.0");
+    snprintf(w2.version, sizeof w2.version, "0.2.0");
+    w1.queues = "[\"default\"]";
+    w2.queues = NULL;
+    w1.slots = 8;
+    w2.slots = 2;
+    w1.last_heartbeat = T;
+    w2.last_heartbeat = T + 10 * SEC;
+    sked_err err = {0};
+    assert_int_equal(sked_store_worker_upsert(f->st, &w1, &err), 0);
+    assert_int_equal(sked_store_worker_upsert(f->st, &w2, &err), 0);
+    w1.busy = 3;
+    w1.last_heartbeat = T + 20 * SEC;
+    w1.queues = "[\"default\",\"bulk\"]";
+    assert_int_equal(sked_store_worker_upsert(f->st, &w1, &err), 0);
+
+    sked_worker_rec *v;
+    size_t n;
+    assert_int_equal(sked_store_worker_list(f->st, T + 5 * SEC, &v, &n, &err),
+                     0);
+    const sked_worker_rec *g1 = find_worker(v, n, w1.id);
+    const sked_worker_rec *g2 = find_worker(v, n, w2.id);
+    assert_non_null(g1);
+    assert_non_null(g2);
+    assert_string_equal(g1->host, "host-a");
+    assert_string_equal(g1->queues, "[\"default\",\"bulk\"]");
+    assert_int_equal(g1->slots, 8);
+    assert_int_equal(g1->busy, 3);
+    assert_true(g1->last_heartbeat == T + 20 * SEC);
+    assert_string_equal(g1->version, "0.2.0");
+    assert_string_equal(g2->queues, "[]");
+    free_workers(v, n);
+    /* Strictly after since. */
+    assert_int_equal(sked_store_worker_list(f->st, T + 10 * SEC, &v, &n, &err),
+                     0);
+    assert_non_null(find_worker(v, n, w1.id));
+    assert_null(find_worker(v, n, w2.id));
+    free_workers(v, n);
+    sked_worker_rec bad = {0};
+    assert_int_equal(sked_store_worker_upsert(f->st, &bad, &err), SKED_EINVAL);
+}
+
+/* The measurement behind the scheduler's 10,000-runs-in-a-second goal:
+ * 10,000 due tasks claimed in batches of 1000, each batch dispatched with
+ * one run_update.  Prints the times; the bound only catches disasters. */
+static double ms_since(struct timespec t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+           (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+}
+
+static void test_claim_throughput(void **state)
+{
+    fixture *f = *state;
+    enum { N = 10000, BATCH = 1000 };
+    sked_walltime T = new_base();
+    for (int i = 0; i < N / BATCH; i++)
+        mk_due(f->st, f->ns, BATCH, T, NULL, NULL);
+    char owner[64];
+    new_owner(owner, sizeof owner);
+    double claim_ms = 0, update_ms = 0;
+    size_t total = 0;
+    int claims = 0;
+    for (;;) {
+        sked_claim c = claim_of(owner, T, T + SEC, BATCH, NULL);
+        struct timespec t0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        claim_ok(f->st, &c);
+        claim_ms += ms_since(t0);
+        claims++;
+        total += c.nruns;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        dispatch_all(f->st, &c, T);
+        update_ms += ms_since(t0);
+        int more = c.more;
+        sked_claim_deinit(&c);
+        if (!more)
+            break;
+        assert_true(claims < 100);
+    }
+    assert_int_equal(total, N);
+    print_message("claim of %d due tasks in batches of %d: %.1f ms "
+                  "(%d claims); run_update of %zu changes: %.1f ms\n",
+                  N, BATCH, claim_ms, claims, total, update_ms);
+    assert_true(claim_ms < 20000 && update_ms < 20000);
+}
+
 /* ---- SQLite only ------------------------------------------------------- */
 
 static int is_sqlite(void) { return strncmp(url, "sqlite:", 7) == 0; }
@@ -900,6 +2207,50 @@ static void test_sqlite_group_abort(void **state)
     assert_int_equal(pa.failures, pa.n);
 }
 
+/* Claims whose group commit is aborted by a poisoned neighbour run again
+ * from scratch: still one row per occurrence, every task claimed once,
+ * and what each claim returned is exactly what it holds. */
+static void test_sqlite_claim_group_abort(void **state)
+{
+    fixture *f = *state;
+    if (!is_sqlite())
+        skip();
+    enum { N = 300 };
+    sked_walltime T = new_base();
+    mk_due(f->st, f->ns, N, T, NULL, NULL);
+    poison_arg pa = {.st = f->st, .n = 100};
+    pthread_t th;
+    pthread_create(&th, NULL, poison_thread, &pa);
+    pthread_t ct[2];
+    claimer cl[2];
+    tpolicy pol = {0};
+    for (int i = 0; i < 2; i++) {
+        cl[i] = (claimer){.st = f->st, .now = T, .pol = &pol};
+        new_owner(cl[i].owner, sizeof cl[i].owner);
+        pthread_create(&ct[i], NULL, claim_thread, &cl[i]);
+    }
+    size_t total = 0;
+    for (int i = 0; i < 2; i++) {
+        pthread_join(ct[i], NULL);
+        assert_int_equal(cl[i].failed, 0);
+        total += cl[i].n;
+        free(cl[i].got);
+    }
+    pthread_join(th, NULL);
+    assert_int_equal(pa.failures, pa.n);
+    assert_int_equal(total, N);
+    /* Each retried claim asked the policy again. */
+    assert_true(atomic_load(&pol.calls) >= N);
+    if (getenv("SKED_TEST_VERBOSE"))
+        print_message("advance calls: %d for %d tasks\n",
+                      atomic_load(&pol.calls), N);
+    sked_run_page p = runs_where(f->st, runs_of_task(f->ns, NULL));
+    assert_int_equal(p.n, N);
+    for (size_t i = 0; i < p.n; i++)
+        assert_int_equal(p.recs[i].status, SKED_RUN_DISPATCHED);
+    sked_run_page_deinit(&p);
+}
+
 /* The file is in WAL mode, and the store still works after the file was
  * opened by someone else in between. */
 static void test_sqlite_wal(void **state)
@@ -956,6 +2307,7 @@ int main(void)
         snprintf(url, sizeof url, "sqlite:%s/sked.db", tmpdir);
     }
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define R(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown_runs)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_open_bad_url),
         T(test_ping),
@@ -975,11 +2327,30 @@ int main(void)
         T(test_durable_across_reopen),
         T(test_concurrent_inserts),
         T(test_two_openers),
+        R(test_claim_basic),
+        R(test_claim_invalid),
+        R(test_claim_two_owners),
+        R(test_claim_concurrent),
+        R(test_claim_skipped),
+        R(test_claim_complete_and_fail),
+        R(test_claim_retry_when_due),
+        R(test_claim_lease_expiry),
+        R(test_run_update_fencing),
+        R(test_sweep_expired),
+        R(test_run_insert),
+        R(test_run_list_filters),
+        R(test_run_list_pagination),
+        R(test_run_prune),
+        R(test_task_delete_cancels_runs),
+        R(test_workers),
+        R(test_claim_throughput),
         cmocka_unit_test(test_sqlite_schema_too_new),
         T(test_sqlite_group_abort),
+        R(test_sqlite_claim_group_abort),
         T(test_sqlite_wal),
     };
 #undef T
+#undef R
     /* "store_sqlite", "store_postgres": the summary names the backend. */
     char name[32];
     snprintf(name, sizeof name, "store_%.*s", (int)strcspn(url, ":"), url);

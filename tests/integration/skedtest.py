@@ -7,6 +7,9 @@
   server started is killed at exit, whatever happened.
 - Client: one keep-alive connection (http.client); request() returns
   (status, headers, body), body being parsed JSON when the answer is JSON.
+  list_all() pages through tasks, list_runs() through a run list.
+- Time: parse_time() (RFC 3339 -> epoch seconds), format_time(), and
+  wait_until() for polling.
 - Suite: a tiny registry and runner.  Each test is a function; a failed
   check prints one line saying what was expected, an exception fails the
   test, and a per-test alarm keeps anything from hanging.  run() prints
@@ -15,9 +18,11 @@
 Not here: the tests themselves (test_*.py).
 """
 import atexit
+import calendar
 import http.client
 import json
 import os
+import re
 import select
 import shutil
 import signal
@@ -357,6 +362,24 @@ class Client:
                 return out
         raise AssertionError("list did not end after %d pages" % max_pages)
 
+    def list_runs(self, path="/v1/runs", query="", limit=1000, max_pages=1000):
+        """Every run of a run list (/v1/runs or /v1/tasks/{id}/runs), in the
+        server's order, following next_cursor."""
+        out, cursor = [], None
+        for _ in range(max_pages):
+            q = "limit=%d" % limit + ("&" + query if query else "")
+            if cursor:
+                q += "&cursor=" + cursor
+            r = self.get(path + "?" + q)
+            if r.status != 200:
+                raise AssertionError("GET %s?%s: expected 200, got %d %s"
+                                     % (path, q, r.status, r.body))
+            out.extend(r.body["runs"])
+            cursor = r.body.get("next_cursor")
+            if not cursor:
+                return out
+        raise AssertionError("run list did not end after %d pages" % max_pages)
+
 
 def raw_http(host, port, data, timeout=5.0, shutdown_write=False):
     """Send bytes on a fresh socket, return what comes back until the server
@@ -397,6 +420,46 @@ def parse_raw_status(buf):
     line = buf.split(b"\r\n", 1)[0].split()
     head, _, body = buf.partition(b"\r\n\r\n")
     return int(line[1]), body.decode("utf-8", "replace")
+
+
+_TIME_RE = re.compile(r"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d+)?"
+                      r"(Z|[+-]\d\d:\d\d)$")
+
+
+def parse_time(s):
+    """Seconds since the epoch (float, fraction kept) of an RFC 3339 string;
+    None for None."""
+    if s is None:
+        return None
+    m = _TIME_RE.match(s)
+    if not m:
+        raise AssertionError("not an RFC 3339 time with an offset: %r" % (s,))
+    y, mo, d, h, mi, se, frac, off = m.groups()
+    t = calendar.timegm((int(y), int(mo), int(d), int(h), int(mi), int(se)))
+    if frac:
+        t += float(frac)
+    if off != "Z":
+        sign = 1 if off[0] == "+" else -1
+        t -= sign * (int(off[1:3]) * 3600 + int(off[4:6]) * 60)
+    return t
+
+
+def format_time(t):
+    """RFC 3339 in UTC with milliseconds (2026-11-27T10:00:00.123Z)."""
+    ms = int(round(t * 1000))
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + \
+        ".%03dZ" % (ms % 1000)
+
+
+def wait_until(fn, timeout, interval=0.1):
+    """Call fn until it returns something true or timeout seconds pass;
+    returns its last result."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v or time.monotonic() >= deadline:
+            return v
+        time.sleep(interval)
 
 
 class _Timeout(Exception):

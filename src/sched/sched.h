@@ -1,0 +1,52 @@
+/*
+ * sched.h - the scheduler: claims due occurrences from the store, holds
+ * them in a timer heap, publishes each to its queue when due, and writes
+ * the workers' started/finished/heartbeat events back to the store.
+ *
+ * Threads: one timer thread (claim, dispatch, sweep; sleeps until the
+ * earliest due run on an absolute CLOCK_REALTIME deadline, or until woken)
+ * and one events thread (consumes the "sked.events" queue in batches).
+ * Never publishes a run before its due_at (>= scheduled_at).
+ */
+#ifndef SKED_SCHED_H
+#define SKED_SCHED_H
+
+#include "core/err.h"
+#include "queue/queue.h"
+#include "store/store.h"
+
+#define SKED_EVENTS_QUEUE "sked.events"
+
+typedef struct sked_sched_config {
+    sked_store *store;
+    sked_queue *queue;
+    const char *owner;           /* this scheduler's id (lease owner)          */
+    int64_t window_us;           /* claim look-ahead; 0: 2 s                   */
+    int64_t lease_us;            /* claimed run lease past due; 0: 30 s        */
+    int64_t dispatch_lease_us;   /* dispatched, waiting for started; 0: 60 s   */
+    int64_t run_lease_us;        /* running, renewed by heartbeats; 0: 30 s    */
+    int claim_limit;             /* per claim call; 0: 1000                    */
+    int64_t retention_age_us;    /* finished runs older are pruned; 0: 7 days  */
+    int retention_keep;          /* finished runs kept per task; 0: 1000       */
+    /* Embedded mode: nothing else runs against this store, so at start every
+     * dispatched or running run belonged to a process that is gone. */
+    int recover_all_on_start;
+} sked_sched_config;
+
+typedef struct sked_sched sked_sched;
+
+int sked_sched_start(const sked_sched_config *cfg, sked_sched **out, sked_err *err);
+
+/* A task or run changed (create, replace, resume, trigger): claim now
+ * instead of at the next look-ahead.  Thread-safe, cheap. */
+void sked_sched_wake(sked_sched *s);
+
+/* A run dispatched from here is over (canceled through the API): forget
+ * it for the overlap policy.  Thread-safe, idempotent. */
+void sked_sched_forget_run(sked_sched *s, const char *run_id);
+
+/* Stop both threads (runs in the heap stay SCHEDULED and leased: another
+ * scheduler, or this one restarted, takes them over) and free. */
+void sked_sched_stop(sked_sched *s);
+
+#endif

@@ -1,0 +1,233 @@
+/*
+ * sched_events.c - the scheduler's events thread: workers' started,
+ * finished and heartbeat events, written to the store in batches.
+ *
+ * Each turn takes every event waiting (up to EVENT_BATCH), turns each into
+ * a fenced run change (only the current attempt, only from the statuses it
+ * can follow), applies them in one store transaction, and only then acks
+ * the deliveries: an event is never lost, and a redelivered one is fenced
+ * out as a no-op.  A failed or timed-out attempt with attempts left goes
+ * back to SCHEDULED with attempt + 1 at its backoff time; the timer thread
+ * is woken to claim it.
+ */
+#include "sched/sched_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "model/run.h"
+#include "worker/exec.h"
+
+#define EVENT_BATCH 512
+
+typedef struct pending {
+    sked_run_rec rec;          /* the row to write                     */
+    sked_run_change change;
+    char task_id[SKED_ID_LEN + 1];
+    char queue[SKED_NS_MAX + 1];
+    int settles;               /* leaves dispatched/running for good   */
+    int retry;
+    int lag_first;             /* first start: observe the lag         */
+} pending;
+
+static int load(sked_sched *s, const char *id, sked_run_rec *rec)
+{
+    sked_err err = {0};
+    if (sked_store_run_get(s->cfg.store, NULL, id, rec, &err) < 0) {
+        sked_log(SKED_LOG_WARN, "event for an unknown run", "run", id, "error", err.msg, NULL);
+        return -1;
+    }
+    return 0;
+}
+
+static void set_str(char **dst, const char *src)
+{
+    free(*dst);
+    *dst = src ? strdup(src) : NULL;
+}
+
+/* Turn one event into zero or more pending changes. */
+static void plan(sked_sched *s, const sked_event *e, pending *p, size_t *np,
+                 sked_walltime now)
+{
+    if (e->type == SKED_EVENT_HEARTBEAT) {
+        sked_worker_rec w = {.slots = e->slots, .busy = e->busy, .last_heartbeat = now};
+        snprintf(w.id, sizeof w.id, "%s", e->worker);
+        snprintf(w.host, sizeof w.host, "%s", e->host);
+        snprintf(w.version, sizeof w.version, "%s", "");
+        w.queues = e->queues;
+        sked_err err = {0};
+        if (sked_store_worker_upsert(s->cfg.store, &w, &err) < 0)
+            sked_log(SKED_LOG_WARN, "worker heartbeat not stored", "worker", e->worker,
+                     "error", err.msg, NULL);
+        for (size_t i = 0; i < e->nruns && *np < EVENT_BATCH * 2; i++) {
+            pending *q = &p[*np];
+            memset(q, 0, sizeof *q);
+            if (load(s, e->runs[i], &q->rec) < 0)
+                continue;
+            if (q->rec.status != SKED_RUN_RUNNING || q->rec.attempt != e->run_attempts[i]) {
+                sked_run_rec_deinit(&q->rec);
+                continue;
+            }
+            q->rec.lease_expires_at = now + s->cfg.run_lease_us;
+            q->change = (sked_run_change){.attempt = e->run_attempts[i],
+                                          .from = SKED_RUN_BIT(SKED_RUN_RUNNING)};
+            (*np)++;
+        }
+        return;
+    }
+    pending *q = &p[*np];
+    memset(q, 0, sizeof *q);
+    if (load(s, e->run_id, &q->rec) < 0)
+        return;
+    sked_run_rec *r = &q->rec;
+    snprintf(q->task_id, sizeof q->task_id, "%s", r->task_id);
+    snprintf(q->queue, sizeof q->queue, "%s", r->queue);
+    q->change.attempt = e->attempt;
+    snprintf(r->worker, sizeof r->worker, "%s", e->worker);
+    if (e->type == SKED_EVENT_STARTED) {
+        r->status = SKED_RUN_RUNNING;
+        if (r->started_at == SKED_TIME_NONE)
+            r->started_at = e->at;
+        if (r->lag_us == SKED_TIME_NONE) {
+            r->lag_us = e->at - r->scheduled_at;
+            q->lag_first = 1;
+        }
+        /* the worker answers for it now, as long as it heartbeats */
+        snprintf(r->lease_owner, sizeof r->lease_owner, "%.63s", e->worker);
+        r->lease_expires_at = now + s->cfg.run_lease_us;
+        q->change.from = SKED_RUN_BIT(SKED_RUN_DISPATCHED);
+    } else {
+        r->finished_at = e->at;
+        r->exit_code = e->exit_code;
+        r->http_status = e->http_status;
+        set_str(&r->error, e->error);
+        set_str(&r->output, e->output);
+        r->lease_owner[0] = '\0';
+        r->lease_expires_at = SKED_TIME_NONE;
+        q->settles = 1;
+        switch (e->outcome) {
+        case SKED_JOB_SUCCEEDED:
+            r->status = SKED_RUN_SUCCEEDED;
+            break;
+        case SKED_JOB_CANCELED:
+            r->status = SKED_RUN_CANCELED;
+            break;
+        default: {
+            r->status = e->outcome == SKED_JOB_TIMED_OUT ? SKED_RUN_TIMED_OUT : SKED_RUN_FAILED;
+            sked_task_rec task;
+            sked_err err = {0};
+            sked_walltime due;
+            if (sked_store_task_get(s->cfg.store, r->ns, r->task_id, &task, &err) == 0) {
+                if (sked_retry_due(task.spec, r->attempt, now, &due) == 0) {
+                    r->status = SKED_RUN_SCHEDULED;
+                    r->attempt++;
+                    r->due_at = due;
+                    q->retry = 1;
+                }
+                sked_task_rec_deinit(&task);
+            }
+        }
+        }
+        q->change.from = SKED_RUN_BIT(SKED_RUN_RUNNING) | SKED_RUN_BIT(SKED_RUN_DISPATCHED);
+    }
+    (*np)++;
+}
+
+static void apply(sked_sched *s, pending *p, size_t n)
+{
+    if (n == 0)
+        return;
+    sked_run_change *ch = calloc(n, sizeof *ch);
+    for (size_t i = 0; i < n; i++) {
+        ch[i] = p[i].change;
+        ch[i].rec = &p[i].rec;
+    }
+    sked_monotime t0 = sked_clock_mono_now();
+    sked_err err = {0};
+    int rc = sked_store_run_update(s->cfg.store, ch, n, &err);
+    sked_histogram_observe(s->store_seconds, (double)(sked_clock_mono_now() - t0) / 1e6);
+    if (rc < 0)
+        sked_log(SKED_LOG_ERROR, "event batch not stored", "error", err.msg, NULL);
+    int wake = 0;
+    for (size_t i = 0; i < n; i++) {
+        sked_run_rec *r = &p[i].rec;
+        if (p[i].settles)
+            sked_sched_forget_run(s, r->id); /* applied or stale: it is over here */
+        if (rc == 0 && ch[i].result == 0) {
+            if (p[i].lag_first)
+                sked_histogram_observe(s->lag, (double)r->lag_us / 1e6);
+            if (p[i].retry)
+                wake = 1;
+            if (r->status != SKED_RUN_RUNNING || p[i].lag_first) {
+                char lag[32] = "";
+                if (r->lag_us != SKED_TIME_NONE)
+                    snprintf(lag, sizeof lag, "%.3f", (double)r->lag_us / 1000.0);
+                char att[16];
+                snprintf(att, sizeof att, "%d", r->attempt);
+                sked_log(r->status == SKED_RUN_FAILED || r->status == SKED_RUN_TIMED_OUT
+                             ? SKED_LOG_WARN : SKED_LOG_INFO,
+                         p[i].retry ? "run retry scheduled" : "run transition",
+                         "run", r->id, "task", r->task_id, "status",
+                         sked_run_status_name(r->status), "attempt", att,
+                         "lag_ms", lag, "worker", r->worker, NULL);
+                sked_sched_count_status(r->queue, r->status);
+            }
+        } else if (rc == 0) {
+            sked_log(SKED_LOG_DEBUG, "stale event ignored", "run", r->id, NULL);
+        }
+        sked_run_rec_deinit(r);
+    }
+    free(ch);
+    if (wake)
+        sked_sched_wake(s);
+}
+
+void *sked_sched_events_main(void *arg)
+{
+    sked_sched *s = arg;
+    sked_delivery *d = calloc(EVENT_BATCH, sizeof *d);
+    pending *p = calloc(EVENT_BATCH * 2 + 1, sizeof *p);
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        int stop = s->stop;
+        pthread_mutex_unlock(&s->mu);
+        if (stop)
+            break;
+        sked_err err = {0};
+        size_t nd = 0;
+        if (sked_queue_consumer_next(s->consumer, -1, &d[0], &err) < 0)
+            continue;
+        nd = 1;
+        while (nd < EVENT_BATCH && sked_queue_consumer_next(s->consumer, 0, &d[nd], &err) == 0)
+            nd++;
+        size_t np = 0;
+        sked_walltime now = sked_clock_wall_now();
+        for (size_t i = 0; i < nd && np < EVENT_BATCH * 2; i++) {
+            sked_event e;
+            if (sked_event_decode(d[i].body, d[i].len, &e, &err) == 0) {
+                /* a second event of a run in this batch is planned on top
+                 * of the first one's result: write what is pending first */
+                for (size_t k = 0; k < np && e.type != SKED_EVENT_HEARTBEAT; k++)
+                    if (strcmp(p[k].rec.id, e.run_id) == 0) {
+                        apply(s, p, np);
+                        np = 0;
+                        break;
+                    }
+                plan(s, &e, p, &np, now);
+                sked_event_deinit(&e);
+            } else {
+                sked_log(SKED_LOG_WARN, "bad event dropped", "error", err.msg, NULL);
+            }
+        }
+        apply(s, p, np);
+        for (size_t i = 0; i < nd; i++) {
+            sked_queue_ack(s->consumer, d[i].tag, &err);
+            sked_delivery_deinit(&d[i]);
+        }
+    }
+    free(p);
+    free(d);
+    return NULL;
+}

@@ -1,0 +1,719 @@
+/*
+ * exec.c - the executor's thread, its job queue, cancel and lifecycle (see
+ * exec.h).  The targets themselves are in exec_shell.c and exec_http.c.
+ *
+ * One thread waits on one epoll set that holds everything a run can wait
+ * for: an eventfd that other threads kick after queueing a submission or a
+ * cancel, the output pipe and the pidfd of every child, and libcurl's
+ * sockets.  Deadlines (timeouts, kill grace, output drain) sit in a binary
+ * heap ordered by (deadline, sequence); curl's single timer sits next to
+ * it; the nearest of them is epoll_wait's timeout.  So hundreds of runs
+ * cost file descriptors, not threads, and nothing polls on a fixed beat
+ * (except the rare child whose pidfd could not be opened, see
+ * exec_shell.c).
+ *
+ * Hand-over between threads is a mutex-guarded pending list (the thread
+ * moves it to its backlog and starts START_BATCH runs per iteration) plus
+ * a registry of every run not yet ended, keyed by run_id, so that
+ * sked_exec_cancel can answer ENOENT at once and a second copy of a run
+ * that is still executing is refused.  Callbacks are called without the
+ * mutex held, so they may submit or cancel.
+ *
+ * A run that ends is unlinked at once but freed only at the end of the
+ * loop iteration: later events of the same epoll_wait batch may still
+ * point at its watches.
+ *
+ * Not here: spawning, signals and pipes (exec_shell.c), libcurl and the
+ * address guard (exec_http.c).
+ */
+#include "worker/exec_internal.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#define DEFAULT_MAX_OUTPUT (64 * 1024)
+#define DEFAULT_GRACE_US (5 * SKED_USEC_PER_SEC)
+#define MAX_EVENTS 128
+#define POLL_US (20 * SKED_USEC_PER_MSEC) /* children without a pidfd */
+/* Runs started per loop iteration.  A burst of thousands (every task due
+ * at the top of the hour) takes ~1 ms per spawn; in slices, output, exits,
+ * deadlines and HTTP traffic of running jobs are served in between. */
+#define START_BATCH 32
+
+/* ---- small helpers --------------------------------------------------- */
+
+/* Small internal allocations abort on failure (STYLE.md): a NULL check
+ * after each would be dead code in practice and untested in fact. */
+void *exec_xzalloc(size_t n)
+{
+    void *p = calloc(1, n ? n : 1);
+    if (p == NULL)
+        abort();
+    return p;
+}
+
+char *exec_xstrdup(const char *s)
+{
+    char *p = strdup(s);
+    if (p == NULL)
+        abort();
+    return p;
+}
+
+/* "200 ms", "5 s", "1500 us": for error messages. */
+void exec_ms_text(int64_t us, char *buf, size_t len)
+{
+    if (us % SKED_USEC_PER_SEC == 0)
+        snprintf(buf, len, "%lld s", (long long)(us / SKED_USEC_PER_SEC));
+    else if (us % SKED_USEC_PER_MSEC == 0)
+        snprintf(buf, len, "%lld ms", (long long)(us / SKED_USEC_PER_MSEC));
+    else
+        snprintf(buf, len, "%lld us", (long long)us);
+}
+
+/* ---- output tail ----------------------------------------------------- */
+
+static void reverse(char *p, size_t n)
+{
+    for (size_t i = 0, j = n; i + 1 < j; i++, j--) {
+        char c = p[i];
+        p[i] = p[j - 1];
+        p[j - 1] = c;
+    }
+}
+
+/* Make the ring contiguous from buf[0].  Content wraps only once the ring
+ * is full (len == cap), and a full ring rotated by start is three
+ * reversals: no second buffer, so this cannot fail. */
+static void tail_linearize(tail *t)
+{
+    if (t->start == 0)
+        return;
+    if (t->start + t->len <= t->cap) {
+        memmove(t->buf, t->buf + t->start, t->len);
+    } else {
+        reverse(t->buf, t->start);
+        reverse(t->buf + t->start, t->cap - t->start);
+        reverse(t->buf, t->cap);
+    }
+    t->start = 0;
+}
+
+/* Grow towards want (<= max).  The size comes from the child, so failure
+ * is expected and harmless: the ring keeps its size and drops more. */
+static void tail_grow(tail *t, size_t want)
+{
+    if (want <= t->cap)
+        return;
+    tail_linearize(t);
+    char *nb = realloc(t->buf, want + 1);
+    if (nb == NULL)
+        return;
+    t->buf = nb;
+    t->cap = want;
+}
+
+void tail_append(tail *t, const char *p, size_t n)
+{
+    if (n == 0 || t->max == 0)
+        return;
+    if (t->len + n > t->cap && t->cap < t->max) {
+        size_t want = t->cap * 2;
+        if (want < t->len + n)
+            want = t->len + n;
+        if (want < 4096)
+            want = 4096;
+        if (want > t->max)
+            want = t->max;
+        tail_grow(t, want);
+    }
+    if (t->cap == 0)
+        return;
+    if (n >= t->cap) { /* only the newest cap bytes survive */
+        memcpy(t->buf, p + (n - t->cap), t->cap);
+        t->start = 0;
+        t->len = t->cap;
+        return;
+    }
+    if (t->len + n > t->cap) { /* drop the oldest bytes */
+        size_t drop = t->len + n - t->cap;
+        t->start = (t->start + drop) % t->cap;
+        t->len -= drop;
+    }
+    size_t at = (t->start + t->len) % t->cap;
+    size_t first = t->cap - at < n ? t->cap - at : n;
+    memcpy(t->buf + at, p, first);
+    memcpy(t->buf, p + first, n - first);
+    t->len += n;
+}
+
+/* Hand the tail over as a NUL-terminated malloc'ed string; t is empty
+ * afterwards. */
+static char *tail_take(tail *t, size_t *len)
+{
+    char *s;
+    if (t->buf == NULL) {
+        s = exec_xzalloc(1);
+        *len = 0;
+    } else {
+        tail_linearize(t);
+        s = t->buf;
+        s[t->len] = '\0';
+        *len = t->len;
+    }
+    t->buf = NULL;
+    t->cap = t->start = t->len = 0;
+    return s;
+}
+
+void tail_free(tail *t)
+{
+    free(t->buf);
+    t->buf = NULL;
+    t->cap = t->start = t->len = 0;
+}
+
+/* ---- deadline heap --------------------------------------------------- */
+
+static int heap_less(const run *a, const run *b)
+{
+    return a->deadline < b->deadline ||
+           (a->deadline == b->deadline && a->seq < b->seq);
+}
+
+static void heap_swap(sked_exec *ex, size_t i, size_t j)
+{
+    run *t = ex->heap[i];
+    ex->heap[i] = ex->heap[j];
+    ex->heap[j] = t;
+    ex->heap[i]->heap_idx = i;
+    ex->heap[j]->heap_idx = j;
+}
+
+static void heap_up(sked_exec *ex, size_t i)
+{
+    while (i > 0 && heap_less(ex->heap[i], ex->heap[(i - 1) / 2])) {
+        heap_swap(ex, i, (i - 1) / 2);
+        i = (i - 1) / 2;
+    }
+}
+
+static void heap_down(sked_exec *ex, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, m = i;
+        if (l < ex->heap_len && heap_less(ex->heap[l], ex->heap[m]))
+            m = l;
+        if (l + 1 < ex->heap_len && heap_less(ex->heap[l + 1], ex->heap[m]))
+            m = l + 1;
+        if (m == i)
+            return;
+        heap_swap(ex, i, m);
+        i = m;
+    }
+}
+
+void exec_heap_del(sked_exec *ex, run *r)
+{
+    size_t i = r->heap_idx;
+    if (i == SIZE_MAX)
+        return;
+    r->heap_idx = SIZE_MAX;
+    ex->heap_len--;
+    if (i == ex->heap_len)
+        return;
+    ex->heap[i] = ex->heap[ex->heap_len];
+    ex->heap[i]->heap_idx = i;
+    heap_up(ex, i);
+    heap_down(ex, ex->heap[i]->heap_idx);
+}
+
+/* Give r one deadline (replacing any); NO_DEADLINE removes it.  The
+ * sequence number breaks ties in arrival order. */
+void exec_heap_set(sked_exec *ex, run *r, sked_monotime deadline)
+{
+    exec_heap_del(ex, r);
+    if (deadline == NO_DEADLINE)
+        return;
+    if (ex->heap_len == ex->heap_cap) {
+        ex->heap_cap = ex->heap_cap ? 2 * ex->heap_cap : 64;
+        ex->heap = realloc(ex->heap, ex->heap_cap * sizeof *ex->heap);
+        if (ex->heap == NULL)
+            abort();
+    }
+    r->deadline = deadline;
+    r->seq = ex->seq++;
+    r->heap_idx = ex->heap_len;
+    ex->heap[ex->heap_len++] = r;
+    heap_up(ex, r->heap_idx);
+}
+
+/* ---- registry (mu) --------------------------------------------------- */
+
+static size_t bucket_of(const char *run_id)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)run_id; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return h % EXEC_BUCKETS;
+}
+
+static run *registry_find(sked_exec *ex, const char *run_id)
+{
+    for (run *r = ex->buckets[bucket_of(run_id)]; r; r = r->hnext)
+        if (strcmp(r->job->run_id, run_id) == 0)
+            return r;
+    return NULL;
+}
+
+static void registry_remove(sked_exec *ex, run *r)
+{
+    run **pp = &ex->buckets[bucket_of(r->job->run_id)];
+    while (*pp != r)
+        pp = &(*pp)->hnext;
+    *pp = r->hnext;
+    ex->nlive--;
+}
+
+/* ---- watches --------------------------------------------------------- */
+
+/* Returns 0 or -errno (EMFILE-like limits on epoll watches do happen). */
+int exec_watch_add(sked_exec *ex, watch *w, uint32_t events)
+{
+    struct epoll_event ev = {.events = events, .data.ptr = w};
+    if (epoll_ctl(ex->epfd, EPOLL_CTL_ADD, w->fd, &ev) < 0)
+        return -errno;
+    return 0;
+}
+
+void exec_watch_close(sked_exec *ex, watch *w)
+{
+    if (w->fd < 0)
+        return;
+    epoll_ctl(ex->epfd, EPOLL_CTL_DEL, w->fd, NULL);
+    close(w->fd);
+    w->fd = -1;
+}
+
+/* ---- a run's end ----------------------------------------------------- */
+
+static void live_unlink(sked_exec *ex, run *r)
+{
+    if (r->lprev == NULL && ex->live != r)
+        return; /* never started */
+    if (r->lprev)
+        r->lprev->lnext = r->lnext;
+    else
+        ex->live = r->lnext;
+    if (r->lnext)
+        r->lnext->lprev = r->lprev;
+    r->lprev = r->lnext = NULL;
+}
+
+static void live_link(sked_exec *ex, run *r)
+{
+    r->lprev = NULL;
+    r->lnext = ex->live;
+    if (ex->live)
+        ex->live->lprev = r;
+    ex->live = r;
+}
+
+/* End r: report it through done() and queue it for freeing.  The target
+ * code has released its own resources (fds, child, easy handle) and set
+ * res.error where it has something to say. */
+void exec_finish(run *r, sked_job_outcome outcome)
+{
+    sked_exec *ex = r->ex;
+    r->ended = 1;
+    exec_heap_del(ex, r);
+    live_unlink(ex, r);
+    pthread_mutex_lock(&ex->mu);
+    registry_remove(ex, r);
+    pthread_mutex_unlock(&ex->mu);
+
+    r->res.outcome = outcome;
+    if (outcome == SKED_JOB_CANCELED && r->res.error[0] == '\0')
+        snprintf(r->res.error, sizeof r->res.error, "canceled");
+    if (outcome == SKED_JOB_SUCCEEDED)
+        r->res.error[0] = '\0';
+    r->res.finished_at = sked_clock_wall_now();
+    r->res.output = tail_take(&r->out, &r->res.output_len);
+    if (ex->done)
+        ex->done(ex->ctx, r->job, &r->res);
+    free(r->res.output);
+    r->res.output = NULL;
+    r->pnext = ex->dead;
+    ex->dead = r;
+}
+
+static void free_dead(sked_exec *ex)
+{
+    while (ex->dead) {
+        run *r = ex->dead;
+        ex->dead = r->pnext;
+        tail_free(&r->out);
+        free(r);
+    }
+    while (ex->dead_watches) {
+        watch *w = ex->dead_watches;
+        ex->dead_watches = w->next_dead;
+        free(w);
+    }
+}
+
+/* ---- the thread ------------------------------------------------------ */
+
+static void start_run(run *r)
+{
+    live_link(r->ex, r);
+    r->started_mono = sked_clock_mono_now();
+    if (r->job->kind == SKED_JOB_SHELL)
+        shell_start(r);
+    else
+        http_start(r);
+}
+
+static void cancel_run(run *r)
+{
+    r->canceled = 1;
+    if (r->job->kind == SKED_JOB_SHELL)
+        shell_cancel(r);
+    else
+        http_cancel(r);
+}
+
+/* The eventfd fired: move the submissions to the backlog, apply cancels,
+ * notice a stop.  Flags are read under the mutex; the work (signals,
+ * callbacks) is done after releasing it, because done() may call
+ * sked_exec_submit. */
+static void on_wake(sked_exec *ex)
+{
+    uint64_t v;
+    while (read(ex->wake.fd, &v, sizeof v) < 0 && errno == EINTR)
+        ;
+    pthread_mutex_lock(&ex->mu);
+    if (ex->pend_head) {
+        if (ex->back_tail)
+            ex->back_tail->pnext = ex->pend_head;
+        else
+            ex->back_head = ex->pend_head;
+        ex->back_tail = ex->pend_tail;
+        ex->pend_head = ex->pend_tail = NULL;
+    }
+    int stop = ex->stopping && !ex->stop_seen;
+    if (stop)
+        ex->stop_seen = 1;
+    /* mark (under mu) which live runs to cancel; act below */
+    if (ex->ncancel > 0 || stop) {
+        for (run *r = ex->live; r; r = r->lnext)
+            if (!r->canceled && (r->cancel_req || stop))
+                r->canceled = -1; /* to apply */
+        ex->ncancel = 0;
+    }
+    pthread_mutex_unlock(&ex->mu);
+
+    for (run *r = ex->live, *next; r; r = next) {
+        next = r->lnext; /* cancel_run may end r */
+        if (r->canceled == -1)
+            cancel_run(r);
+    }
+}
+
+/* Start up to START_BATCH runs of the backlog, in submission order.  A run
+ * canceled (or caught by a stop) before its turn ends without starting. */
+static void start_backlog(sked_exec *ex)
+{
+    run *batch = NULL, **tailp = &batch;
+    pthread_mutex_lock(&ex->mu);
+    for (int i = 0; i < START_BATCH && ex->back_head; i++) {
+        run *r = ex->back_head;
+        ex->back_head = r->pnext;
+        r->pnext = NULL;
+        r->canceled = r->cancel_req || ex->stopping;
+        *tailp = r;
+        tailp = &r->pnext;
+    }
+    if (ex->back_head == NULL)
+        ex->back_tail = NULL;
+    pthread_mutex_unlock(&ex->mu);
+    for (run *r = batch, *next; r; r = next) {
+        next = r->pnext;
+        r->pnext = NULL;
+        if (r->canceled)
+            exec_finish(r, SKED_JOB_CANCELED); /* never started */
+        else
+            start_run(r);
+    }
+}
+
+static int epoll_timeout_ms(sked_exec *ex)
+{
+    sked_monotime next = ex->curl_deadline;
+    if (ex->heap_len > 0 && ex->heap[0]->deadline < next)
+        next = ex->heap[0]->deadline;
+    sked_monotime now = sked_clock_mono_now();
+    if (ex->npolled > 0 && now + POLL_US < next)
+        next = now + POLL_US;
+    if (ex->back_head)
+        return 0;
+    if (next == NO_DEADLINE)
+        return -1;
+    if (next <= now)
+        return 0;
+    int64_t ms = (next - now + 999) / 1000; /* round up: never spin early */
+    return ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
+static void run_deadlines(sked_exec *ex)
+{
+    sked_monotime now = sked_clock_mono_now();
+    /* Popping one at a time is safe: acting on a deadline only sets a
+     * later one on the same run, never a due one on another. */
+    while (ex->heap_len > 0 && ex->heap[0]->deadline <= now) {
+        run *r = ex->heap[0];
+        exec_heap_del(ex, r);
+        shell_on_deadline(r);
+    }
+    if (ex->curl_deadline <= now)
+        http_on_timer(ex);
+}
+
+static int should_exit(sked_exec *ex)
+{
+    pthread_mutex_lock(&ex->mu);
+    int done = ex->stop_seen && ex->nlive == 0; /* counts pend, backlog */
+    pthread_mutex_unlock(&ex->mu);
+    return done;
+}
+
+static void *exec_thread(void *arg)
+{
+    sked_exec *ex = arg;
+    struct epoll_event evs[MAX_EVENTS];
+    for (;;) {
+        int n = epoll_wait(ex->epfd, evs, MAX_EVENTS, epoll_timeout_ms(ex));
+        for (int i = 0; i < n; i++) {
+            watch *w = evs[i].data.ptr;
+            if (w->fd < 0)
+                continue; /* closed earlier in this batch */
+            switch (w->kind) {
+            case W_WAKE:
+                on_wake(ex);
+                break;
+            case W_PIPE:
+                if (!w->run->ended)
+                    shell_on_pipe(w->run);
+                break;
+            case W_PIDFD:
+                if (!w->run->ended)
+                    shell_on_exit(w->run);
+                break;
+            case W_CURL:
+                http_on_socket(ex, w, evs[i].events);
+                break;
+            }
+        }
+        start_backlog(ex);
+        run_deadlines(ex);
+        if (ex->npolled > 0)
+            shell_poll_exits(ex);
+        free_dead(ex);
+        if (ex->stop_seen && should_exit(ex))
+            break;
+    }
+    return NULL;
+}
+
+static void wake(sked_exec *ex)
+{
+    uint64_t one = 1;
+    /* Can only fail on counter overflow (2^64 kicks unread): ignore. */
+    ssize_t rc = write(ex->wake.fd, &one, sizeof one);
+    (void)rc;
+}
+
+/* ---- the API --------------------------------------------------------- */
+
+int sked_exec_new(const sked_exec_config *cfg, sked_exec **out,
+                  sked_err *err)
+{
+    *out = NULL;
+    if (cfg == NULL || cfg->done == NULL)
+        return sked_err_set(err, SKED_EINVAL, "done", 0,
+                            "executor needs a done callback");
+    sked_exec *ex = exec_xzalloc(sizeof *ex);
+    ex->max_output = cfg->max_output ? cfg->max_output : DEFAULT_MAX_OUTPUT;
+    ex->kill_grace_us = cfg->kill_grace_us > 0 ? cfg->kill_grace_us
+                                               : DEFAULT_GRACE_US;
+    ex->started = cfg->started;
+    ex->done = cfg->done;
+    ex->ctx = cfg->ctx;
+    ex->epfd = -1;
+    ex->wake.kind = W_WAKE;
+    ex->wake.fd = -1;
+    ex->curl_deadline = NO_DEADLINE;
+    pthread_mutex_init(&ex->mu, NULL);
+    int rc;
+
+    if ((rc = http_init(ex, cfg->http_deny, cfg->http_allow, err)) < 0)
+        goto fail;
+    ex->epfd = epoll_create1(EPOLL_CLOEXEC);
+    ex->wake.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (ex->epfd < 0 || ex->wake.fd < 0) {
+        rc = sked_err_set(err, SKED_EIO, NULL, 0, "executor: %s",
+                          strerror(errno));
+        goto fail;
+    }
+    if ((rc = exec_watch_add(ex, &ex->wake, EPOLLIN)) < 0) {
+        rc = sked_err_set(err, SKED_EIO, NULL, 0, "executor: epoll: %s",
+                          strerror(-rc));
+        goto fail;
+    }
+    if ((rc = pthread_create(&ex->thread, NULL, exec_thread, ex)) != 0) {
+        rc = sked_err_set(err, SKED_EAGAIN, NULL, 0,
+                          "executor: cannot start thread: %s", strerror(rc));
+        goto fail;
+    }
+    *out = ex;
+    return 0;
+
+fail:
+    if (ex->wake.fd >= 0)
+        close(ex->wake.fd);
+    if (ex->epfd >= 0)
+        close(ex->epfd);
+    http_deinit(ex);
+    pthread_mutex_destroy(&ex->mu);
+    free(ex);
+    return rc;
+}
+
+int sked_exec_submit(sked_exec *ex, sked_job *job, sked_err *err)
+{
+    if (job == NULL)
+        return sked_err_set(err, SKED_EINVAL, "job", 0, "no job");
+    size_t idlen = strnlen(job->run_id, sizeof job->run_id);
+    if (idlen == 0 || idlen == sizeof job->run_id)
+        return sked_err_set(err, SKED_EINVAL, "run_id", 0,
+                            "job needs a run_id of 1-%zu bytes",
+                            sizeof job->run_id - 1);
+    if (strnlen(job->task_id, sizeof job->task_id) == sizeof job->task_id)
+        return sked_err_set(err, SKED_EINVAL, "task_id", 0,
+                            "task_id is not terminated");
+    if (job->kind == SKED_JOB_SHELL && job->command == NULL)
+        return sked_err_set(err, SKED_EINVAL, "command", 0,
+                            "shell job without a command");
+    if (job->kind == SKED_JOB_HTTP && job->url == NULL)
+        return sked_err_set(err, SKED_EINVAL, "url", 0,
+                            "http job without a url");
+    if (job->kind != SKED_JOB_SHELL && job->kind != SKED_JOB_HTTP)
+        return sked_err_set(err, SKED_EINVAL, "kind", 0, "unknown job kind");
+
+    run *r = exec_xzalloc(sizeof *r);
+    r->ex = ex;
+    r->job = job;
+    r->heap_idx = SIZE_MAX;
+    r->pipe_w = (watch){.kind = W_PIPE, .fd = -1, .run = r};
+    r->pidfd_w = (watch){.kind = W_PIDFD, .fd = -1, .run = r};
+    r->res.exit_code = -1;
+    r->out.max = ex->max_output;
+
+    pthread_mutex_lock(&ex->mu);
+    int rc = 0;
+    if (ex->stopping)
+        rc = sked_err_set(err, SKED_EUNAVAIL, NULL, 0,
+                          "executor is shutting down");
+    else if (registry_find(ex, job->run_id))
+        rc = sked_err_set(err, SKED_EEXIST, "run_id", 0,
+                          "run %s is already executing", job->run_id);
+    if (rc == 0) {
+        size_t b = bucket_of(job->run_id);
+        r->hnext = ex->buckets[b];
+        ex->buckets[b] = r;
+        ex->nlive++;
+        if (ex->pend_tail)
+            ex->pend_tail->pnext = r;
+        else
+            ex->pend_head = r;
+        ex->pend_tail = r;
+    }
+    pthread_mutex_unlock(&ex->mu);
+    if (rc < 0) {
+        free(r);
+        return rc;
+    }
+    wake(ex);
+    return 0;
+}
+
+int sked_exec_cancel(sked_exec *ex, const char *run_id)
+{
+    if (run_id == NULL)
+        return SKED_ENOENT;
+    pthread_mutex_lock(&ex->mu);
+    run *r = registry_find(ex, run_id);
+    if (r && !r->cancel_req) {
+        r->cancel_req = 1;
+        ex->ncancel++;
+    }
+    pthread_mutex_unlock(&ex->mu);
+    if (r == NULL)
+        return SKED_ENOENT;
+    wake(ex);
+    return 0;
+}
+
+int sked_exec_running(sked_exec *ex)
+{
+    pthread_mutex_lock(&ex->mu);
+    int n = ex->nlive;
+    pthread_mutex_unlock(&ex->mu);
+    return n;
+}
+
+void sked_exec_free(sked_exec *ex)
+{
+    if (ex == NULL)
+        return;
+    pthread_mutex_lock(&ex->mu);
+    ex->stopping = 1;
+    pthread_mutex_unlock(&ex->mu);
+    wake(ex);
+    pthread_join(ex->thread, NULL);
+    http_deinit(ex); /* may still report sockets of idle connections */
+    free_dead(ex);
+    exec_watch_close(ex, &ex->wake);
+    close(ex->epfd);
+    free(ex->heap);
+    pthread_mutex_destroy(&ex->mu);
+    free(ex);
+}
+
+static void free_strv(char **v)
+{
+    if (v == NULL)
+        return;
+    for (char **p = v; *p; p++)
+        free(*p);
+    free(v);
+}
+
+void sked_job_free(sked_job *job)
+{
+    if (job == NULL)
+        return;
+    free(job->command);
+    free_strv(job->env);
+    free(job->cwd);
+    free(job->url);
+    free(job->method);
+    free(job->body);
+    free_strv(job->headers);
+    free(job);
+}

@@ -1,0 +1,402 @@
+/*
+ * worker.c - the worker role: queue consumers, executor, events.
+ *
+ * One consumer thread per queue name takes deliveries while a slot is
+ * free and hands each job to the executor; the executor's callbacks
+ * publish the started and finished events and then acknowledge the
+ * delivery.  A heartbeat thread reports the worker and its running runs
+ * every few seconds, which keeps their leases alive in the store.
+ */
+#include "worker/worker.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "core/log.h"
+#include "core/version.h"
+#include "model/run.h"
+#include "sched/sched.h"
+#include "time/duration.h"
+
+typedef struct slot_ref {            /* job->user: where its delivery came from */
+    sked_consumer *consumer;
+    uint64_t tag;
+} slot_ref;
+
+typedef struct running {
+    char run_id[SKED_ID_LEN + 1];
+    int attempt;
+    struct running *next;
+} running;
+
+typedef struct qthread {
+    struct sked_worker *w;
+    char name[SKED_QUEUE_NAME_MAX + 1];
+    sked_consumer *consumer;
+    pthread_t th;
+} qthread;
+
+struct sked_worker {
+    sked_worker_config cfg;
+    char id[SKED_WORKER_MAX + 1];
+    char host[128];
+    char *queues_json;
+    sked_exec *exec;
+    qthread *qs;
+    int nq;
+    pthread_t hb;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;               /* a slot freed, or stop */
+    int busy, stop;
+    running *runs;
+};
+
+/* --- job messages ------------------------------------------------------------ */
+
+static char *dup_str(json_t *v)
+{
+    const char *s = json_string_value(v);
+    return s ? strdup(s) : NULL;
+}
+
+/* {"K":"V",...} -> NULL-terminated "K<sep>V" list. */
+static char **pairs(json_t *obj, const char *sep)
+{
+    size_t n = json_object_size(obj), i = 0;
+    if (!json_is_object(obj) || n == 0)
+        return NULL;
+    char **out = calloc(n + 1, sizeof *out);
+    const char *k;
+    json_t *v;
+    json_object_foreach(obj, k, v) {
+        const char *s = json_string_value(v);
+        size_t len = strlen(k) + strlen(sep) + (s ? strlen(s) : 0) + 1;
+        out[i] = malloc(len);
+        snprintf(out[i++], len, "%s%s%s", k, sep, s ? s : "");
+    }
+    return out;
+}
+
+int sked_job_decode(const char *text, size_t len, sked_job **out, sked_err *err)
+{
+    json_error_t je;
+    json_t *m = json_loadb(text, len, 0, &je);
+    if (m == NULL)
+        return sked_err_set(err, SKED_EINVAL, NULL, 0, "job message: %s", je.text);
+    json_t *t = json_object_get(m, "target");
+    const char *run = json_string_value(json_object_get(m, "run_id"));
+    const char *task = json_string_value(json_object_get(m, "task_id"));
+    const char *type = json_string_value(json_object_get(t, "type"));
+    if (!run || !task || !type) {
+        json_decref(m);
+        return sked_err_set(err, SKED_EINVAL, NULL, 0, "job message: run_id, task_id or target missing");
+    }
+    sked_job *j = calloc(1, sizeof *j);
+    snprintf(j->run_id, sizeof j->run_id, "%s", run);
+    snprintf(j->task_id, sizeof j->task_id, "%s", task);
+    j->attempt = (int)json_integer_value(json_object_get(m, "attempt"));
+    j->scheduled_at = json_integer_value(json_object_get(m, "scheduled_at"));
+    const char *to = json_string_value(json_object_get(t, "timeout"));
+    j->timeout_us = 3600 * SKED_USEC_PER_SEC;
+    if (to)
+        sked_duration_parse(to, strlen(to), &j->timeout_us, NULL);
+    if (strcmp(type, "shell") == 0) {
+        j->kind = SKED_JOB_SHELL;
+        j->command = dup_str(json_object_get(t, "command"));
+        j->cwd = dup_str(json_object_get(t, "cwd"));
+        j->env = pairs(json_object_get(t, "env"), "=");
+    } else {
+        j->kind = SKED_JOB_HTTP;
+        j->url = dup_str(json_object_get(t, "url"));
+        j->method = dup_str(json_object_get(t, "method"));
+        j->body = dup_str(json_object_get(t, "body"));
+        j->headers = pairs(json_object_get(t, "headers"), ": ");
+        const char *ex = json_string_value(json_object_get(t, "expect"));
+        j->expect_lo = 200, j->expect_hi = 299;
+        int a, b;
+        if (ex && strlen(ex) == 3 && ex[1] == 'x')
+            j->expect_lo = (ex[0] - '0') * 100, j->expect_hi = j->expect_lo + 99;
+        else if (ex && sscanf(ex, "%d-%d", &a, &b) == 2)
+            j->expect_lo = a, j->expect_hi = b;
+        else if (ex && sscanf(ex, "%d", &a) == 1)
+            j->expect_lo = j->expect_hi = a;
+    }
+    json_decref(m);
+    if ((j->kind == SKED_JOB_SHELL && !j->command) || (j->kind == SKED_JOB_HTTP && !j->url)) {
+        sked_job_free(j);
+        return sked_err_set(err, SKED_EINVAL, NULL, 0, "job message: no command or url");
+    }
+    *out = j;
+    return 0;
+}
+
+/* --- events -------------------------------------------------------------------- */
+
+static void publish_event(sked_worker *w, const sked_event *e)
+{
+    size_t len;
+    char *text = sked_event_encode(e, &len);
+    sked_err err = {0};
+    /* the events queue is the only way back: keep trying briefly */
+    for (int i = 0; text && i < 50; i++) {
+        if (sked_queue_publish(w->cfg.queue, SKED_EVENTS_QUEUE, text, len, &err) == 0)
+            break;
+        usleep(100000);
+    }
+    free(text);
+}
+
+static void on_started(void *ctx, sked_job *job, sked_walltime at)
+{
+    sked_worker *w = ctx;
+    sked_event e = {.type = SKED_EVENT_STARTED, .attempt = job->attempt, .at = at};
+    snprintf(e.run_id, sizeof e.run_id, "%.36s", job->run_id);
+    snprintf(e.worker, sizeof e.worker, "%s", w->id);
+    publish_event(w, &e);
+    sked_log(SKED_LOG_DEBUG, "run started", "run", job->run_id, "task", job->task_id, NULL);
+}
+
+static void on_done(void *ctx, sked_job *job, const sked_job_result *res)
+{
+    sked_worker *w = ctx;
+    sked_event e = {.type = SKED_EVENT_FINISHED, .attempt = job->attempt,
+                    .at = res->finished_at, .outcome = res->outcome,
+                    .exit_code = res->exit_code >= 0 || res->term_signal == 0 ? res->exit_code : SKED_NO_CODE,
+                    .http_status = res->http_status,
+                    .error = res->error[0] ? (char *)res->error : NULL,
+                    .output = res->output};
+    if (job->kind == SKED_JOB_HTTP)
+        e.exit_code = SKED_NO_CODE;
+    snprintf(e.run_id, sizeof e.run_id, "%.36s", job->run_id);
+    snprintf(e.worker, sizeof e.worker, "%s", w->id);
+    slot_ref *ref = job->user;
+    sked_err err = {0};
+    pthread_mutex_lock(&w->mu);
+    int stopping = w->stop;
+    pthread_mutex_unlock(&w->mu);
+    if (stopping && res->outcome == SKED_JOB_CANCELED) {
+        /* killed because this worker stops, not because anyone canceled
+         * the run: say nothing, so the run stays RUNNING and its lease
+         * runs out; the sweep then retries it as a lost attempt */
+        sked_queue_nack(ref->consumer, ref->tag, 1, &err);
+    } else {
+        publish_event(w, &e);
+        sked_queue_ack(ref->consumer, ref->tag, &err);
+    }
+    pthread_mutex_lock(&w->mu);
+    for (running **pp = &w->runs; *pp; pp = &(*pp)->next)
+        if (strcmp((*pp)->run_id, job->run_id) == 0 && (*pp)->attempt == job->attempt) {
+            running *dead = *pp;
+            *pp = dead->next;
+            free(dead);
+            break;
+        }
+    w->busy--;
+    pthread_cond_broadcast(&w->cond);
+    pthread_mutex_unlock(&w->mu);
+    free(ref);
+    sked_job_free(job);
+}
+
+/* --- threads ------------------------------------------------------------------- */
+
+static void *consume_main(void *arg)
+{
+    qthread *q = arg;
+    sked_worker *w = q->w;
+    for (;;) {
+        pthread_mutex_lock(&w->mu);
+        while (!w->stop && w->busy >= w->cfg.slots)
+            pthread_cond_wait(&w->cond, &w->mu);
+        int stop = w->stop;
+        pthread_mutex_unlock(&w->mu);
+        if (stop)
+            break;
+        sked_delivery d;
+        sked_err err = {0};
+        if (sked_queue_consumer_next(q->consumer, -1, &d, &err) < 0)
+            continue;
+        sked_job *job;
+        if (sked_job_decode(d.body, d.len, &job, &err) < 0) {
+            sked_log(SKED_LOG_ERROR, "bad job message dropped", "queue", q->name, "error", err.msg, NULL);
+            sked_queue_ack(q->consumer, d.tag, &err);
+            sked_delivery_deinit(&d);
+            continue;
+        }
+        slot_ref *ref = malloc(sizeof *ref);
+        ref->consumer = q->consumer;
+        ref->tag = d.tag;
+        job->user = ref;
+        running *r = calloc(1, sizeof *r);
+        snprintf(r->run_id, sizeof r->run_id, "%.36s", job->run_id);
+        r->attempt = job->attempt;
+        pthread_mutex_lock(&w->mu);
+        w->busy++;
+        r->next = w->runs;
+        w->runs = r;
+        pthread_mutex_unlock(&w->mu);
+        sked_delivery_deinit(&d);
+        int rc = sked_exec_submit(w->exec, job, &err);
+        if (rc < 0) {
+            /* the same attempt already runs here: this copy is a duplicate
+             * delivery, drop it; otherwise give it back for another worker */
+            sked_log(SKED_LOG_ERROR, "cannot start run", "run", job->run_id, "error", err.msg, NULL);
+            if (rc == SKED_EEXIST)
+                sked_queue_ack(q->consumer, ref->tag, &err);
+            else
+                sked_queue_nack(q->consumer, ref->tag, 1, &err);
+            pthread_mutex_lock(&w->mu);
+            w->busy--;
+            for (running **pp = &w->runs; *pp; pp = &(*pp)->next)
+                if (*pp == r) {
+                    *pp = r->next;
+                    break;
+                }
+            pthread_mutex_unlock(&w->mu);
+            free(r);
+            free(ref);
+            sked_job_free(job);
+        }
+    }
+    return NULL;
+}
+
+static void heartbeat(sked_worker *w)
+{
+    sked_event e = {.type = SKED_EVENT_HEARTBEAT, .at = sked_clock_wall_now(),
+                    .slots = w->cfg.slots, .queues = w->queues_json};
+    snprintf(e.worker, sizeof e.worker, "%s", w->id);
+    snprintf(e.host, sizeof e.host, "%s", w->host);
+    pthread_mutex_lock(&w->mu);
+    e.busy = w->busy;
+    size_t n = 0;
+    for (running *r = w->runs; r; r = r->next)
+        n++;
+    e.runs = calloc(n ? n : 1, sizeof *e.runs);
+    e.run_attempts = calloc(n ? n : 1, sizeof *e.run_attempts);
+    for (running *r = w->runs; r; r = r->next, e.nruns++) {
+        snprintf(e.runs[e.nruns], sizeof e.runs[e.nruns], "%s", r->run_id);
+        e.run_attempts[e.nruns] = r->attempt;
+    }
+    pthread_mutex_unlock(&w->mu);
+    publish_event(w, &e);
+    free(e.runs);
+    free(e.run_attempts);
+}
+
+static void *heartbeat_main(void *arg)
+{
+    sked_worker *w = arg;
+    pthread_mutex_lock(&w->mu);
+    while (!w->stop) {
+        pthread_mutex_unlock(&w->mu);
+        heartbeat(w);
+        pthread_mutex_lock(&w->mu);
+        sked_walltime until = sked_clock_wall_now() + w->cfg.heartbeat_us;
+        struct timespec ts = {.tv_sec = until / SKED_USEC_PER_SEC,
+                              .tv_nsec = (long)(until % SKED_USEC_PER_SEC) * 1000};
+        while (!w->stop && sked_clock_wall_now() < until)
+            pthread_cond_timedwait(&w->cond, &w->mu, &ts);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+/* --- lifecycle ------------------------------------------------------------------- */
+
+int sked_worker_start(const sked_worker_config *cfg, sked_worker **out, sked_err *err)
+{
+    static const char *const default_queues[] = {"default", NULL};
+    sked_worker *w = calloc(1, sizeof *w);
+    w->cfg = *cfg;
+    if (!w->cfg.queues) w->cfg.queues = default_queues;
+    if (!w->cfg.slots) w->cfg.slots = 100;
+    if (!w->cfg.heartbeat_us) w->cfg.heartbeat_us = 5 * SKED_USEC_PER_SEC;
+    gethostname(w->host, sizeof w->host - 1);
+    if (cfg->id)
+        snprintf(w->id, sizeof w->id, "%s", cfg->id);
+    else
+        snprintf(w->id, sizeof w->id, "%.100s/%d", w->host, (int)getpid());
+    json_t *qa = json_array();
+    for (int i = 0; w->cfg.queues[i]; i++, w->nq++)
+        json_array_append_new(qa, json_string(w->cfg.queues[i]));
+    w->queues_json = json_dumps(qa, JSON_COMPACT);
+    json_decref(qa);
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cond, NULL);
+    sked_exec_config ec = {.max_output = cfg->max_output, .http_deny = cfg->http_deny,
+                           .http_allow = cfg->http_allow, .started = on_started,
+                           .done = on_done, .ctx = w};
+    if (sked_exec_new(&ec, &w->exec, err) < 0)
+        goto fail;
+    w->qs = calloc((size_t)w->nq, sizeof *w->qs);
+    for (int i = 0; i < w->nq; i++) {
+        qthread *q = &w->qs[i];
+        q->w = w;
+        snprintf(q->name, sizeof q->name, "%s", w->cfg.queues[i]);
+        if (sked_queue_consumer_open(cfg->queue, q->name, w->cfg.slots, &q->consumer, err) < 0) {
+            w->nq = i;
+            sked_worker_stop(w);
+            return err ? err->code : SKED_EINTERNAL;
+        }
+        pthread_create(&q->th, NULL, consume_main, q);
+    }
+    pthread_create(&w->hb, NULL, heartbeat_main, w);
+    *out = w;
+    return 0;
+fail:
+    free(w->queues_json);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cond);
+    free(w);
+    return err ? err->code : SKED_EINTERNAL;
+}
+
+int sked_worker_cancel(sked_worker *w, const char *run_id)
+{
+    return w ? sked_exec_cancel(w->exec, run_id) : SKED_ENOENT;
+}
+
+int sked_worker_busy(sked_worker *w)
+{
+    pthread_mutex_lock(&w->mu);
+    int b = w->busy;
+    pthread_mutex_unlock(&w->mu);
+    return b;
+}
+
+int sked_worker_slots(sked_worker *w) { return w->cfg.slots; }
+
+void sked_worker_stop(sked_worker *w)
+{
+    if (w == NULL)
+        return;
+    pthread_mutex_lock(&w->mu);
+    w->stop = 1;
+    pthread_cond_broadcast(&w->cond);
+    pthread_mutex_unlock(&w->mu);
+    for (int i = 0; i < w->nq; i++)
+        sked_queue_consumer_wake(w->qs[i].consumer);
+    for (int i = 0; i < w->nq; i++)
+        pthread_join(w->qs[i].th, NULL);
+    if (w->hb)
+        pthread_join(w->hb, NULL);
+    sked_exec_free(w->exec); /* cancels what runs; done() acks and reports */
+    for (int i = 0; i < w->nq; i++)
+        sked_queue_consumer_close(w->qs[i].consumer);
+    while (w->runs) {
+        running *r = w->runs;
+        w->runs = r->next;
+        free(r);
+    }
+    free(w->qs);
+    free(w->queues_json);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cond);
+    free(w);
+}

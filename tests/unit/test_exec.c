@@ -1,0 +1,1318 @@
+/*
+ * test_exec.c - the executor (src/worker/exec.h): shell commands and HTTP
+ * requests run for real, on loopback.
+ *
+ * Shell: exit status, environment, cwd, bounded output tail, timeout with
+ * SIGTERM then SIGKILL to the whole process group, cancel, signal state of
+ * the child, 300 concurrent runs on one thread, fd exhaustion, the
+ * pidfd-less fallback.  HTTP: a small server of our own on 127.0.0.1:0 (one
+ * thread per connection, plain sockets) checks what arrives; status
+ * ranges, timeouts, and the address guard, which must refuse before any
+ * connection is made.  Shutdown with runs in flight must report each one
+ * and leave no child behind.
+ *
+ * Timing assertions are loose on purpose (shared 2-core machines, ASan);
+ * measured latencies are printed, not asserted.
+ */
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <strings.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "worker/exec.h"
+#include "worker/exec_internal.h"
+
+/* ---- results ----------------------------------------------------------- */
+
+typedef struct rec {
+    int done, started_calls;
+    sked_job_outcome outcome;
+    int exit_code, term_signal, http_status;
+    char error[256];
+    char *output;
+    size_t output_len;
+    sked_walltime started_at, finished_at, started_cb_at;
+    sked_monotime submit_mono, started_mono, done_mono;
+} rec;
+
+typedef struct tctx {
+    int ndone, ncanceled;
+    /* chain: done() submits the next job while chain > 0 */
+    sked_exec *ex;
+    int chain;
+    struct rec *links;
+} tctx;
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+
+static void on_started(void *ctx, sked_job *job, sked_walltime at)
+{
+    (void)ctx;
+    rec *r = job->user;
+    pthread_mutex_lock(&mu);
+    r->started_calls++;
+    r->started_cb_at = at;
+    r->started_mono = sked_clock_mono_now();
+    pthread_mutex_unlock(&mu);
+}
+
+static void on_done(void *vctx, sked_job *job, const sked_job_result *res)
+{
+    tctx *ctx = vctx;
+    rec *r = job->user;
+    pthread_mutex_lock(&mu);
+    r->outcome = res->outcome;
+    r->exit_code = res->exit_code;
+    r->term_signal = res->term_signal;
+    r->http_status = res->http_status;
+    snprintf(r->error, sizeof r->error, "%s", res->error);
+    r->output = malloc(res->output_len + 1);
+    memcpy(r->output, res->output, res->output_len + 1);
+    r->output_len = res->output_len;
+    r->started_at = res->started_at;
+    r->finished_at = res->finished_at;
+    r->done_mono = sked_clock_mono_now();
+    r->done = 1;
+    if (ctx) {
+        ctx->ndone++;
+        ctx->ncanceled += res->outcome == SKED_JOB_CANCELED;
+    }
+    int link = ctx && ctx->chain > 0 ? ctx->chain-- : 0;
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+    sked_job_free(job); /* ours again once done() runs */
+    if (link) { /* allowed from inside done() (exec.h) */
+        sked_job *next = calloc(1, sizeof *next);
+        snprintf(next->run_id, sizeof next->run_id, "chain-%d", link);
+        next->command = strdup("echo link");
+        next->user = &ctx->links[link - 1];
+        sked_exec_submit(ctx->ex, next, NULL);
+    }
+}
+
+static void deadline_in(struct timespec *ts, int ms)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (long)(ms % 1000) * 1000000;
+    if (ts->tv_nsec >= 1000000000) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000;
+    }
+}
+
+static int wait_done(rec *r, int ms)
+{
+    struct timespec ts;
+    deadline_in(&ts, ms);
+    pthread_mutex_lock(&mu);
+    while (!r->done && pthread_cond_timedwait(&cv, &mu, &ts) == 0)
+        ;
+    int d = r->done;
+    pthread_mutex_unlock(&mu);
+    return d;
+}
+
+static int wait_started(rec *r, int ms)
+{
+    sked_monotime end = sked_clock_mono_now() + ms * SKED_USEC_PER_MSEC;
+    for (;;) {
+        pthread_mutex_lock(&mu);
+        int s = r->started_calls;
+        pthread_mutex_unlock(&mu);
+        if (s || sked_clock_mono_now() > end)
+            return s;
+        usleep(2000);
+    }
+}
+
+static void rec_clear(rec *r)
+{
+    free(r->output);
+    memset(r, 0, sizeof *r);
+}
+
+/* ---- jobs ---------------------------------------------------------------- */
+
+static char **strv(const char *first, ...)
+{
+    char **v = calloc(16, sizeof *v);
+    va_list ap;
+    va_start(ap, first);
+    int n = 0;
+    for (const char *s = first; s && n < 15; s = va_arg(ap, const char *))
+        v[n++] = strdup(s);
+    va_end(ap);
+    return v;
+}
+
+static sked_job *new_job(sked_job_kind kind, rec *r, int64_t timeout_ms)
+{
+    static atomic_int seq;
+    sked_job *j = calloc(1, sizeof *j);
+    snprintf(j->run_id, sizeof j->run_id, "run-%d", atomic_fetch_add(&seq, 1));
+    snprintf(j->task_id, sizeof j->task_id, "task-7");
+    j->attempt = 2;
+    j->scheduled_at = INT64_C(1700000000123000); /* 2023-11-14T22:13:20.123Z */
+    j->kind = kind;
+    j->timeout_us = timeout_ms * SKED_USEC_PER_MSEC;
+    j->user = r;
+    return j;
+}
+
+static sked_job *shell(rec *r, const char *cmd, int64_t timeout_ms)
+{
+    sked_job *j = new_job(SKED_JOB_SHELL, r, timeout_ms);
+    j->command = strdup(cmd);
+    return j;
+}
+
+static void submit(sked_exec *ex, sked_job *j)
+{
+    sked_err err;
+    ((rec *)j->user)->submit_mono = sked_clock_mono_now();
+    int rc = sked_exec_submit(ex, j, &err);
+    if (rc != 0)
+        fail_msg("submit: %s", err.msg);
+}
+
+static sked_exec *exec_with(sked_exec_config cfg, tctx *ctx)
+{
+    cfg.started = on_started;
+    cfg.done = on_done;
+    cfg.ctx = ctx;
+    sked_exec *ex = NULL;
+    sked_err err;
+    int rc = sked_exec_new(&cfg, &ex, &err);
+    if (rc != 0)
+        fail_msg("sked_exec_new: %s", err.msg);
+    return ex;
+}
+
+static sked_exec *exec_default(void)
+{
+    sked_exec_config cfg = {.kill_grace_us = 500 * SKED_USEC_PER_MSEC};
+    return exec_with(cfg, NULL);
+}
+
+/* Gone, or a zombie waiting for init: either way not running. */
+static int process_gone(pid_t pid, int ms)
+{
+    for (int i = 0; i < ms / 10; i++) {
+        if (kill(pid, 0) < 0 && errno == ESRCH)
+            return 1;
+        char path[64], buf[512];
+        snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+        FILE *f = fopen(path, "r");
+        if (f) {
+            size_t n = fread(buf, 1, sizeof buf - 1, f);
+            fclose(f);
+            buf[n] = '\0';
+            char *p = strrchr(buf, ')');
+            if (p && (p[2] == 'Z' || p[2] == 'X'))
+                return 1;
+        }
+        usleep(10000);
+    }
+    return 0;
+}
+
+/* ---- shell ------------------------------------------------------------- */
+
+static void test_shell_ok(void **state)
+{
+    (void)state;
+    sked_exec *ex = exec_default();
+    rec r = {0};
+    submit(ex, shell(&r, "echo hello; echo oops >&2", 10000));
+    assert_true(wait_done(&r, 10000));
+    assert_int_equal(r.outcome, SKED_JOB_SUCCEEDED);
+    assert_int_equal(r.exit_code, 0);
+    assert_int_equal(r.term_signal, 0);
+    assert_string_equal(r.output, "hello\noops\n");
+    assert_string_equal(r.error, "");
+    assert_int_equal(r.started_calls, 1);
+    assert_true(r.started_at > 0 && r.started_at <= r.finished_at);
+    assert_int_equal(r.started_cb_at, r.started_at);
+    sked_exec_free(ex);
+    rec_clear(&r);
+}
+
+static void test_shell_exit_code(void **state)
+{
+    (void)state;
+    sked_exec *ex = exec_default();
+    rec r = {0};
+    submit(ex, shell(&r, "echo partial; exit 3", 10000));
+    assert_true(wait_done(&r, 10000));
+    assert_int_equal(r.outcome, SKED_JOB_FAILED);
+    assert_int_equal(r.exit_code, 3);
+    assert_string_equal(r.error, "exit status 3");
+    assert_string_equal(r.output, "partial\n");
+    rec_clear(&r);
+    /* killed by a signal it sent itself: FAILED with term_signal */
+    submit(ex, shell(&r, "kill -USR1 $$; sleep 5", 10000));
+    assert_true(wait_done(&r, 10000));
+    assert_int_equal(r.outcome, SKED_JOB_FAILED);
+    assert_int_equal(r.term_signal, SIGUSR1);
+    assert_int_equal(r.exit_code, -1);
+    rec_clear(&r);
+    sked_exec_free(ex);
+}
+
+static void test_shell_env(void **state)
+{
+    (void)state;
+    setenv("SKED_TEST_WORKER", "from-worker", 1);
+    setenv("SKED_TEST_OVERRIDE", "worker-value", 1);
+    sked_exec *ex = exec_default();
+    rec r = {0};
+    sked_job *j = shell(&r,
+                        "echo \"$SKED_RUN_ID|$SKED_TASK_ID|$SKED_ATTEMPT|"
+                        "$SKED_SCHEDULED_AT|$FOO|$SKED_TEST_WORKER|"
+                        "$SKED_TEST_OVERRIDE\"",
+                        10000);
+    j->env = strv("FOO=bar baz", "SKED_TEST_OVERRIDE=job-value",
+                  "SKED_RUN_ID=forged", NULL);
+    char want[256];
+    snprintf(want, sizeof want,
+             "%s|task-7|2|2023-11-14T22:13:20.123Z|bar baz|from-worker|"
+             "job-value\n",
+             j->run_id);
+    submit(ex, j);
+    assert_true(wait_done(&r, 10000));
+    assert_int_equal(r.outcome, SKED_JOB_SUCCEEDED);
+    assert_string_equal(r.output, want);
+    rec_clear(&r);
+    sked_exec_free(ex);
+    unsetenv("SKED_TEST_WORKER");
+    unsetenv("SKED_TEST_OVERRIDE");
+}
+
+static void test_shell_cwd(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/sked-exec-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    sked_exec *ex = exec_default();
+    rec r = {0};
+    sked_job *j = shell(&r, "pwd; touch here", 10000);
+    j->cwd = strdup(dir);
+    submit(ex, j);
+    assert_true(wait_done(&r, 10000));
+    assert_int_equal(r.outcome, SKED_JOB_SUCCEEDED);
+    char want[128], path[128];
+    snprintf(want, sizeof want, "%s\n", dir);
+    assert_string_equal(r.output, want);
+    snprintf(path, sizeof path, "%s/here", dir);
+    assert_int_equal(access(path, F_OK), 0);
+    unlink(path);
+    rmdir(dir);
+    rec_clear(&r);
+
+    /* a missing directory: FAILED with a clear reason, never started */
+    j = shell(&r, "pwd", 10000);
+    j->cwd = strdup("/nonexistent/sked-dir");
+    submit(ex, j);
+    assert_true(wait_done(&r, 10000));
+    assert_int_equal(r.outcome, SKED_JOB_FAILED);
+    assert_string_equal(r.error, "cannot change to directory "
+                                 "/nonexistent/sked-dir: No such file or "
+                                 "directory");
+    assert_int_equal(r.started_calls, 0);
+    assert_int_equal(r.started_at, 0);
+    rec_clear(&r);
+    sked_exec_free(ex);
+}
+
+static void test_shell_output_tail(void **state)
+{
+    (void)state;
+    sked_exec *ex = exec_default(); /* max_output 0: 64 KiB */
+    /* what `seq 1 200000` prints: ~1.2 MB */
+    size_t cap = 2 * 1024 * 1024, n = 0;
+    char *all = malloc(cap);
+    for (int i = 1; i <= 200000; i++)
+        n += (size_t)snprintf(all + n, cap - n, "%d\n", i);
+    rec r = {0};
+    submit(ex, shell(&r, "seq 1 200000", 30000));
+    assert_true(wait_done(&r, 30000));
+    assert_int_equal(r.outcome, SKED_JOB_SUCCEEDED);
+    assert_int_equal(r.output_len, 65536);
+    assert_memory_equal(r.output, all + n - 65536, 65536);
+    assert_int_equal(r.output[65536], '\0');
+    rec_clear(&r);
+    sked_exec_free(ex);
+
+    /* a small limit, output in many small writes: the ring wraps */
+    sked_exec_config cfg = {.max_output = 1000};
+    ex = exec_with(cfg, NULL);
+    submit(ex, shell(&r, "i=0; while [ $i -lt 3000 ]; do echo $i; "
+                         "i=$((i+1)); done", 30000));
+    assert_true(wait_done(&r, 30000));
+    n = 0;
+    for (int i = 0; i < 3000; i++)
+        n += (size_t)snprintf(all + n, cap - n, "%d\n", i);
+    assert_int_equal(r.output_len, 1000);
+    assert_memory_equal(r.output, all + n - 1000, 1000);
+    rec_clear(&r);
+    sked_exec_free(ex);
+    free(all);
+}
+
+static void test_shell_timeout(void **state)
+{
+    (void)state;
+    sked_exec_config cfg = {.kill_grace_us = 2 * SKED_USEC_PER_SEC};
+    sked_exec *ex = exec_with(cfg, NULL);
+    rec r = {0};
+    submit(ex, shell(&r, "sleep 10", 200));
+    assert_true(wait_done(&r, 10000));
+    assert_int_equal(r.outcome, SKED_JOB_TIMED_OUT);
+    assert_int_equal(r.term_signal, SIGTERM); /* died of the SIGTERM */
+    assert_string_equal(r.error, "timed out after 200 ms");
+    int64_t took = r.done_mono - r.submit_mono;
+    assert_true(took >= 190 * SKED_USEC_PER_MSEC);
+    assert_true(took < 1900 * SKED_USEC_PER_MSEC); /* well before SIGKILL */
+    rec_clear(&r);
+    sked_exec_free(ex);
+}
+
+static void test_shell_kill_after_grace(void **state)
+{
+    (void)state;
+    sked_exec_config cfg = {.kill_grace_us = 300 * SKED_USEC_PER_MSEC};
+    sked_exec *ex = exec_with(cfg, NULL);
+    rec r = {0};
+    /* both sh and its sleep ignore SIGTERM: only SIGKILL ends them */
+    submit(ex, shell(&r, "trap '' TERM; echo ready; sleep 10; echo survived",
+                     200));
+    assert_true(wait_done(&r, 10000));
+    assert_int_equal(r.outcome, SKED_JOB_TIMED_OUT);
+    assert_int_equal(r.term_signal, SIGKILL);
+    assert_string_equal(r.output, "ready\n");
+    int64_t took = r.done_mono - r.submit_mono;
+    assert_true(took >= 480 * SKED_USEC_PER_MSEC); /* timeout + grace */
+    assert_true(took < 5 * SKED_USEC_PER_SEC);
+    rec_clear(&r);
+    sked_exec_free(ex);
+}
+
+static pid_t first_pid(const char *out)
+{
+    return (pid_t)atoi(out);
+}
+
+static void test_shell_group_killed(void **state)
+{
+    (void)state;
+    sked_exec *ex = exec_default();
+    rec r = {0};
+    /* timeout: the backgrounded grandchild dies with the group */
+    submit(ex, shell(&r, "sleep 100 & echo $!; sleep 10", 300));
+    assert_true(wait_done(&r, 10000));
+    assert_int_equal(r.outcome, SKED_JOB_TIMED_OUT);
+    pid_t gc = first_pid(r.output);
+    assert_true(gc > 1);
+    assert_true(process_gone(gc, 3000));
+    rec_clear(&r);
+
+    /* normal exit: leftovers of the group are killed, the run ends at once
+     * although the grandchild held the output pipe */
+    submit(ex, shell(&r, "sleep 100 & echo $!", 10000));
+    assert_true(wait_done(&r, 10000));
+    assert_int_equal(r.outcome, SKED_JOB_SUCCEEDED);
+    assert_true(r.done_mono - r.submit_mono < 3 * SKED_USEC_PER_SEC);
+    gc = first_pid(r.output);
+    assert_true(gc > 1);
+    assert_true(process_gone(gc, 3000));
+    rec_clear(&r);
+
+    /* a process that left the group keeps the pipe: the run still ends,
+     * after the drain period */
+    submit(ex, shell(&r, "setsid sleep 3 & echo $!", 10000));
+    assert_true(wait_done(&r, 10000));
+    assert_int_equal(r.outcome, SKED_JOB_SUCCEEDED);
+    assert_true(r.done_mono - r.submit_mono < 2800 * SKED_USEC_PER_MSEC);
+    gc = first_pid(r.output);
+    if (gc > 1)
+        kill(gc, SIGKILL);
+    rec_clear(&r);
+    sked_exec_free(ex);
+}
+
+static void test_shell_cancel(void **state)
+{
+    (void)state;
+    sked_exec *ex = exec_default();
+    rec r = {0};
+    sked_job *j = shell(&r, "echo started; sleep 10", 0); /* no timeout */
+    char id[40];
+    memcpy(id, j->run_id, sizeof id);
+    submit(ex, j);
+    assert_true(wait_started(&r, 5000));
+    assert_int_equal(sked_exec_running(ex), 1);
+    assert_int_equal(sked_exec_cancel(ex, id), 0);
+    assert_true(wait_done(&r, 5000));
+    assert_int_equal(r.outcome, SKED_JOB_CANCELED);
+    assert_string_equal(r.error, "canceled");
+    assert_int_equal(r.term_signal, SIGTERM);
+    assert_int_equal(sked_exec_running(ex), 0);
+    assert_int_equal(sked_exec_cancel(ex, id), SKED_ENOENT);
+    assert_int_equal(sked_exec_cancel(ex, "no-such-run"), SKED_ENOENT);
+    rec_clear(&r);
+
+    /* cancel right after submit: may catch it before it starts */
+    j = shell(&r, "sleep 10", 0);
+    memcpy(id, j->run_id, sizeof id);
+    submit(ex, j);
+    assert_int_equal(sked_exec_cancel(ex, id), 0);
+    assert_true(wait_done(&r, 5000));
+    assert_int_equal(r.outcome, SKED_JOB_CANCELED);
+    rec_clear(&r);
+    sked_exec_free(ex);
+}
+
+/* The server blocks SIGTERM/SIGINT and ignores SIGPIPE; the executor's
+ * thread inherits that, its children must not. */
+static void test_shell_signal_state(void **state)
+{
+    (void)state;
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    struct sigaction ign = {.sa_handler = SIG_IGN}, oldpipe;
+    sigaction(SIGPIPE, &ign, &oldpipe);
+    sked_exec *ex = exec_default();
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+
+    rec r = {0};
+    submit(ex, shell(&r, "exec grep -E '^Sig(Blk|Ign)' /proc/self/status",
+                     10000));
+    assert_true(wait_done(&r, 10000));
+    assert_int_equal(r.outcome, SKED_JOB_SUCCEEDED);
+    unsigned long long blk = ~0ull, sigign = ~0ull;
+    assert_int_equal(
+        sscanf(r.output, "SigBlk: %llx SigIgn: %llx", &blk, &sigign), 2);
+    assert_int_equal(blk, 0);
+    /* Signals 1-31 at their defaults.  glibc's posix_spawn leaves its own
+     * internal signals (32, 33) ignored in the child; no program sees them. */
+    assert_int_equal(sigign & 0x7fffffffull, 0);
+    rec_clear(&r);
+    sked_exec_free(ex);
+    sigaction(SIGPIPE, &oldpipe, NULL);
+}
+
+static int thread_count(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    int n = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "Threads:", 8) == 0)
+            n = atoi(line + 8);
+    if (f)
+        fclose(f);
+    return n;
+}
+
+static int fd_count(void)
+{
+    int n = 0;
+    char path[64];
+    for (int fd = 0; fd < 4096; fd++) {
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        n += access(path, F_OK) == 0;
+    }
+    return n;
+}
+
+static void test_shell_many_concurrent(void **state)
+{
+    (void)state;
+    enum { N = 300 };
+    tctx ctx = {0};
+    sked_exec_config cfg = {0};
+    sked_exec *ex = exec_with(cfg, &ctx);
+    rec *rs = calloc(N, sizeof *rs);
+    sked_monotime t0 = sked_clock_mono_now();
+    for (int i = 0; i < N; i++)
+        submit(ex, shell(&rs[i], "sleep 0.2", 30000));
+    int peak = 0, threads = 0;
+    for (;;) {
+        int running = sked_exec_running(ex);
+        if (running > peak) {
+            peak = running;
+            threads = thread_count();
+        }
+        pthread_mutex_lock(&mu);
+        int d = ctx.ndone;
+        pthread_mutex_unlock(&mu);
+        if (d == N || sked_clock_mono_now() - t0 > 60 * SKED_USEC_PER_SEC)
+            break;
+        usleep(5000);
+    }
+    sked_monotime wall = sked_clock_mono_now() - t0;
+    int ok = 0;
+    for (int i = 0; i < N; i++) {
+        assert_true(wait_done(&rs[i], 1000));
+        ok += rs[i].outcome == SKED_JOB_SUCCEEDED;
+        rec_clear(&rs[i]);
+    }
+    printf("# %d concurrent `sleep 0.2`: all done in %lld ms, peak %d "
+           "running, %d threads in the process\n",
+           N, (long long)(wall / 1000), peak, threads);
+    assert_int_equal(ok, N);
+    assert_true(peak >= N / 2);
+    assert_true(threads < 16);           /* no thread per run */
+    assert_true(wall < 15 * SKED_USEC_PER_SEC); /* not 300 x 0.2 s */
+    free(rs);
+    sked_exec_free(ex);
+}
+
+static void test_shell_fd_exhaustion(void **state)
+{
+    (void)state;
+    sked_exec *ex = exec_default();
+    struct rlimit old, low;
+    getrlimit(RLIMIT_NOFILE, &old);
+    low = old;
+    low.rlim_cur = 256;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    int fill[300], nfill = 0;
+    while (nfill < 300) {
+        int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            break;
+        fill[nfill++] = fd;
+    }
+    rec r = {0}, h = {0};
+    submit(ex, shell(&r, "echo hi", 10000));
+    int done = wait_done(&r, 10000);
+    sked_job *j = new_job(SKED_JOB_HTTP, &h, 2000);
+    j->url = strdup("http://127.0.0.1:9/");
+    submit(ex, j);
+    int hdone = wait_done(&h, 10000);
+    for (int i = 0; i < nfill; i++)
+        close(fill[i]);
+    setrlimit(RLIMIT_NOFILE, &old);
+    assert_true(done);
+    assert_int_equal(r.outcome, SKED_JOB_FAILED);
+    assert_non_null(strstr(r.error, "Too many open files"));
+    assert_true(hdone);
+    assert_int_equal(h.outcome, SKED_JOB_FAILED);
+    rec_clear(&r);
+    rec_clear(&h);
+    /* and the executor carries on */
+    submit(ex, shell(&r, "echo hi", 10000));
+    assert_true(wait_done(&r, 10000));
+    assert_int_equal(r.outcome, SKED_JOB_SUCCEEDED);
+    rec_clear(&r);
+    sked_exec_free(ex);
+}
+
+/* Without pidfds (old kernels, fd pressure) children are polled. */
+static void test_shell_no_pidfd(void **state)
+{
+    (void)state;
+    sked_exec *ex = exec_default();
+    ex->no_pidfd = 1; /* read by the thread only after the hand-over */
+    rec a = {0}, b = {0};
+    submit(ex, shell(&a, "echo x; exit 4", 10000));
+    submit(ex, shell(&b, "sleep 10", 200));
+    assert_true(wait_done(&a, 10000));
+    assert_true(wait_done(&b, 10000));
+    assert_int_equal(a.outcome, SKED_JOB_FAILED);
+    assert_int_equal(a.exit_code, 4);
+    assert_string_equal(a.output, "x\n");
+    assert_int_equal(b.outcome, SKED_JOB_TIMED_OUT);
+    rec_clear(&a);
+    rec_clear(&b);
+    sked_exec_free(ex);
+}
+
+/* ---- a tiny HTTP server -------------------------------------------------- */
+
+typedef struct srv {
+    int lfd, port;
+    pthread_t th;
+    atomic_int stop, accepted, active;
+    pthread_mutex_t mu;
+    char method[16], path[128], run_id[64], xfoo[64], ctype[64], body[256];
+    int has_ctype;
+    long content_length;
+} srv;
+
+typedef struct conn {
+    srv *s;
+    int fd;
+} conn;
+
+static void send_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w <= 0)
+            return;
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+static void header_value(const char *head, const char *name, char *out,
+                         size_t outlen, int *found)
+{
+    size_t nl = strlen(name);
+    out[0] = '\0';
+    for (const char *p = strstr(head, "\r\n"); p; p = strstr(p, "\r\n")) {
+        p += 2;
+        if (strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
+            const char *v = p + nl + 1;
+            while (*v == ' ')
+                v++;
+            size_t n = strcspn(v, "\r");
+            if (n >= outlen)
+                n = outlen - 1;
+            memcpy(out, v, n);
+            out[n] = '\0';
+            if (found)
+                *found = 1;
+            return;
+        }
+    }
+}
+
+static void *conn_main(void *arg)
+{
+    conn *c = arg;
+    srv *s = c->s;
+    char buf[16384];
+    size_t n = 0;
+    char *end = NULL;
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    while (n < sizeof buf - 1 && !(end = strstr(buf, "\r\n\r\n"))) {
+        ssize_t r = recv(c->fd, buf + n, sizeof buf - 1 - n, 0);
+        if (r <= 0)
+            goto out;
+        n += (size_t)r;
+        buf[n] = '\0';
+    }
+    if (!end)
+        goto out;
+    *end = '\0';
+    char method[16] = "", path[128] = "", clen[32], tmp[64];
+    sscanf(buf, "%15s %127s", method, path);
+    header_value(buf, "Content-Length", clen, sizeof clen, NULL);
+    long want = atol(clen);
+    size_t have = n - (size_t)(end + 4 - buf);
+    char body[256] = "";
+    size_t blen = have < sizeof body - 1 ? have : sizeof body - 1;
+    memcpy(body, end + 4, blen);
+    while ((long)blen < want && blen < sizeof body - 1) {
+        ssize_t r = recv(c->fd, body + blen, sizeof body - 1 - blen, 0);
+        if (r <= 0)
+            break;
+        blen += (size_t)r;
+    }
+    body[blen] = '\0';
+
+    pthread_mutex_lock(&s->mu);
+    snprintf(s->method, sizeof s->method, "%s", method);
+    snprintf(s->path, sizeof s->path, "%s", path);
+    header_value(buf, "X-Sked-Run-Id", s->run_id, sizeof s->run_id, NULL);
+    header_value(buf, "X-Foo", s->xfoo, sizeof s->xfoo, NULL);
+    s->has_ctype = 0;
+    header_value(buf, "Content-Type", s->ctype, sizeof s->ctype, &s->has_ctype);
+    snprintf(s->body, sizeof s->body, "%s", body);
+    s->content_length = clen[0] ? want : -1;
+    pthread_mutex_unlock(&s->mu);
+
+    if (strcmp(path, "/hang") == 0) {
+        while (!atomic_load(&s->stop)) {
+            struct pollfd p = {.fd = c->fd, .events = POLLIN};
+            if (poll(&p, 1, 10) > 0 && recv(c->fd, tmp, sizeof tmp, 0) <= 0)
+                break; /* the client gave up */
+        }
+        goto out;
+    }
+    int status = 200;
+    if (strncmp(path, "/status/", 8) == 0)
+        status = atoi(path + 8);
+    char rbody[192], head[256];
+    snprintf(rbody, sizeof rbody, "hello from %s %s", method, path);
+    int hl = snprintf(head, sizeof head,
+                      "HTTP/1.1 %d X\r\nContent-Length: %zu\r\n"
+                      "Connection: close\r\n\r\n",
+                      status, strlen(rbody));
+    send_all(c->fd, head, (size_t)hl);
+    if (strcmp(method, "HEAD") != 0)
+        send_all(c->fd, rbody, strlen(rbody));
+out:
+    close(c->fd);
+    free(c);
+    atomic_fetch_sub(&s->active, 1);
+    return NULL;
+}
+
+static void *srv_main(void *arg)
+{
+    srv *s = arg;
+    while (!atomic_load(&s->stop)) {
+        struct pollfd p = {.fd = s->lfd, .events = POLLIN};
+        if (poll(&p, 1, 20) <= 0)
+            continue;
+        int fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0)
+            continue;
+        atomic_fetch_add(&s->accepted, 1);
+        atomic_fetch_add(&s->active, 1);
+        conn *c = malloc(sizeof *c);
+        c->s = s;
+        c->fd = fd;
+        pthread_t t;
+        pthread_create(&t, NULL, conn_main, c);
+        pthread_detach(t);
+    }
+    return NULL;
+}
+
+static srv *srv_start(void)
+{
+    srv *s = calloc(1, sizeof *s);
+    pthread_mutex_init(&s->mu, NULL);
+    s->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(s->lfd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(s->lfd, 128), 0);
+    socklen_t len = sizeof a;
+    getsockname(s->lfd, (struct sockaddr *)&a, &len);
+    s->port = ntohs(a.sin_port);
+    pthread_create(&s->th, NULL, srv_main, s);
+    return s;
+}
+
+static void srv_stop(srv *s)
+{
+    atomic_store(&s->stop, 1);
+    pthread_join(s->th, NULL);
+    for (int i = 0; i < 500 && atomic_load(&s->active) > 0; i++)
+        usleep(10000);
+    close(s->lfd);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+static sked_job *http(rec *r, srv *s, const char *path, int64_t timeout_ms)
+{
+    sked_job *j = new_job(SKED_JOB_HTTP, r, timeout_ms);
+    char url[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", s ? s->port : 9, path);
+    j->url = strdup(url);
+    return j;
+}
+
+/* ---- HTTP ---------------------------------------------------------------- */
+
+static void test_http_ok(void **state)
+{
+    (void)state;
+    srv *s = srv_start();
+    sked_exec *ex = exec_default();
+    rec r = {0};
+    sked_job *j = http(&r, s, "/hello", 10000);
+    char id[40];
+    memcpy(id, j->run_id, sizeof id);
+    submit(ex, j);
+    assert_true(wait_done(&r, 10000));
+    assert_int_equal(r.outcome, SKED_JOB_SUCCEEDED);
+    assert_int_equal(r.http_status, 200);
+    assert_string_equal(r.output, "hello from GET /hello");
+    assert_string_equal(r.error, "");
+    assert_int_equal(r.started_calls, 1);
+    assert_true(r.started_at > 0 && r.started_at <= r.finished_at);
+    pthread_mutex_lock(&s->mu);
+    assert_string_equal(s->method, "GET");
+    assert_string_equal(s->run_id, id);
+    assert_int_equal(s->has_ctype, 0);
+    pthread_mutex_unlock(&s->mu);
+    rec_clear(&r);
+    sked_exec_free(ex);
+    srv_stop(s);
+}
+
+static void test_http_status(void **state)
+{
+    (void)state;
+    srv *s = srv_start();
+    sked_exec *ex = exec_default();
+    rec r = {0};
+    submit(ex, http(&r, s, "/status/503", 10000));
+    assert_true(wait_done(&r, 10000));
+    assert_int_equal(r.outcome, SKED_JOB_FAILED);
+    assert_int_equal(r.http_status, 503);
+    assert_string_equal(r.error, "HTTP 503 (expected 200-299)");
+    assert_string_equal(r.output, "hello from GET /status/503");
+    rec_clear(&r);
+
+    /* a custom range: 503 expected */
+    sked_job *j = http(&r, s, "/status/503", 10000);
+    j->expect_lo = 500;
+    j->expect_hi = 599;
+    submit(ex, j);
+    assert_true(wait_done(&r, 10000));
+    assert_int_equal(r.outcome, SKED_JOB_SUCCEEDED);
+    rec_clear(&r);
+
+    /* 200 where only 201 will do */
+    j = http(&r, s, "/status/200", 10000);
+    j->expect_lo = j->expect_hi = 201;
+    submit(ex, j);
+    assert_true(wait_done(&r, 10000));
+    assert_int_equal(r.outcome, SKED_JOB_FAILED);
+    assert_string_equal(r.error, "HTTP 200 (expected 201)");
+    rec_clear(&r);
+
+    /* a redirect is a status, not followed */
+    submit(ex, http(&r, s, "/status/302", 10000));
+    assert_true(wait_done(&r, 10000));
+    assert_int_equal(r.outcome, SKED_JOB_FAILED);
+    assert_int_equal(r.http_status, 302);
+    rec_clear(&r);
+    sked_exec_free(ex);
+    srv_stop(s);
+}
+
+static void test_http_request(void **state)
+{
+    (void)state;
+    srv *s = srv_start();
+    sked_exec *ex = exec_default();
+    rec r = {0};
+    sked_job *j = http(&r, s, "/hook?x=1", 10000);
+    j->method = strdup("PUT");
+    j->body = strdup("{\"k\":\"v\"}");
+    j->headers = strv("X-Foo: bar", "Content-Type: application/json",
+                      "X-Sked-Run-Id: forged", NULL);
+    char id[40];
+    memcpy(id, j->run_id, sizeof id);
+    submit(ex, j);
+    assert_true(wait_done(&r, 10000));
+    assert_int_equal(r.outcome, SKED_JOB_SUCCEEDED);
+    pthread_mutex_lock(&s->mu);
+    assert_string_equal(s->method, "PUT");
+    assert_string_equal(s->path, "/hook?x=1");
+    assert_string_equal(s->xfoo, "bar");
+    assert_string_equal(s->ctype, "application/json");
+    assert_string_equal(s->run_id, id);
+    assert_string_equal(s->body, "{\"k\":\"v\"}");
+    assert_int_equal(s->content_length, 9);
+    pthread_mutex_unlock(&s->mu);
+    rec_clear(&r);
+
+    /* POST without a body still says Content-Length: 0 */
+    j = http(&r, s, "/p", 10000);
+    j->method = strdup("POST");
+    submit(ex, j);
+    assert_true(wait_done(&r, 10000));
+    assert_int_equal(r.outcome, SKED_JOB_SUCCEEDED);
+    pthread_mutex_lock(&s->mu);
+    assert_string_equal(s->method, "POST");
+    assert_int_equal(s->content_length, 0);
+    assert_int_equal(s->has_ctype, 0);
+    pthread_mutex_unlock(&s->mu);
+    rec_clear(&r);
+
+    /* HEAD: no body back */
+    j = http(&r, s, "/h", 10000);
+    j->method = strdup("HEAD");
+    submit(ex, j);
+    assert_true(wait_done(&r, 10000));
+    assert_int_equal(r.outcome, SKED_JOB_SUCCEEDED);
+    assert_int_equal(r.output_len, 0);
+    pthread_mutex_lock(&s->mu);
+    assert_string_equal(s->method, "HEAD");
+    pthread_mutex_unlock(&s->mu);
+    rec_clear(&r);
+
+    /* DELETE with a body */
+    j = http(&r, s, "/d", 10000);
+    j->method = strdup("DELETE");
+    j->body = strdup("gone");
+    submit(ex, j);
+    assert_true(wait_done(&r, 10000));
+    pthread_mutex_lock(&s->mu);
+    assert_string_equal(s->method, "DELETE");
+    assert_string_equal(s->body, "gone");
+    pthread_mutex_unlock(&s->mu);
+    rec_clear(&r);
+
+    /* bad input fails the run, not the process */
+    j = http(&r, s, "/x", 10000);
+    j->method = strdup("GET /evil HTTP/1.1\r\n");
+    submit(ex, j);
+    assert_true(wait_done(&r, 10000));
+    assert_int_equal(r.outcome, SKED_JOB_FAILED);
+    assert_string_equal(r.error, "invalid HTTP method");
+    rec_clear(&r);
+    j = http(&r, s, "/x", 10000);
+    j->headers = strv("X-A: 1\r\nX-Injected: 1", NULL);
+    submit(ex, j);
+    assert_true(wait_done(&r, 10000));
+    assert_int_equal(r.outcome, SKED_JOB_FAILED);
+    assert_string_equal(r.error, "invalid HTTP header #1");
+    rec_clear(&r);
+    j = new_job(SKED_JOB_HTTP, &r, 10000);
+    j->url = strdup("file:///etc/passwd");
+    submit(ex, j);
+    assert_true(wait_done(&r, 10000));
+    assert_int_equal(r.outcome, SKED_JOB_FAILED);
+    assert_int_equal(r.output_len, 0);
+    rec_clear(&r);
+    sked_exec_free(ex);
+    srv_stop(s);
+}
+
+static void test_http_timeout(void **state)
+{
+    (void)state;
+    srv *s = srv_start();
+    sked_exec *ex = exec_default();
+    rec r = {0};
+    submit(ex, http(&r, s, "/hang", 300));
+    assert_true(wait_done(&r, 10000));
+    assert_int_equal(r.outcome, SKED_JOB_TIMED_OUT);
+    assert_string_equal(r.error, "timed out after 300 ms");
+    int64_t took = r.done_mono - r.submit_mono;
+    assert_true(took >= 290 * SKED_USEC_PER_MSEC);
+    assert_true(took < 3 * SKED_USEC_PER_SEC);
+    rec_clear(&r);
+
+    /* cancel aborts the request */
+    sked_job *j = http(&r, s, "/hang", 0);
+    char id[40];
+    memcpy(id, j->run_id, sizeof id);
+    submit(ex, j);
+    assert_true(wait_started(&r, 5000));
+    usleep(50000);
+    assert_int_equal(sked_exec_cancel(ex, id), 0);
+    assert_true(wait_done(&r, 5000));
+    assert_int_equal(r.outcome, SKED_JOB_CANCELED);
+    assert_string_equal(r.error, "canceled");
+    rec_clear(&r);
+
+    /* nobody listening: FAILED, quickly */
+    submit(ex, http(&r, NULL, "/", 5000));
+    assert_true(wait_done(&r, 10000));
+    assert_int_equal(r.outcome, SKED_JOB_FAILED);
+    assert_int_equal(r.http_status, 0);
+    assert_true(r.error[0] != '\0');
+    rec_clear(&r);
+    sked_exec_free(ex);
+    srv_stop(s);
+}
+
+static void run_url(sked_exec *ex, rec *r, const char *url)
+{
+    sked_job *j = new_job(SKED_JOB_HTTP, r, 5000);
+    j->url = strdup(url);
+    submit(ex, j);
+    assert_true(wait_done(r, 10000));
+}
+
+static void test_http_deny_default(void **state)
+{
+    (void)state;
+    sked_exec *ex = exec_default();
+    rec r = {0};
+    run_url(ex, &r, "http://169.254.169.254/latest/meta-data/");
+    assert_int_equal(r.outcome, SKED_JOB_FAILED);
+    assert_string_equal(r.error,
+                        "address 169.254.169.254 is not allowed (http deny list)");
+    /* refused before connecting: no 5 s connect timeout was waited out */
+    assert_true(r.done_mono - r.submit_mono < 2 * SKED_USEC_PER_SEC);
+    rec_clear(&r);
+    run_url(ex, &r, "http://169.254.1.2:8080/");
+    assert_string_equal(r.error,
+                        "address 169.254.1.2 is not allowed (http deny list)");
+    rec_clear(&r);
+    /* the same address spelled as v4-mapped IPv6 */
+    run_url(ex, &r, "http://[::ffff:169.254.169.254]/");
+    assert_int_equal(r.outcome, SKED_JOB_FAILED);
+    assert_string_equal(r.error, "address ::ffff:169.254.169.254 is not "
+                                 "allowed (http deny list)");
+    rec_clear(&r);
+    run_url(ex, &r, "http://[fd00:ec2::254]/");
+    assert_string_equal(r.error,
+                        "address fd00:ec2::254 is not allowed (http deny list)");
+    rec_clear(&r);
+    sked_exec_free(ex);
+}
+
+static void test_http_deny_before_connect(void **state)
+{
+    (void)state;
+    srv *s = srv_start();
+    const char *deny[] = {"127.0.0.0/8", NULL};
+    sked_exec_config cfg = {.http_deny = deny};
+    sked_exec *ex = exec_with(cfg, NULL);
+    rec r = {0};
+    submit(ex, http(&r, s, "/secret", 5000));
+    assert_true(wait_done(&r, 10000));
+    assert_int_equal(r.outcome, SKED_JOB_FAILED);
+    assert_string_equal(r.error,
+                        "address 127.0.0.1 is not allowed (http deny list)");
+    usleep(50000);
+    assert_int_equal(atomic_load(&s->accepted), 0); /* never connected */
+    rec_clear(&r);
+    sked_exec_free(ex);
+
+    /* a name: every address it resolves to is checked */
+    const char *deny2[] = {"127.0.0.0/8", "::1", NULL};
+    cfg = (sked_exec_config){.http_deny = deny2};
+    ex = exec_with(cfg, NULL);
+    char url[64];
+    snprintf(url, sizeof url, "http://localhost:%d/secret", s->port);
+    run_url(ex, &r, url);
+    assert_int_equal(r.outcome, SKED_JOB_FAILED);
+    assert_non_null(strstr(r.error, "is not allowed (http deny list)"));
+    usleep(50000);
+    assert_int_equal(atomic_load(&s->accepted), 0);
+    rec_clear(&r);
+    sked_exec_free(ex);
+    srv_stop(s);
+}
+
+static void test_http_allow(void **state)
+{
+    (void)state;
+    srv *s = srv_start();
+    /* the more specific allow beats the wider deny */
+    const char *deny[] = {"127.0.0.0/8", NULL};
+    const char *allow[] = {"127.0.0.1/32", NULL};
+    sked_exec_config cfg = {.http_deny = deny, .http_allow = allow};
+    sked_exec *ex = exec_with(cfg, NULL);
+    rec r = {0};
+    submit(ex, http(&r, s, "/ok", 5000));
+    assert_true(wait_done(&r, 10000));
+    assert_int_equal(r.outcome, SKED_JOB_SUCCEEDED);
+    rec_clear(&r);
+    sked_exec_free(ex);
+
+    /* an allow list refuses what it does not name; the default deny list
+     * still applies inside a wide allow */
+    const char *allow2[] = {"10.0.0.0/8", "0.0.0.0/0", NULL};
+    const char *allow3[] = {"10.0.0.0/8", NULL};
+    cfg = (sked_exec_config){.http_allow = allow3};
+    ex = exec_with(cfg, NULL);
+    submit(ex, http(&r, s, "/ok", 5000));
+    assert_true(wait_done(&r, 10000));
+    assert_int_equal(r.outcome, SKED_JOB_FAILED);
+    assert_string_equal(r.error,
+                        "address 127.0.0.1 is not allowed (http allow list)");
+    rec_clear(&r);
+    sked_exec_free(ex);
+    cfg = (sked_exec_config){.http_allow = allow2};
+    ex = exec_with(cfg, NULL);
+    run_url(ex, &r, "http://169.254.169.254/");
+    assert_string_equal(r.error,
+                        "address 169.254.169.254 is not allowed (http deny list)");
+    rec_clear(&r);
+    submit(ex, http(&r, s, "/ok", 5000));
+    assert_true(wait_done(&r, 10000));
+    assert_int_equal(r.outcome, SKED_JOB_SUCCEEDED);
+    rec_clear(&r);
+    sked_exec_free(ex);
+
+    /* an explicit empty deny list turns the default off: the connect is
+     * attempted (and fails or hangs on its own; we only look at the error) */
+    const char *none[] = {NULL};
+    cfg = (sked_exec_config){.http_deny = none};
+    ex = exec_with(cfg, NULL);
+    sked_job *j = new_job(SKED_JOB_HTTP, &r, 200);
+    j->url = strdup("http://169.254.169.254/");
+    submit(ex, j);
+    assert_true(wait_done(&r, 10000));
+    assert_null(strstr(r.error, "not allowed"));
+    rec_clear(&r);
+    sked_exec_free(ex);
+    srv_stop(s);
+}
+
+static void test_config_errors(void **state)
+{
+    (void)state;
+    sked_exec *ex = NULL;
+    sked_err err;
+    const char *bad[] = {"10.0.0.0/8", "10.0.0.0/33", NULL};
+    sked_exec_config cfg = {.done = on_done, .http_deny = bad};
+    assert_int_equal(sked_exec_new(&cfg, &ex, &err), SKED_EINVAL);
+    assert_null(ex);
+    assert_string_equal(err.field, "http_deny");
+    const char *bad2[] = {"example.com", NULL};
+    cfg = (sked_exec_config){.done = on_done, .http_allow = bad2};
+    assert_int_equal(sked_exec_new(&cfg, &ex, &err), SKED_EINVAL);
+    cfg = (sked_exec_config){0};
+    assert_int_equal(sked_exec_new(&cfg, &ex, &err), SKED_EINVAL);
+
+    ex = exec_default();
+    rec r = {0}, r2 = {0};
+    sked_job *j = shell(&r, "sleep 10", 5000);
+    submit(ex, j);
+    sked_job *dup = shell(&r2, "true", 5000);
+    memcpy(dup->run_id, j->run_id, sizeof dup->run_id);
+    assert_int_equal(sked_exec_submit(ex, dup, &err), SKED_EEXIST);
+    dup->run_id[0] = '\0';
+    assert_int_equal(sked_exec_submit(ex, dup, &err), SKED_EINVAL);
+    free(dup->command);
+    dup->command = NULL;
+    snprintf(dup->run_id, sizeof dup->run_id, "other");
+    assert_int_equal(sked_exec_submit(ex, dup, &err), SKED_EINVAL);
+    sked_job_free(dup); /* still ours after a refused submit */
+    sked_exec_free(ex);
+    assert_true(r.done);
+    assert_int_equal(r.outcome, SKED_JOB_CANCELED);
+    rec_clear(&r);
+}
+
+static void test_free_while_running(void **state)
+{
+    (void)state;
+    int fds0 = fd_count();
+    srv *s = srv_start();
+    tctx ctx = {0};
+    sked_exec_config cfg = {.kill_grace_us = 300 * SKED_USEC_PER_MSEC};
+    sked_exec *ex = exec_with(cfg, &ctx);
+    enum { NS = 10, NH = 3 };
+    rec rs[NS + 2 + NH];
+    memset(rs, 0, sizeof rs);
+    for (int i = 0; i < NS; i++)
+        submit(ex, shell(&rs[i], "sleep 100 & sleep 100", 0));
+    submit(ex, shell(&rs[NS], "trap '' TERM; sleep 100", 0));
+    for (int i = 0; i < NH; i++)
+        submit(ex, http(&rs[NS + 1 + i], s, "/hang", 0));
+    for (int i = 0; i < NS + 1 + NH; i++)
+        assert_true(wait_started(&rs[i], 10000));
+    submit(ex, shell(&rs[NS + 1 + NH], "sleep 100", 0)); /* maybe unstarted */
+    usleep(50000); /* let the HTTP requests reach the server */
+    sked_monotime t0 = sked_clock_mono_now();
+    sked_exec_free(ex);
+    sked_monotime took = sked_clock_mono_now() - t0;
+    assert_int_equal(ctx.ndone, NS + 2 + NH);
+    assert_int_equal(ctx.ncanceled, NS + 2 + NH);
+    assert_true(took < 5 * SKED_USEC_PER_SEC);
+    /* no child of ours is left, zombie or alive */
+    errno = 0;
+    assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
+    assert_int_equal(errno, ECHILD);
+    for (int i = 0; i < NS + 2 + NH; i++)
+        rec_clear(&rs[i]);
+    srv_stop(s);
+    assert_int_equal(fd_count(), fds0); /* every pipe, pidfd, socket closed */
+}
+
+static void test_submit_from_done(void **state)
+{
+    (void)state;
+    rec links[3], first = {0};
+    memset(links, 0, sizeof links);
+    tctx ctx = {.chain = 3, .links = links};
+    sked_exec_config cfg = {0};
+    sked_exec *ex = ctx.ex = exec_with(cfg, &ctx);
+    submit(ex, shell(&first, "true", 5000));
+    for (int i = 0; i < 3; i++) {
+        assert_true(wait_done(&links[i], 10000));
+        assert_int_equal(links[i].outcome, SKED_JOB_SUCCEEDED);
+        assert_string_equal(links[i].output, "link\n");
+        rec_clear(&links[i]);
+    }
+    sked_exec_free(ex);
+    assert_int_equal(ctx.ndone, 4);
+    rec_clear(&first);
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Submit -> started(), one job at a time so each sees an idle executor. */
+static void test_latency(void **state)
+{
+    (void)state;
+    enum { N = 51 };
+    srv *s = srv_start();
+    sked_exec *ex = exec_default();
+    int64_t sh[N], ht[N];
+    for (int i = 0; i < N; i++) {
+        rec r = {0};
+        submit(ex, shell(&r, "true", 5000));
+        assert_true(wait_done(&r, 10000));
+        sh[i] = r.started_mono - r.submit_mono;
+        rec_clear(&r);
+        submit(ex, http(&r, s, "/l", 5000));
+        assert_true(wait_done(&r, 10000));
+        assert_int_equal(r.outcome, SKED_JOB_SUCCEEDED);
+        ht[i] = r.started_mono - r.submit_mono;
+        rec_clear(&r);
+    }
+    qsort(sh, N, sizeof *sh, cmp_i64);
+    qsort(ht, N, sizeof *ht, cmp_i64);
+    printf("# submit -> started(): shell median %lld us (max %lld), "
+           "http median %lld us (max %lld)\n",
+           (long long)sh[N / 2], (long long)sh[N - 1], (long long)ht[N / 2],
+           (long long)ht[N - 1]);
+    assert_true(sh[N / 2] < SKED_USEC_PER_SEC);
+    assert_true(ht[N / 2] < SKED_USEC_PER_SEC);
+    sked_exec_free(ex);
+    srv_stop(s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_shell_ok),
+        cmocka_unit_test(test_shell_exit_code),
+        cmocka_unit_test(test_shell_env),
+        cmocka_unit_test(test_shell_cwd),
+        cmocka_unit_test(test_shell_output_tail),
+        cmocka_unit_test(test_shell_timeout),
+        cmocka_unit_test(test_shell_kill_after_grace),
+        cmocka_unit_test(test_shell_group_killed),
+        cmocka_unit_test(test_shell_cancel),
+        cmocka_unit_test(test_shell_signal_state),
+        cmocka_unit_test(test_shell_many_concurrent),
+        cmocka_unit_test(test_shell_fd_exhaustion),
+        cmocka_unit_test(test_shell_no_pidfd),
+        cmocka_unit_test(test_http_ok),
+        cmocka_unit_test(test_http_status),
+        cmocka_unit_test(test_http_request),
+        cmocka_unit_test(test_http_timeout),
+        cmocka_unit_test(test_http_deny_default),
+        cmocka_unit_test(test_http_deny_before_connect),
+        cmocka_unit_test(test_http_allow),
+        cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_submit_from_done),
+        cmocka_unit_test(test_free_while_running),
+        cmocka_unit_test(test_latency),
+    };
+    return sked_test_run("exec", tests, sizeof tests / sizeof tests[0]);
+}
