@@ -22,6 +22,9 @@ typedef struct sked_api_hooks {
     /* Run run_id was canceled while dispatched or running: stop its
      * execution if it runs here, and forget it. */
     void (*canceled)(void *ctx, const char *run_id);
+    /* /readyz: 0 when the queue (and anything else the process needs
+     * beside the store) answers, else an error in err. */
+    int (*ready)(void *ctx, sked_err *err);
     void *ctx;
 } sked_api_hooks;
 

@@ -28,7 +28,12 @@ void api_readyz(api_call *c)
         api_reply_errorf(c, SKED_EUNAVAIL, NULL, "store: %s", err.msg);
         return;
     }
-    api_reply_json(c, 200, json_pack("{s:s,s:s}", "status", "ready", "store", "ok"));
+    if (c->api->hooks.ready && c->api->hooks.ready(c->api->hooks.ctx, &err) < 0) {
+        api_reply_errorf(c, SKED_EUNAVAIL, NULL, "queue: %s", err.msg);
+        return;
+    }
+    api_reply_json(c, 200, json_pack("{s:s,s:s,s:s}", "status", "ready", "store", "ok",
+                                     "queue", c->api->hooks.ready ? "ok" : "none"));
 }
 
 void api_metrics(api_call *c)

@@ -27,6 +27,7 @@
 #include "api/http.h"
 #include "cli/cli.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/version.h"
 #include "model/token.h"
 #include "queue/queue.h"
@@ -119,11 +120,38 @@ fail:
 typedef struct server_ctx {
     sked_sched *sched;
     sked_worker *worker;
+    sked_queue *queue;
 } server_ctx;
+
+/* Gauges read at scrape time. */
+static double gauge_busy(void *ctx) { return sked_worker_busy(((server_ctx *)ctx)->worker); }
+static double gauge_free(void *ctx)
+{
+    server_ctx *sc = ctx;
+    return sked_worker_slots(sc->worker) - sked_worker_busy(sc->worker);
+}
+
+typedef struct depth_ctx {
+    sked_queue *queue;
+    char name[SKED_QUEUE_NAME_MAX + 1];
+} depth_ctx;
+
+static double gauge_depth(void *ctx)
+{
+    depth_ctx *d = ctx;
+    int64_t ready = 0, unacked = 0;
+    sked_queue_depth(d->queue, d->name, &ready, &unacked, NULL);
+    return (double)ready;
+}
 
 static void on_changed(void *ctx)
 {
     sked_sched_wake(((server_ctx *)ctx)->sched);
+}
+
+static int on_ready(void *ctx, sked_err *err)
+{
+    return sked_queue_ping(((server_ctx *)ctx)->queue, err);
 }
 
 static void on_canceled(void *ctx, const char *run_id)
@@ -257,8 +285,26 @@ int sked_cli_server(int argc, char **argv)
         fprintf(stderr, "sked server: worker: %s\n", err.msg);
         goto out;
     }
-    server_ctx ctx = {.sched = sched, .worker = worker};
-    sked_api_hooks hooks = {.changed = on_changed, .canceled = on_canceled, .ctx = &ctx};
+    server_ctx ctx = {.sched = sched, .worker = worker, .queue = q};
+    sked_metrics *m = sked_metrics_default();
+    sked_gauge *g_busy = sked_gauge_get_func(m, "sked_worker_slots_busy",
+                                             "Worker slots running a run now.", "",
+                                             gauge_busy, &ctx);
+    sked_gauge *g_free = sked_gauge_get_func(m, "sked_worker_slots_free",
+                                             "Worker slots free now.", "", gauge_free, &ctx);
+    depth_ctx depths[33];
+    sked_gauge *g_depth[33] = {0};
+    for (int k = 0; k < nq; k++) {
+        char labels[200];
+        depths[k].queue = q;
+        snprintf(depths[k].name, sizeof depths[k].name, "%s", qnames[k]);
+        if (sked_metrics_labels(labels, sizeof labels, "queue", qnames[k], NULL) >= 0)
+            g_depth[k] = sked_gauge_get_func(m, "sked_queue_depth",
+                                             "Messages ready in a queue, not yet delivered.",
+                                             labels, gauge_depth, &depths[k]);
+    }
+    sked_api_hooks hooks = {.changed = on_changed, .canceled = on_canceled,
+                            .ready = on_ready, .ctx = &ctx};
     api = sked_api_new(st, &hooks);
     sked_http_config cfg = {.listen = listen, .threads = threads,
                             .dispatch = sked_api_dispatch, .ctx = api};
@@ -284,6 +330,10 @@ int sked_cli_server(int argc, char **argv)
     sigwait(&stop, &sig);
     sked_log(SKED_LOG_INFO, "shutting down", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
     rc = SKED_EXIT_OK;
+    sked_gauge_set_func(g_busy, NULL, NULL); /* their contexts end here */
+    sked_gauge_set_func(g_free, NULL, NULL);
+    for (int k = 0; k < nq; k++)
+        sked_gauge_set_func(g_depth[k], NULL, NULL);
 out:
     /* outside in: no new requests, no new runs, then the scheduler */
     if (srv)

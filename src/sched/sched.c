@@ -156,12 +156,33 @@ void sked_sched_active_forget(sked_sched *s, const char *run_id)
     }
 }
 
+/* The run of task_id waiting under queue_one, or NULL. */
+static waiting_run **waiting_of(sked_sched *s, const char *task_id)
+{
+    waiting_run **pp = &s->waiting[bucket(task_id)];
+    for (; *pp; pp = &(*pp)->next)
+        if (strcmp((*pp)->task_id, task_id) == 0)
+            return pp;
+    return NULL;
+}
+
 void sked_sched_forget_run(sked_sched *s, const char *run_id)
 {
     if (s == NULL)
         return;
     pthread_mutex_lock(&s->mu);
+    char task_id[SKED_ID_LEN + 1] = "";
+    for (active_run *r = s->active_runs[run_bucket(run_id)]; r; r = r->next)
+        if (strcmp(r->run_id, run_id) == 0)
+            snprintf(task_id, sizeof task_id, "%s", r->task_id);
     sked_sched_active_forget(s, run_id);
+    /* a run waiting behind this one (queue_one) may go now */
+    int release = task_id[0] && sked_sched_active(s, task_id) == 0 &&
+                  waiting_of(s, task_id) != NULL;
+    if (release) {
+        s->wake = 1;
+        pthread_cond_signal(&s->cond);
+    }
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -200,6 +221,24 @@ static int claim(sked_sched *s, sked_walltime now)
     }
     int more = c.more;
     sked_claim_deinit(&c);
+    /* a waiting (queue_one) run that the store no longer gives us was
+     * canceled, paused or taken over: stop holding its place */
+    pthread_mutex_lock(&s->mu);
+    for (int b = 0; b < 256; b++) {
+        for (waiting_run **pp = &s->waiting[b]; *pp;) {
+            int held = 0;
+            for (size_t i = 0; i < s->nheap && !held; i++)
+                held = strcmp(s->heap[i].rec.id, (*pp)->run_id) == 0;
+            if (held || more) {
+                pp = &(*pp)->next;
+            } else {
+                waiting_run *dead = *pp;
+                *pp = dead->next;
+                free(dead);
+            }
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
     sked_histogram_observe(s->claim_seconds,
                            (double)(sked_clock_mono_now() - t0) / 1e6);
     return more;
@@ -245,16 +284,37 @@ static void dispatch_due(sked_sched *s, sked_walltime now)
         recs[i].error = recs[i].output = NULL;
         const char *ov = overlap_of(d->spec);
         int busy = sked_sched_active(s, d->rec.task_id);
+        waiting_run **w = NULL;
         if (d->spec == NULL) {
             recs[i].status = SKED_RUN_CANCELED;
             recs[i].finished_at = now;
             recs[i].error = "task deleted";
+        } else if (busy > 0 && strcmp(ov, "queue_one") == 0 &&
+                   ((w = waiting_of(s, d->rec.task_id)) == NULL ||
+                    strcmp((*w)->run_id, d->rec.id) == 0)) {
+            /* queue_one: this one waits (still SCHEDULED in the store; the
+             * next claim brings it back) until the previous run settles */
+            if (w == NULL) {
+                waiting_run *nw = calloc(1, sizeof *nw);
+                if (nw == NULL)
+                    abort();
+                snprintf(nw->task_id, sizeof nw->task_id, "%s", d->rec.task_id);
+                snprintf(nw->run_id, sizeof nw->run_id, "%s", d->rec.id);
+                nw->next = s->waiting[bucket(d->rec.task_id)];
+                s->waiting[bucket(d->rec.task_id)] = nw;
+            }
+            recs[i].status = SKED_RUN_SCHEDULED; /* held: no change */
         } else if (busy > 0 && strcmp(ov, "allow") != 0) {
-            /* queue_one is kept as skip until queuing lands (docs/api.md) */
             recs[i].status = SKED_RUN_SKIPPED;
             snprintf(recs[i].reason, sizeof recs[i].reason, "overlap");
             recs[i].finished_at = now;
         } else {
+            if ((w = waiting_of(s, d->rec.task_id)) != NULL &&
+                strcmp((*w)->run_id, d->rec.id) == 0) {
+                waiting_run *dead = *w; /* the waiting one goes now */
+                *w = dead->next;
+                free(dead);
+            }
             recs[i].status = SKED_RUN_DISPATCHED;
             recs[i].dispatched_at = now;
             recs[i].lease_expires_at = now + s->cfg.dispatch_lease_us;
@@ -264,8 +324,21 @@ static void dispatch_due(sked_sched *s, sked_walltime now)
                                   .from = SKED_RUN_BIT(SKED_RUN_SCHEDULED)};
     }
     pthread_mutex_unlock(&s->mu);
+    /* held runs change nothing: leave them out of the batch */
+    sked_run_change *todo = calloc(n ? n : 1, sizeof *todo);
+    size_t nt = 0;
+    for (size_t i = 0; i < n; i++)
+        if (recs[i].status != SKED_RUN_SCHEDULED)
+            todo[nt++] = ch[i];
     sked_err err = {0};
-    int rc = sked_store_run_update(s->cfg.store, ch, n, &err);
+    int rc = nt ? sked_store_run_update(s->cfg.store, todo, nt, &err) : 0;
+    for (size_t i = 0, k = 0; i < n; i++) {
+        if (recs[i].status == SKED_RUN_SCHEDULED)
+            ch[i].result = SKED_EPRECOND; /* not applied: nothing to publish */
+        else
+            ch[i].result = todo[k++].result;
+    }
+    free(todo);
     for (size_t i = 0; i < n; i++) {
         due_run *d = &batch[i];
         int ok = rc == 0 && ch[i].result == 0;
@@ -489,6 +562,12 @@ void sked_sched_stop(sked_sched *s)
             active_task *a = s->active[i];
             s->active[i] = a->next;
             free(a);
+        }
+    for (int i = 0; i < 256; i++)
+        while (s->waiting[i]) {
+            waiting_run *w = s->waiting[i];
+            s->waiting[i] = w->next;
+            free(w);
         }
     for (int i = 0; i < 1024; i++)
         while (s->active_runs[i]) {

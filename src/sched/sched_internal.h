@@ -32,6 +32,13 @@ typedef struct active_task {
     struct active_task *next;
 } active_task;
 
+/* queue_one: the one run of a task waiting for its previous run. */
+typedef struct waiting_run {
+    char task_id[SKED_ID_LEN + 1];
+    char run_id[SKED_ID_LEN + 1];
+    struct waiting_run *next;
+} waiting_run;
+
 struct sked_sched {
     sked_sched_config cfg;
     char owner[SKED_OWNER_MAX + 1];
@@ -49,6 +56,7 @@ struct sked_sched {
     /* under mu: overlap bookkeeping, both threads */
     active_task *active[256];
     active_run *active_runs[1024];
+    waiting_run *waiting[256];
 
     /* metrics */
     sked_histogram *lag, *claim_seconds, *dispatch_seconds, *store_seconds;

@@ -356,4 +356,23 @@ int sked_sqlite_worker_upsert(sked_store *st, const sked_worker_rec *w,
 int sked_sqlite_worker_list(sked_store *st, sked_walltime since,
                             sked_worker_rec **out, size_t *n, sked_err *err);
 
+
+/* A filter string that filters: not NULL, not empty. */
+static inline int sked_sqlite_given(const char *s)
+{
+    return s != NULL && s[0] != '\0';
+}
+
+/* The checks every listing makes: a namespace and a page size. */
+static inline int sked_sqlite_check_page(const char *ns, int limit, sked_err *err)
+{
+    if (!sked_sqlite_given(ns))
+        return sked_err_set(err, SKED_EINVAL, "namespace", 0,
+                            "a listing needs a namespace");
+    if (limit < 1 || limit > 1000)
+        return sked_err_set(err, SKED_EINVAL, "limit", 0,
+                            "limit %d is not within 1..1000", limit);
+    return 0;
+}
+
 #endif

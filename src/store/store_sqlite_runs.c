@@ -441,23 +441,19 @@ static int list_stmt(sked_sqlite_conn *c, unsigned mask, sqlite3_stmt **out,
     return 0;
 }
 
-static int given(const char *s) { return s != NULL && s[0] != '\0'; }
-
 int sked_sqlite_run_list(sked_store *st, const sked_run_filter *f,
                          sked_run_page *out, sked_err *err)
 {
     memset(out, 0, sizeof *out);
-    if (f == NULL || !given(f->ns))
-        return sked_err_set(err, SKED_EINVAL, "namespace", 0,
-                            "a listing needs a namespace");
-    if (f->limit < 1 || f->limit > 1000)
-        return sked_err_set(err, SKED_EINVAL, "limit", 0,
-                            "limit %d is not within 1..1000", f->limit);
-    unsigned mask = (given(f->task_id) ? F_TASK : 0) |
+    int rc0 = f ? sked_sqlite_check_page(f->ns, f->limit, err)
+                : sked_sqlite_check_page(NULL, 0, err);
+    if (rc0 != 0)
+        return rc0;
+    unsigned mask = (sked_sqlite_given(f->task_id) ? F_TASK : 0) |
                     (f->status_mask != 0 ? F_STATUS : 0) |
                     (f->since != SKED_TIME_NONE ? F_SINCE : 0) |
                     (f->until != SKED_TIME_NONE ? F_UNTIL : 0) |
-                    (given(f->before_id) ? F_BEFORE : 0);
+                    (sked_sqlite_given(f->before_id) ? F_BEFORE : 0);
     sked_sqlite_conn *c;
     sqlite3_stmt *q = NULL;
     sked_sqlite_runbuf b = {0};

@@ -278,26 +278,22 @@ static int list_stmt(sked_sqlite_conn *c, unsigned mask, sqlite3_stmt **out,
     return 0;
 }
 
-static int given(const char *s) { return s != NULL && s[0] != '\0'; }
-
 int sked_sqlite_task_list(sked_store *st, const sked_task_filter *f,
                           sked_task_page *out, sked_err *err)
 {
     memset(out, 0, sizeof *out);
-    if (f == NULL || !given(f->ns))
-        return sked_err_set(err, SKED_EINVAL, "namespace", 0,
-                            "a listing needs a namespace");
-    if (f->limit < 1 || f->limit > 1000)
-        return sked_err_set(err, SKED_EINVAL, "limit", 0,
-                            "limit %d is not within 1..1000", f->limit);
+    int rc0 = f ? sked_sqlite_check_page(f->ns, f->limit, err)
+                : sked_sqlite_check_page(NULL, 0, err);
+    if (rc0 != 0)
+        return rc0;
     if (f->state < -1 || f->state > SKED_TASK_COMPLETED)
         return sked_err_set(err, SKED_EINVAL, "state", 0,
                             "state %d is not a task state", f->state);
     unsigned mask = (f->state >= 0 ? F_STATE : 0) |
-                    (given(f->queue) ? F_QUEUE : 0) |
-                    (given(f->label_key) ? F_LABEL : 0) |
-                    (given(f->name_prefix) ? F_PREFIX : 0) |
-                    (given(f->after_id) ? F_AFTER : 0);
+                    (sked_sqlite_given(f->queue) ? F_QUEUE : 0) |
+                    (sked_sqlite_given(f->label_key) ? F_LABEL : 0) |
+                    (sked_sqlite_given(f->name_prefix) ? F_PREFIX : 0) |
+                    (sked_sqlite_given(f->after_id) ? F_AFTER : 0);
     sked_sqlite_conn *c = NULL;
     sqlite3_stmt *q = NULL;
     int rc = sked_sqlite_reader_get(S(st), &c, err);

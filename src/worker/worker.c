@@ -317,6 +317,7 @@ int sked_worker_start(const sked_worker_config *cfg, sked_worker **out, sked_err
     if (!w->cfg.queues) w->cfg.queues = default_queues;
     if (!w->cfg.slots) w->cfg.slots = 100;
     if (!w->cfg.heartbeat_us) w->cfg.heartbeat_us = 5 * SKED_USEC_PER_SEC;
+    if (!w->cfg.drain_us) w->cfg.drain_us = 10 * SKED_USEC_PER_SEC;
     gethostname(w->host, sizeof w->host - 1);
     if (cfg->id)
         snprintf(w->id, sizeof w->id, "%s", cfg->id);
@@ -386,7 +387,18 @@ void sked_worker_stop(sked_worker *w)
         pthread_join(w->qs[i].th, NULL);
     if (w->hb)
         pthread_join(w->hb, NULL);
-    sked_exec_free(w->exec); /* cancels what runs; done() acks and reports */
+    /* Drain: runs that finish within the grace report as usual; what is
+     * still running after it is killed unreported, and its lease running
+     * out makes it a lost attempt (retried per its policy). */
+    sked_walltime until = sked_clock_wall_now() + w->cfg.drain_us;
+    pthread_mutex_lock(&w->mu);
+    while (w->busy > 0 && sked_clock_wall_now() < until) {
+        struct timespec ts = {.tv_sec = until / SKED_USEC_PER_SEC,
+                              .tv_nsec = (long)(until % SKED_USEC_PER_SEC) * 1000};
+        pthread_cond_timedwait(&w->cond, &w->mu, &ts);
+    }
+    pthread_mutex_unlock(&w->mu);
+    sked_exec_free(w->exec); /* kills what still runs */
     for (int i = 0; i < w->nq; i++)
         sked_queue_consumer_close(w->qs[i].consumer);
     while (w->runs) {

@@ -21,6 +21,7 @@ typedef struct sked_worker_config {
     const char *const *queues;      /* NULL-terminated; NULL: {"default"}       */
     int slots;                      /* concurrent runs; 0: 100                  */
     int64_t heartbeat_us;           /* 0: 5 s                                   */
+    int64_t drain_us;               /* on stop, wait this long for runs; 0: 10 s */
     size_t max_output;              /* output tail kept per run; 0: 64 KiB      */
     const char *const *http_deny;   /* CIDRs (exec.h); NULL: the default list   */
     const char *const *http_allow;
@@ -39,8 +40,9 @@ int sked_worker_cancel(sked_worker *w, const char *run_id);
 int sked_worker_busy(sked_worker *w);
 int sked_worker_slots(sked_worker *w);
 
-/* Stop taking work, cancel what runs (their finished events are sent),
- * stop the threads, free. */
+/* Stop taking work, let running runs finish for up to drain_us (their
+ * events are sent as usual), kill what still runs without reporting it
+ * (its lease runs out: a lost attempt), stop the threads, free. */
 void sked_worker_stop(sked_worker *w);
 
 /* Decode a job message (model/run.h) into a new job; for tests too. */
