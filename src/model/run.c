@@ -4,6 +4,7 @@
 #include "model/run.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,9 +29,47 @@ int sked_run_status_parse(const char *name)
     return -1;
 }
 
+/* s as a JSON string even when it is not valid UTF-8 (process output cut
+ * anywhere, binary noise): invalid bytes become '?'. */
+static json_t *json_text(const char *s)
+{
+    json_t *j = json_string(s);
+    if (j != NULL)
+        return j;
+    size_t n = strlen(s);
+    char *copy = malloc(n + 1);
+    if (copy == NULL)
+        return json_null();
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = p[i];
+        size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3
+                   : (c >> 3) == 30 ? 4 : 0;
+        int ok = len > 0 && i + len <= n;
+        for (size_t k = 1; ok && k < len; k++)
+            ok = (p[i + k] & 0xc0) == 0x80;
+        if (ok && len > 1) {
+            memcpy(copy + i, s + i, len); /* a well-formed sequence */
+            json_t *one = json_stringn(s + i, len);
+            if (one == NULL) /* overlong or surrogate: still invalid */
+                memset(copy + i, '?', len);
+            json_decref(one);
+            i += len;
+        } else {
+            copy[i] = ok ? s[i] : '?';
+            i++;
+        }
+    }
+    copy[n] = '\0';
+    j = json_string(copy);
+    free(copy);
+    return j ? j : json_null();
+}
+
 static json_t *str_or_null(const char *s)
 {
-    return s && s[0] ? json_string(s) : json_null();
+    return s && s[0] ? json_text(s) : json_null();
 }
 
 json_t *sked_run_json(const sked_run_rec *r)
@@ -61,7 +100,7 @@ json_t *sked_run_json(const sked_run_rec *r)
     json_object_set_new(j, "http_status", r->http_status ? json_integer(r->http_status)
                                                          : json_null());
     json_object_set_new(j, "error", str_or_null(r->error));
-    json_object_set_new(j, "output", r->output ? json_string(r->output) : json_null());
+    json_object_set_new(j, "output", r->output ? json_text(r->output) : json_null());
     return j;
 }
 
@@ -103,7 +142,7 @@ char *sked_event_encode(const sked_event *e, size_t *len)
         json_object_set_new(j, "exit_code", json_integer(e->exit_code));
         json_object_set_new(j, "http_status", json_integer(e->http_status));
         json_object_set_new(j, "error", str_or_null(e->error));
-        json_object_set_new(j, "output", e->output ? json_string(e->output) : json_null());
+        json_object_set_new(j, "output", e->output ? json_text(e->output) : json_null());
     }
     if (e->type == SKED_EVENT_HEARTBEAT) {
         json_object_set_new(j, "host", json_string(e->host));

@@ -282,7 +282,8 @@ static void dispatch_due(sked_sched *s, sked_walltime now)
         due_run *d = &batch[i];
         recs[i] = d->rec;
         recs[i].error = recs[i].output = NULL;
-        const char *ov = overlap_of(d->spec);
+        /* a retry is the same occurrence, not a new one: never skipped */
+        const char *ov = d->rec.attempt > 1 ? "allow" : overlap_of(d->spec);
         int busy = sked_sched_active(s, d->rec.task_id);
         waiting_run **w = NULL;
         if (d->spec == NULL) {
