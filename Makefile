@@ -11,7 +11,7 @@
 
 CC      ?= cc
 PREFIX  ?= /usr/local
-PKGS    := libmicrohttpd jansson sqlite3 libcurl
+PKGS    := libmicrohttpd jansson sqlite3 libcurl libpq librabbitmq
 CSTD    := -std=gnu11
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-missing-field-initializers
 OPT     ?= -O2 -g
@@ -39,7 +39,7 @@ LIB_SRCS := $(sort $(wildcard src/core/*.c src/time/*.c src/model/*.c \
                              src/store/*.c src/queue/*.c src/sched/*.c \
                              src/worker/*.c src/api/*.c src/cli/*.c))
 # Migrations are embedded: sql/<backend>/NNNN_*.sql -> one generated .c each.
-SQL_GEN  := $(OBJDIR)/gen/sql_sqlite.c
+SQL_GEN  := $(OBJDIR)/gen/sql_sqlite.c $(OBJDIR)/gen/sql_postgres.c
 LIB_OBJS := $(LIB_SRCS:%.c=$(OBJDIR)/%.o) $(SQL_GEN:.c=.o)
 MAIN_OBJ := $(OBJDIR)/src/main.o
 
@@ -93,7 +93,7 @@ test: deps $(BIN)/sked $(UNIT_BINS)
 # libFuzzer targets need clang; they build their own objects.
 FUZZ_CC     ?= clang
 FUZZ_FLAGS  := $(CSTD) -Isrc -Itests/unit -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined
-bin/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(OBJDIR)/gen/sql_sqlite.c
+bin/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(SQL_GEN)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) $(shell pkg-config --cflags $(PKGS)) -o $@ $^ $(shell pkg-config --libs $(PKGS)) -lpthread -lm
 

@@ -3,7 +3,7 @@
  * URL scheme, the thin sked_queue_* wrappers the core calls, and releasing
  * a delivery.
  *
- * Not here: any message handling (queue_mem.c, later queue_amqp.c).  A
+ * Not here: any message handling (queue_mem.c, queue_amqp*.c).  A
  * wrapper does nothing but check that the backend has the method
  * (SKED_ENOTSUP when its ops version predates the method or leaves it NULL)
  * and call it; argument checks belong to the backends, and the conformance
@@ -18,6 +18,8 @@
 /* Every backend linked into the binary, tried in order by scheme. */
 static const sked_queue_ops *const backends[] = {
     &sked_queue_mem_ops,
+    &sked_queue_amqp_ops,
+    &sked_queue_amqps_ops,
 };
 
 #define NBACKENDS (sizeof backends / sizeof backends[0])

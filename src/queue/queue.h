@@ -3,8 +3,8 @@
  *
  * Like the store (store.h), a queue backend is a versioned table of
  * function pointers found by URL scheme: "mem:" (in-process, the embedded
- * default) and, later, "amqp://..." (RabbitMQ quorum queues).  The core
- * calls the sked_queue_* wrappers, never the table.
+ * default) and "amqp://..." / "amqps://..." (RabbitMQ quorum queues).  The
+ * core calls the sked_queue_* wrappers, never the table.
  *
  * Semantics every backend keeps (tests/backend/test_queue.c checks them):
  *   - publish returns 0 only once the message is safely held by the queue
@@ -114,5 +114,8 @@ int sked_queue_depth(sked_queue *q, const char *queue, int64_t *ready,
 void sked_delivery_deinit(sked_delivery *d);
 
 extern const sked_queue_ops sked_queue_mem_ops;
+/* RabbitMQ (queue_amqp*.c): the same backend under "amqp" and "amqps". */
+extern const sked_queue_ops sked_queue_amqp_ops;
+extern const sked_queue_ops sked_queue_amqps_ops;
 
 #endif

@@ -22,5 +22,7 @@ typedef struct sked_migration {
 
 extern const sked_migration sked_sqlite_migrations[];
 extern const size_t sked_sqlite_migrations_count;
+extern const sked_migration sked_postgres_migrations[];
+extern const size_t sked_postgres_migrations_count;
 
 #endif

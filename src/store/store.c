@@ -3,18 +3,25 @@
  * by URL scheme, the thin sked_store_* wrappers the core calls, and the
  * release functions of the records the store hands out.
  *
- * Not here: anything about SQL (store_sqlite*.c).  A wrapper does nothing
- * but check that the backend has the method (SKED_ENOTSUP when its ops
- * version predates the method or leaves it NULL) and call it.
+ * Not here: anything about SQL (store_sqlite*.c, store_pg*.c).  A wrapper
+ * does nothing but check that the backend has the method (SKED_ENOTSUP
+ * when its ops version predates the method or leaves it NULL) and call
+ * it.
  */
 #include "store/store.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-/* Every backend linked into the binary, tried in order by scheme. */
-static const sked_store_ops *const backends[] = {
-    &sked_store_sqlite_ops,
+/* Every backend linked into the binary, by the URL schemes it serves
+ * (its ops->scheme and aliases), tried in order. */
+static const struct {
+    const char *scheme;
+    const sked_store_ops *ops;
+} backends[] = {
+    {"sqlite", &sked_store_sqlite_ops},
+    {"postgres", &sked_store_pg_ops},
+    {"postgresql", &sked_store_pg_ops},
 };
 
 /* Does the backend have this method?  `since` is the ops version that
@@ -42,12 +49,13 @@ int sked_store_open(const char *url, sked_store **out, sked_err *err)
                             "(expected e.g. sqlite:PATH)", url);
     size_t len = (size_t)(colon - url);
     for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++) {
-        const char *scheme = backends[i]->scheme;
+        const char *scheme = backends[i].scheme;
         if (strlen(scheme) == len && strncmp(scheme, url, len) == 0)
-            return backends[i]->open(url, out, err);
+            return backends[i].ops->open(url, out, err);
     }
     return sked_err_set(err, SKED_EINVAL, "store", 0,
-                        "unknown store scheme \"%.*s\" (known: sqlite)",
+                        "unknown store scheme \"%.*s\" "
+                        "(known: sqlite, postgres, postgresql)",
                         (int)(len > 32 ? 32 : len), url);
 }
 

@@ -411,5 +411,11 @@ int sked_store_worker_list(sked_store *st, sked_walltime since,
 
 /* The SQLite backend's ops (store_sqlite.c). */
 extern const sked_store_ops sked_store_sqlite_ops;
+/* The PostgreSQL backend's ops (store_pg*.c), for "postgres://..." and
+ * "postgresql://..." URLs (handed to libpq as they are).  A write that
+ * makes something due within 5 s (a task inserted, updated or resumed; a
+ * run inserted) also sends NOTIFY sked_wake, '<due_at in us>' with its
+ * COMMIT, for schedulers that LISTEN (not used by the interface yet). */
+extern const sked_store_ops sked_store_pg_ops;
 
 #endif

@@ -18,7 +18,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
+
 #include "core/clock.h"
+#include "store/migrate.h"
 #include "store/store.h"
 #include "store/store_sqlite.h"
 
@@ -349,6 +352,54 @@ static void test_idempotency(void **state)
     assert_int_equal(sked_store_task_insert(f->st, &b, 1, &k3, &err), 0);
 }
 
+typedef struct idem_arg {
+    sked_store *st;
+    const char *ns;
+    char id[SKED_ID_LEN + 1];           /* in: own id; out: the task's */
+    int rc;
+} idem_arg;
+
+static void *idem_thread(void *p)
+{
+    idem_arg *a = p;
+    sked_task_rec r;
+    sked_err err = {0};
+    sked_idem k = {.key = "same-key", .request_hash = "abcd"};
+    mk(&r, a->ns, "retried", NULL, NULL);
+    a->rc = sked_store_task_insert(a->st, &r, 1, &k, &err);
+    memcpy(a->id, r.id, sizeof a->id);
+    return NULL;
+}
+
+/* The same request retried at once from several clients (a load balancer
+ * retrying, an impatient user): one creates the task, every other one is
+ * told it exists and gets its id - never a conflict on the name. */
+static void test_idempotency_concurrent(void **state)
+{
+    fixture *f = *state;
+    enum { T = 8 };
+    pthread_t th[T];
+    idem_arg a[T];
+    for (int i = 0; i < T; i++) {
+        a[i] = (idem_arg){.st = f->st, .ns = f->ns};
+        pthread_create(&th[i], NULL, idem_thread, &a[i]);
+    }
+    int created = -1;
+    for (int i = 0; i < T; i++) {
+        pthread_join(th[i], NULL);
+        if (a[i].rc == 0) {
+            assert_int_equal(created, -1);
+            created = i;
+        } else {
+            assert_int_equal(a[i].rc, SKED_EEXIST);
+        }
+    }
+    assert_true(created >= 0);
+    for (int i = 0; i < T; i++)
+        assert_string_equal(a[i].id, a[created].id);
+    assert_int_equal(count_all(f->st, all_of(f->ns), 100), 1);
+}
+
 static void test_namespaces_isolated(void **state)
 {
     fixture *f = *state;
@@ -633,6 +684,40 @@ static void test_delete(void **state)
     /* The name is free again. */
     mk(&a, f->ns, "del", NULL, NULL);
     insert_ok(f->st, &a);
+}
+
+/* Text that an encoding could trip on (quotes, backslashes, braces,
+ * commas, the word NULL, the empty string, non-ASCII) comes back byte for
+ * byte, through a batch insert, an update and a listing. */
+static void test_odd_text(void **state)
+{
+    fixture *f = *state;
+    static const char *const odd[] = {
+        "NULL", "{\"a\":\"b\\\"c\"}", "x,y}{\"", "back\\slash\\",
+        "caf\xc3\xa9 \xe2\x8f\xb0", " spaced ", "'quoted'", "$1::text",
+    };
+    enum { N = sizeof odd / sizeof odd[0] };
+    sked_task_rec recs[N], got;
+    sked_err err = {0};
+    for (int i = 0; i < N; i++) {
+        mk(&recs[i], f->ns, odd[i], NULL, odd[(i + 1) % N]);
+        recs[i].queue[0] = '"';
+    }
+    assert_int_equal(sked_store_task_insert(f->st, recs, N, NULL, &err), 0);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(sked_store_task_get(f->st, f->ns, odd[i], &got, &err),
+                         0);
+        assert_same_task(&recs[i], &got);
+        sked_task_rec_deinit(&got);
+    }
+    sked_task_filter q = all_of(f->ns);
+    q.name_prefix = "back\\";
+    assert_int_equal(count_all(f->st, q, 10), 1);
+    recs[0].spec = "";
+    assert_int_equal(sked_store_task_update(f->st, &recs[0], 0, &err), 0);
+    assert_int_equal(sked_store_task_get(f->st, f->ns, "NULL", &got, &err), 0);
+    assert_string_equal(got.spec, "");
+    sked_task_rec_deinit(&got);
 }
 
 /* ---- tokens ------------------------------------------------------------ */
@@ -1321,16 +1406,18 @@ static int cmp_id(const void *x, const void *y)
     return strcmp(x, y);
 }
 
-static void test_claim_concurrent(void **state)
+/* Four schedulers claim and dispatch N due tasks at once: on f->st, or
+ * half of them on `second` (another handle on the same store, as another
+ * process would be). */
+static void claim_race(fixture *f, sked_store *second)
 {
-    fixture *f = *state;
     enum { N = 500, T4 = 4 };
     sked_walltime T = new_base();
     mk_due(f->st, f->ns, N, T, NULL, NULL);
     pthread_t th[T4];
     claimer cl[T4];
     for (int i = 0; i < T4; i++) {
-        cl[i] = (claimer){.st = f->st, .now = T};
+        cl[i] = (claimer){.st = i % 2 && second ? second : f->st, .now = T};
         new_owner(cl[i].owner, sizeof cl[i].owner);
         pthread_create(&th[i], NULL, claim_thread, &cl[i]);
     }
@@ -1344,7 +1431,8 @@ static void test_claim_concurrent(void **state)
     char (*all)[SKED_ID_LEN + 1] = calloc(total + 1, sizeof *all);
     size_t k = 0;
     for (int i = 0; i < T4; i++) {
-        memcpy(all + k, cl[i].got, cl[i].n * sizeof *all);
+        if (cl[i].n > 0)
+            memcpy(all + k, cl[i].got, cl[i].n * sizeof *all);
         k += cl[i].n;
         free(cl[i].got);
     }
@@ -1363,9 +1451,24 @@ static void test_claim_concurrent(void **state)
     char late[64];
     new_owner(late, sizeof late);
     sked_claim c = claim_of(late, T, T + SEC, 1000, NULL);
-    claim_ok(f->st, &c);
+    claim_ok(second ? second : f->st, &c);
     assert_int_equal(c.nruns, 0);
     sked_claim_deinit(&c);
+}
+
+static void test_claim_concurrent(void **state)
+{
+    claim_race(*state, NULL);
+}
+
+/* The same race between two handles on one store (on PostgreSQL, two
+ * connection pools: schedulers in two processes). */
+static void test_claim_two_stores(void **state)
+{
+    fixture *f = *state;
+    sked_store *second = open_store();
+    claim_race(f, second);
+    sked_store_close(second);
 }
 
 /* Overlap: an occurrence due while a run is unfinished is recorded as
@@ -2272,6 +2375,274 @@ static void test_sqlite_wal(void **state)
     assert_int_equal(sked_store_ping(f->st, &err), 0);
 }
 
+/* ---- PostgreSQL only ---------------------------------------------------- */
+
+static int is_pg(void) { return strncmp(url, "postgres", 8) == 0; }
+
+/* url with one more query parameter ("key=value", already escaped). */
+static void url_plus(char *out, size_t cap, const char *param)
+{
+    snprintf(out, cap, "%s%s%s", url, strchr(url, '?') ? "&" : "?", param);
+}
+
+static void no_notice(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
+/* A direct libpq connection to the suite's database, for what the store
+ * interface does not show (schemas, backends, notifications). */
+static PGconn *admin_conn(void)
+{
+    PGconn *db = PQconnectdb(url);
+    if (PQstatus(db) != CONNECTION_OK)
+        fail_msg("connect %s: %s", url, PQerrorMessage(db));
+    PQsetNoticeProcessor(db, no_notice, NULL);
+    return db;
+}
+
+static void admin_exec(PGconn *db, const char *sql)
+{
+    PGresult *r = PQexec(db, sql);
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+        fail_msg("%s: %s", sql, PQerrorMessage(db));
+    PQclear(r);
+}
+
+/* The first column of the first row of sql, as a number. */
+static long admin_long(PGconn *db, const char *sql)
+{
+    PGresult *r = PQexec(db, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) < 1)
+        fail_msg("%s: %s", sql, PQerrorMessage(db));
+    long v = strtol(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    return v;
+}
+
+/* Not PostgreSQL-only: a URL libpq cannot parse, and a server that is not
+ * there, fail cleanly whatever the suite runs on. */
+static void test_open_pg_errors(void **state)
+{
+    (void)state;
+    sked_store *st = NULL;
+    sked_err err = {0};
+    assert_int_equal(sked_store_open("postgres://[::1", &st, &err),
+                     SKED_EINVAL);
+    assert_null(st);
+    assert_int_equal(sked_store_open("postgresql://127.0.0.1:1/sked"
+                                     "?connect_timeout=2",
+                                     &st, &err),
+                     SKED_EUNAVAIL);
+    assert_null(st);
+    assert_non_null(strstr(err.msg, "connect"));
+}
+
+typedef struct opener {
+    const char *url;
+    int rc;
+    sked_err err;
+} opener;
+
+static void *open_thread(void *p)
+{
+    opener *o = p;
+    sked_store *st = NULL;
+    o->rc = sked_store_open(o->url, &st, &o->err);
+    sked_store_close(st);
+    return NULL;
+}
+
+/* Eight processes starting at once on an empty schema: each migration is
+ * applied exactly once (pg_advisory_xact_lock), everyone opens.  Then a
+ * schema newer than this sked is refused. */
+static void test_pg_migrate_concurrent(void **state)
+{
+    (void)state;
+    if (!is_pg())
+        skip();
+    char schema[64], sql[256], param[128], u[4400];
+    snprintf(schema, sizeof schema, "sked_mig_%08x_%u", salt,
+             (unsigned)getpid());
+    PGconn *db = admin_conn();
+    snprintf(sql, sizeof sql, "CREATE SCHEMA %s", schema);
+    admin_exec(db, sql);
+    snprintf(param, sizeof param, "options=-csearch_path%%3D%s", schema);
+    url_plus(u, sizeof u, param);
+    enum { T = 8 };
+    pthread_t th[T];
+    opener o[T];
+    for (int i = 0; i < T; i++) {
+        o[i] = (opener){.url = u};
+        pthread_create(&th[i], NULL, open_thread, &o[i]);
+    }
+    for (int i = 0; i < T; i++) {
+        pthread_join(th[i], NULL);
+        if (o[i].rc != 0)
+            fail_msg("open %d: %s", i, o[i].err.msg);
+    }
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM %s.schema_version", schema);
+    assert_int_equal(admin_long(db, sql),
+                     (long)sked_postgres_migrations_count);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM pg_tables WHERE schemaname = '%s' AND "
+             "tablename IN ('tasks', 'runs', 'tokens', 'workers', "
+             "'idempotency_keys')",
+             schema);
+    assert_int_equal(admin_long(db, sql), 5);
+
+    snprintf(sql, sizeof sql, "INSERT INTO %s.schema_version VALUES "
+                              "(9999, '9999_future.sql', 0)", schema);
+    admin_exec(db, sql);
+    sked_store *st = NULL;
+    sked_err err = {0};
+    assert_int_equal(sked_store_open(u, &st, &err), SKED_EINVAL);
+    assert_null(st);
+    assert_non_null(strstr(err.msg, "9999"));
+    snprintf(sql, sizeof sql, "DROP SCHEMA %s CASCADE", schema);
+    admin_exec(db, sql);
+    PQfinish(db);
+}
+
+/* End every server session of the store whose application_name is app,
+ * and wait until the server has let them go. */
+static void kill_sessions(PGconn *db, const char *app)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+             "WHERE application_name = '%s'", app);
+    assert_true(admin_long(db, sql) >= 1);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM pg_stat_activity "
+             "WHERE application_name = '%s'", app);
+    for (int i = 0; i < 200 && admin_long(db, sql) > 0; i++)
+        usleep(10000);
+    assert_int_equal(admin_long(db, sql), 0);
+}
+
+/* The server ends the store's connections (a restart, a failover, an
+ * idle timeout): the next read and the next writes reconnect and go
+ * through; nothing is lost or doubled. */
+static void test_pg_reconnect(void **state)
+{
+    fixture *f = *state;
+    if (!is_pg())
+        skip();
+    char app[64], param[96], u[4400];
+    snprintf(app, sizeof app, "sked-rc-%08x-%u", salt, (unsigned)getpid());
+    snprintf(param, sizeof param, "application_name=%s", app);
+    url_plus(u, sizeof u, param);
+    sked_store *st = NULL;
+    sked_err err = {0};
+    assert_int_equal(sked_store_open(u, &st, &err), 0);
+    PGconn *db = admin_conn();
+
+    sked_task_rec a, got;
+    mk(&a, f->ns, "before", NULL, NULL);
+    insert_ok(st, &a);
+    kill_sessions(db, app);
+    /* A read. */
+    assert_int_equal(sked_store_task_get(st, f->ns, "before", &got, &err), 0);
+    sked_task_rec_deinit(&got);
+    kill_sessions(db, app);
+    /* A write. */
+    sked_task_rec b;
+    mk(&b, f->ns, "after", NULL, NULL);
+    insert_ok(st, &b);
+    kill_sessions(db, app);
+    /* A claim. */
+    sked_walltime T = new_base();
+    char owner[64];
+    new_owner(owner, sizeof owner);
+    mk_due(f->st, f->ns, 3, T, NULL, NULL);
+    sked_claim c = claim_of(owner, T, T + SEC, 10, NULL);
+    claim_ok(st, &c);
+    assert_int_equal(c.nruns, 3);
+    sked_claim_deinit(&c);
+    assert_int_equal(sked_store_ping(st, &err), 0);
+    assert_int_equal(count_all(f->st, all_of(f->ns), 100), 5);
+    PQfinish(db);
+    sked_store_close(st);
+    delete_all(f->st, f->ns);
+}
+
+/* The next notification on sked_wake within ms milliseconds: 1 and its
+ * payload, or 0. */
+static int next_wake(PGconn *db, int ms, char *payload, size_t cap)
+{
+    for (int waited = 0; waited <= ms; waited += 10) {
+        PQconsumeInput(db);
+        PGnotify *n = PQnotifies(db);
+        if (n != NULL) {
+            int ours = strcmp(n->relname, "sked_wake") == 0;
+            snprintf(payload, cap, "%s", n->extra);
+            PQfreemem(n);
+            if (ours)
+                return 1;
+        }
+        usleep(10000);
+    }
+    return 0;
+}
+
+/* NOTIFY sked_wake goes with the commit of anything due within a few
+ * seconds (a task inserted, updated, resumed; a run inserted), carrying
+ * its due time; not for later ones, nor for a write that failed. */
+static void test_pg_notify(void **state)
+{
+    fixture *f = *state;
+    if (!is_pg())
+        skip();
+    PGconn *db = admin_conn();
+    admin_exec(db, "LISTEN sked_wake");
+    char pl[64], want[32];
+    sked_walltime now = sked_clock_wall_now();
+    sked_err err = {0};
+
+    sked_task_rec soon, later, paused;
+    mk(&soon, f->ns, "soon", NULL, NULL);
+    soon.next_run_at = now + 200 * SKED_USEC_PER_MSEC;
+    insert_ok(f->st, &soon);
+    assert_true(next_wake(db, 2000, pl, sizeof pl));
+    snprintf(want, sizeof want, "%lld", (long long)soon.next_run_at);
+    assert_string_equal(pl, want);
+
+    mk(&later, f->ns, "later", NULL, NULL);
+    later.next_run_at = now + 3600 * SEC;
+    insert_ok(f->st, &later);
+    mk(&paused, f->ns, "paused", NULL, NULL);
+    paused.next_run_at = now;
+    paused.state = SKED_TASK_PAUSED;
+    insert_ok(f->st, &paused);
+    sked_task_rec dup;
+    mk(&dup, f->ns, "soon", NULL, NULL);
+    dup.next_run_at = now;
+    assert_int_equal(insert1(f->st, &dup, &err), SKED_ECONFLICT);
+    assert_false(next_wake(db, 300, pl, sizeof pl));
+
+    /* Resumed. */
+    paused.state = SKED_TASK_ACTIVE;
+    paused.next_run_at = now + SEC;
+    assert_int_equal(sked_store_task_update(f->st, &paused, 0, &err), 0);
+    assert_true(next_wake(db, 2000, pl, sizeof pl));
+    snprintf(want, sizeof want, "%lld", (long long)paused.next_run_at);
+    assert_string_equal(pl, want);
+
+    /* A triggered run. */
+    sked_run_rec r;
+    mk_run(&r, f->ns, later.id, now + 10);
+    run_insert_ok(f->st, &r);
+    assert_true(next_wake(db, 2000, pl, sizeof pl));
+    snprintf(want, sizeof want, "%lld", (long long)r.due_at);
+    assert_string_equal(pl, want);
+    PQfinish(db);
+    delete_all(f->st, f->ns);
+}
+
 /* ---- main -------------------------------------------------------------- */
 
 static void remove_tmpdir(void)
@@ -2308,7 +2679,7 @@ int main(void)
     }
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 #define R(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown_runs)
-    const struct CMUnitTest tests[] = {
+    struct CMUnitTest tests[] = {
         cmocka_unit_test(test_open_bad_url),
         T(test_ping),
         T(test_insert_get),
@@ -2316,6 +2687,7 @@ int main(void)
         T(test_batch_1000),
         T(test_batch_all_or_nothing),
         T(test_idempotency),
+        T(test_idempotency_concurrent),
         T(test_namespaces_isolated),
         T(test_list_filters),
         T(test_list_pagination),
@@ -2323,6 +2695,7 @@ int main(void)
         T(test_update),
         T(test_update_concurrent_if_match),
         T(test_delete),
+        T(test_odd_text),
         T(test_tokens),
         T(test_durable_across_reopen),
         T(test_concurrent_inserts),
@@ -2331,6 +2704,7 @@ int main(void)
         R(test_claim_invalid),
         R(test_claim_two_owners),
         R(test_claim_concurrent),
+        R(test_claim_two_stores),
         R(test_claim_skipped),
         R(test_claim_complete_and_fail),
         R(test_claim_retry_when_due),
@@ -2348,13 +2722,20 @@ int main(void)
         T(test_sqlite_group_abort),
         R(test_sqlite_claim_group_abort),
         T(test_sqlite_wal),
+        cmocka_unit_test(test_open_pg_errors),
+        cmocka_unit_test(test_pg_migrate_concurrent),
+        T(test_pg_reconnect),
+        T(test_pg_notify),
     };
 #undef T
 #undef R
     /* "store_sqlite", "store_postgres": the summary names the backend. */
     char name[32];
     snprintf(name, sizeof name, "store_%.*s", (int)strcspn(url, ":"), url);
-    int rc = sked_test_run(name, tests, sizeof tests / sizeof tests[0]);
+    char scheme[16];
+    snprintf(scheme, sizeof scheme, "%.*s", (int)strcspn(url, ":"), url);
+    size_t n = sked_test_for_backend(tests, sizeof tests / sizeof tests[0], scheme);
+    int rc = sked_test_run(name, tests, n);
     remove_tmpdir();
     return rc;
 }
