@@ -474,6 +474,11 @@ int main(int argc, char **argv)
     /* --- read every run and check it against what was asked for ------------- */
     size_t cap = (size_t)expected + 1024, n = 0;
     double *lags = malloc(cap * sizeof *lags);
+    double *dlags = malloc(cap * sizeof *dlags), *slags = malloc(cap * sizeof *slags);
+    size_t nd = 0;
+    struct { double lag, disp, start; sked_walltime sched; } worst[3] = {{-1e18, 0, 0, 0},
+                                                                        {-1e18, 0, 0, 0},
+                                                                        {-1e18, 0, 0, 0}};
     long runs = 0, succeeded = 0, other = 0, early = 0, unexpected = 0, retried = 0,
          redelivered = 0, sink_unseen = 0, unknown_task = 0;
     sked_walltime first_sched = INT64_MAX, last_start = INT64_MIN, last_fin = INT64_MIN;
@@ -493,6 +498,7 @@ int main(int argc, char **argv)
             sked_walltime sched = time_of(json_object_get(r, "scheduled_at"));
             sked_walltime started = time_of(json_object_get(r, "started_at"));
             sked_walltime fin = time_of(json_object_get(r, "finished_at"));
+            sked_walltime disp = time_of(json_object_get(r, "dispatched_at"));
             int ok = status && strcmp(status, "succeeded") == 0;
             ok ? succeeded++ : other++;
             if (json_integer_value(json_object_get(r, "attempt")) > 1)
@@ -510,6 +516,20 @@ int main(int argc, char **argv)
                     early++;
                 if (n < cap)
                     lags[n++] = l;
+                if (disp != SKED_TIME_NONE && started != SKED_TIME_NONE && nd < cap) {
+                    dlags[nd] = (double)(disp - sched) / 1e3;
+                    slags[nd++] = (double)(started - disp) / 1e3;
+                }
+                for (int w = 0; w < 3; w++) /* the three worst, worst first */
+                    if (l > worst[w].lag) {
+                        memmove(&worst[w + 1], &worst[w], (size_t)(2 - w) * sizeof *worst);
+                        worst[w].lag = l;
+                        worst[w].sched = sched;
+                        worst[w].disp = disp != SKED_TIME_NONE ? (double)(disp - sched) / 1e3 : -1;
+                        worst[w].start = disp != SKED_TIME_NONE && started != SKED_TIME_NONE
+                                             ? (double)(started - disp) / 1e3 : -1;
+                        break;
+                    }
             }
             if (sched != SKED_TIME_NONE && sched < first_sched)
                 first_sched = sched;
@@ -548,6 +568,19 @@ int main(int argc, char **argv)
         }
     long dup = extra_runs + retried + redelivered;
     qsort(lags, n, sizeof *lags, cmp_d);
+    qsort(dlags, nd, sizeof *dlags, cmp_d);
+    qsort(slags, nd, sizeof *slags, cmp_d);
+    if (nd)
+        printf("where the lag goes (ms): scheduled->dispatched (timer) p50 %.2f p99 %.2f "
+               "max %.2f; dispatched->started (store mark, queue, worker) p50 %.2f p99 "
+               "%.2f max %.2f\n",
+               pct(dlags, nd, 50), pct(dlags, nd, 99), dlags[nd - 1], pct(slags, nd, 50),
+               pct(slags, nd, 99), slags[nd - 1]);
+    for (int w = 0; w < 3 && worst[w].lag > -1e18; w++)
+        printf("worst %d: lag %.2f ms, scheduled %+.3f s from the first occurrence "
+               "(%.3f), timer %.2f ms, dispatched->started %.2f ms\n",
+               w + 1, worst[w].lag, (double)(worst[w].sched - t0) / 1e6,
+               (double)worst[w].sched / 1e6, worst[w].disp, worst[w].start);
     double span = last_fin > first_sched ? (double)(last_fin - first_sched) / 1e6 : 0;
     printf("runs %ld (succeeded %ld, other %ld, of tasks not ours %ld); duplicated: "
            "%ld extra runs of an occurrence, %ld retried, %ld redelivered to the sink; "
@@ -566,6 +599,8 @@ int main(int argc, char **argv)
         printf(" all_started_within_ms=%.1f", (double)(last_start - t0) / 1e3);
     printf("\n");
     free(lags);
+    free(dlags);
+    free(slags);
     for (size_t i = 0; i < ntasks; i++) {
         free(tasks[i].runs);
         free(tasks[i].ok);
