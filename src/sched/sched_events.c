@@ -190,10 +190,7 @@ void *sked_sched_events_main(void *arg)
     sked_delivery *d = calloc(EVENT_BATCH, sizeof *d);
     pending *p = calloc(EVENT_BATCH * 2 + 1, sizeof *p);
     for (;;) {
-        pthread_mutex_lock(&s->mu);
-        int stop = s->stop;
-        pthread_mutex_unlock(&s->mu);
-        if (stop)
+        if (sked_sched_stopping(s))
             break;
         sked_err err = {0};
         size_t nd = 0;
