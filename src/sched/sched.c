@@ -34,6 +34,30 @@ void sked_sched_count_status(const char *queue, sked_run_status st)
                                           "Runs reaching a status.", labels));
 }
 
+int sked_sched_lose(sked_run_rec *r, const char *spec, sked_walltime now, const char *why)
+{
+    int was = r->status;
+    r->lease_owner[0] = '\0';
+    r->lease_expires_at = SKED_TIME_NONE;
+    if (was == SKED_RUN_DISPATCHED) {
+        r->status = SKED_RUN_SCHEDULED;
+        r->due_at = now;
+        return 0;
+    }
+    sked_walltime due;
+    r->finished_at = now;
+    free(r->error);
+    r->error = strdup(why);
+    if (spec && sked_retry_due(spec, r->attempt, now, &due) == 0) {
+        r->status = SKED_RUN_SCHEDULED;
+        r->attempt++;
+        r->due_at = due;
+        return 1;
+    }
+    r->status = SKED_RUN_FAILED;
+    return 0;
+}
+
 /* --- claim ------------------------------------------------------------------- */
 
 /* One claim: the heap becomes exactly what the store says is ours and due
@@ -99,23 +123,7 @@ static void sweep(sked_sched *s, sked_walltime now, sked_walltime expired_before
         *r = c.runs[i];
         r->error = r->output = NULL;
         int was = r->status;
-        r->lease_owner[0] = '\0';
-        r->lease_expires_at = SKED_TIME_NONE;
-        if (was == SKED_RUN_DISPATCHED) {
-            r->status = SKED_RUN_SCHEDULED;
-            r->due_at = now;
-        } else {
-            sked_walltime due;
-            r->finished_at = now;
-            r->error = "worker lost: no heartbeat before the lease expired";
-            if (c.specs[i] && sked_retry_due(c.specs[i], r->attempt, now, &due) == 0) {
-                r->status = SKED_RUN_SCHEDULED;
-                r->attempt++;
-                r->due_at = due;
-            } else {
-                r->status = SKED_RUN_FAILED;
-            }
-        }
+        sked_sched_lose(r, c.specs[i], now, "worker lost: no heartbeat before the lease expired");
         ch[i] = (sked_run_change){.rec = r, .attempt = c.runs[i].attempt,
                                   .from = SKED_RUN_BIT(was)};
         sked_sched_forget_run(s, r->id);
@@ -124,6 +132,8 @@ static void sweep(sked_sched *s, sked_walltime now, sked_walltime expired_before
     }
     if (sked_store_run_update(s->cfg.store, ch, c.nruns, &err) < 0)
         sked_log(SKED_LOG_ERROR, "sweep update failed", "error", err.msg, NULL);
+    for (size_t i = 0; i < c.nruns; i++)
+        free(recs[i].error);
     free(ch);
     free(recs);
     sked_claim_deinit(&c);
@@ -255,9 +265,9 @@ int sked_sched_start(const sked_sched_config *cfg, sked_sched **out, sked_err *e
     snprintf(s->owner, sizeof s->owner, "%s", cfg->owner);
     s->cfg.owner = s->owner;
     if (!s->cfg.window_us) s->cfg.window_us = 2 * SKED_USEC_PER_SEC;
-    if (!s->cfg.lease_us) s->cfg.lease_us = 30 * SKED_USEC_PER_SEC;
+    if (!s->cfg.lease_us) s->cfg.lease_us = 5 * SKED_USEC_PER_SEC;
     if (!s->cfg.dispatch_lease_us) s->cfg.dispatch_lease_us = 60 * SKED_USEC_PER_SEC;
-    if (!s->cfg.run_lease_us) s->cfg.run_lease_us = 30 * SKED_USEC_PER_SEC;
+    if (!s->cfg.run_lease_us) s->cfg.run_lease_us = 15 * SKED_USEC_PER_SEC;
     if (!s->cfg.claim_limit) s->cfg.claim_limit = 1000;
     if (!s->cfg.retention_age_us) s->cfg.retention_age_us = INT64_C(7) * 86400 * SKED_USEC_PER_SEC;
     if (!s->cfg.retention_keep) s->cfg.retention_keep = 1000;

@@ -72,6 +72,13 @@ void sked_sched_heap_replace(sked_sched *s, due_run *runs, size_t n,
                              uint64_t done_before, int partial);
 void sked_sched_heap_free(sked_sched *s);
 
+/* r, DISPATCHED or RUNNING as read from the store, lost its worker: a
+ * dispatched run goes back to SCHEDULED, due now, same attempt (published
+ * again); a running one has lost that attempt (r->error = why): retried
+ * per its task's spec (attempt + 1 at its backoff; returns 1) or FAILED.
+ * r->error is malloc'ed (or NULL) before and after. */
+int sked_sched_lose(sked_run_rec *r, const char *spec, sked_walltime now, const char *why);
+
 /* Has sked_sched_stop begun?  Takes s->mu. */
 int sked_sched_stopping(sked_sched *s);
 

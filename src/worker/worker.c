@@ -308,6 +308,17 @@ static void on_done(void *ctx, sked_job *job, const sked_job_result *res)
 
 /* --- threads ------------------------------------------------------------------- */
 
+/* Does this worker run job's attempt now? */
+static int runs_here(sked_worker *w, const sked_job *job)
+{
+    int found = 0;
+    pthread_mutex_lock(&w->mu);
+    for (running *r = w->runs; r && !found; r = r->next)
+        found = strcmp(r->run_id, job->run_id) == 0 && r->attempt == job->attempt;
+    pthread_mutex_unlock(&w->mu);
+    return found;
+}
+
 static void *consume_main(void *arg)
 {
     qthread *q = arg;
@@ -329,6 +340,21 @@ static void *consume_main(void *arg)
             sked_log(SKED_LOG_ERROR, "bad job message dropped", "queue", q->name, "error", err.msg, NULL);
             sked_queue_ack(q->consumer, d.tag, &err);
             sked_delivery_deinit(&d);
+            continue;
+        }
+        if (d.redelivered && !runs_here(w, job)) {
+            /* it was delivered before, to a worker that is gone (or cut
+             * off): not ours to run again silently — the scheduler charges
+             * it an attempt, or publishes it again if it never started */
+            sked_event e = {.type = SKED_EVENT_RETURNED, .attempt = job->attempt,
+                            .at = sked_clock_wall_now()};
+            snprintf(e.run_id, sizeof e.run_id, "%.36s", job->run_id);
+            snprintf(e.worker, sizeof e.worker, "%s", w->id);
+            outbox_put(w, &e, q->consumer, d.tag, 0);
+            sked_log(SKED_LOG_WARN, "job came back from the queue; reported, not run",
+                     "run", job->run_id, "task", job->task_id, NULL);
+            sked_delivery_deinit(&d);
+            sked_job_free(job);
             continue;
         }
         slot_ref *ref = malloc(sizeof *ref);
