@@ -45,6 +45,8 @@ static const char usage[] =
     "                   port 0 picks a free one)\n"
     "  --threads N      HTTP worker threads (default 16)\n"
     "  --workers N      runs executed at once (default 100)\n"
+    "  --shell-pool N   idle shells kept spawned for shell runs (default:\n"
+    "                   --workers, at most 128; -1 turns the pool off)\n"
     "  --queues Q1,Q2   queues this server's worker takes work from\n"
     "                   (default: default)\n"
     "  --keep-runs N    finished runs kept per task (default 1000)\n"
@@ -125,6 +127,10 @@ typedef struct server_ctx {
 
 /* Gauges read at scrape time. */
 static double gauge_busy(void *ctx) { return sked_worker_busy(((server_ctx *)ctx)->worker); }
+static double gauge_pool(void *ctx)
+{
+    return sked_worker_shell_pool_idle(((server_ctx *)ctx)->worker);
+}
 static double gauge_free(void *ctx)
 {
     server_ctx *sc = ctx;
@@ -167,7 +173,7 @@ int sked_cli_server(int argc, char **argv)
     const char *level = "info";
     /* Handlers block on the durable commit, so threads bound how many
      * writes share one group commit: more than the CPU count. */
-    int threads = 16, slots = 100, r;
+    int threads = 16, slots = 100, shell_pool = 0, r;
     const char *queues = "default";
     int keep_runs = 1000;
     int64_t keep_for = INT64_C(7) * 86400 * SKED_USEC_PER_SEC;
@@ -192,6 +198,15 @@ int sked_cli_server(int argc, char **argv)
                 fprintf(stderr, "sked server: --workers: a number from 1 to 10000\n");
                 return SKED_EXIT_USAGE;
             }
+        } else if ((r = sked_cli_opt(argc, argv, &i, "--shell-pool", &v)) != 0) {
+            if (r < 0) return SKED_EXIT_USAGE;
+            char *end;
+            long n = strtol(v, &end, 10);
+            if (*v == '\0' || *end != '\0' || n < -1 || n > 10000) {
+                fprintf(stderr, "sked server: --shell-pool: a number from -1 to 10000\n");
+                return SKED_EXIT_USAGE;
+            }
+            shell_pool = n == 0 ? -1 : (int)n; /* 0 idle shells: no pool */
         } else if ((r = sked_cli_opt(argc, argv, &i, "--keep-runs-for", &v)) != 0) {
             if (r < 0) return SKED_EXIT_USAGE;
             if (sked_duration_parse(v, strlen(v), &keep_for, NULL) < 0 ||
@@ -280,7 +295,8 @@ int sked_cli_server(int argc, char **argv)
     for (char *save, *tok = strtok_r(qbuf, ",", &save); tok && nq < 32;
          tok = strtok_r(NULL, ",", &save))
         qnames[nq++] = tok;
-    sked_worker_config wc = {.queue = q, .id = worker_id, .queues = qnames, .slots = slots};
+    sked_worker_config wc = {.queue = q, .id = worker_id, .queues = qnames, .slots = slots,
+                             .shell_pool = shell_pool};
     if (sked_worker_start(&wc, &worker, &err) < 0) {
         fprintf(stderr, "sked server: worker: %s\n", err.msg);
         goto out;
@@ -292,6 +308,9 @@ int sked_cli_server(int argc, char **argv)
                                              gauge_busy, &ctx);
     sked_gauge *g_free = sked_gauge_get_func(m, "sked_worker_slots_free",
                                              "Worker slots free now.", "", gauge_free, &ctx);
+    sked_gauge *g_pool = sked_gauge_get_func(m, "sked_shell_pool_idle",
+                                             "Idle pre-spawned shells ready for shell runs.",
+                                             "", gauge_pool, &ctx);
     depth_ctx depths[33];
     sked_gauge *g_depth[33] = {0};
     for (int k = 0; k < nq; k++) {
@@ -332,6 +351,7 @@ int sked_cli_server(int argc, char **argv)
     rc = SKED_EXIT_OK;
     sked_gauge_set_func(g_busy, NULL, NULL); /* their contexts end here */
     sked_gauge_set_func(g_free, NULL, NULL);
+    sked_gauge_set_func(g_pool, NULL, NULL);
     for (int k = 0; k < nq; k++)
         sked_gauge_set_func(g_depth[k], NULL, NULL);
 out:
