@@ -155,7 +155,7 @@ void exec_ms_text(int64_t us, char *buf, size_t len);
 /* exec_shell.c */
 void shell_start(run *r);
 void shell_spawn_run(run *r);
-void shell_running(run *r, pid_t pid);
+void shell_running(run *r, pid_t pid, sked_walltime at);
 int shell_spawn(pid_t *pid, char *const argv[], char *const envp[],
                 const char *cwd, int out_fd, int job_fd);
 int shell_env_kept(const sked_job *job, size_t i);

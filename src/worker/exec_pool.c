@@ -8,10 +8,11 @@
  * run (own process group, empty signal mask, default dispositions, stdin
  * /dev/null, stdout+stderr the write end of a fresh output pipe), with
  * the read end of a "job pipe" as fd 3, running `. /dev/fd/3`: blocked
- * reading their job.  A shell run starts in two steps on the executor's
- * thread: pool_start takes an idle member for it and watches its output
- * pipe; pool_release, once per batch of starts, writes each run's script
- * (build_script) into its member's job pipe and closes it.  From then on
+ * reading their job.  A shell run starts in steps on the executor's
+ * thread: pool_start takes an idle member for it, watches its output pipe
+ * and builds its script (build_script); pool_release, once per batch of
+ * starts, writes each script into its member's job pipe and closes it,
+ * then does the bookkeeping.  From then on
  * the member is that run's process - same pid, process group, output
  * pipe, pidfd, timeout, cancel and reaping as a spawned one
  * (shell_running).  The script sets the run's environment and directory
@@ -65,7 +66,11 @@ typedef struct member {
     int out_fd;                /* read end of its output pipe, O_NONBLOCK */
     int job_fd;                /* write end of its job pipe, O_NONBLOCK   */
     size_t cap;                /* bytes the job pipe holds                */
-    run *run;                  /* pending: the run it is about to start   */
+    run *run;                  /* pending: the run it is about to start,  */
+    char *script;              /* its script, len bytes,                  */
+    size_t len;
+    int written;               /* handed over (pool_release)              */
+    sked_walltime started_at;  /* then                                    */
     struct member *next;       /* in idle, or in pend                     */
 } member;
 
@@ -349,10 +354,10 @@ static void drop_sigpipe(void)
         ;
 }
 
-/* Phase 1 of a start, for each run of the batch: take an idle member for
- * r and watch its output pipe; r waits in p->pend for pool_release.
- * Returns 1 if r is taken care of (pending, or ended because its cwd is
- * unusable), 0 if the caller must spawn it directly. */
+/* Step 1 of a start, for each run of the batch: take an idle member for
+ * r, watch its output pipe, build its script; r waits in p->pend for
+ * pool_release.  Returns 1 if r is taken care of (pending, or ended
+ * because its cwd is unusable), 0 if the caller must spawn it directly. */
 int pool_start(run *r)
 {
     sked_exec *ex = r->ex;
@@ -371,6 +376,9 @@ int pool_start(run *r)
         r->pipe_w.fd = m->out_fd;
         if (exec_watch_add(ex, &r->pipe_w, EPOLLIN) == 0) {
             m->run = r;
+            m->script = exec_xzalloc(len);
+            memcpy(m->script, p->script, len);
+            m->len = len;
             m->next = NULL;
             *p->pend_tail = m;
             p->pend_tail = &m->next;
@@ -388,35 +396,43 @@ int pool_start(run *r)
     return 0;
 }
 
-/* Phase 2, once per batch: write each pending run's script and close the
- * job pipe; the run has started.  Kept apart from phase 1 so that the
- * shells, which begin to compete for the CPU as soon as they have their
- * job, are released in one short loop instead of one by one between the
- * executor's heavier work (on 2 cores the executor otherwise waits behind
- * the shells it has just woken).  A member found dead here (the write
- * fails) is reaped and its run spawned directly. */
+/* Steps 2 and 3, once per batch.  Step 2 writes each pending script and
+ * closes the job pipe - the run has started - and nothing else: the
+ * shells begin to compete for the CPU as soon as they have their job, and
+ * on 2 cores an executor that is still busy with the rest of the batch
+ * then waits behind them (measured: preempted for 20-60 ms after ~1 ms of
+ * a slower loop).  Step 3 does the bookkeeping (shell_running) with the
+ * start times of step 2.  A member found dead in step 2 (the write fails)
+ * is reaped and its run spawned directly. */
 void pool_release(sked_exec *ex)
 {
     shell_pool *p = ex->pool;
     if (p == NULL || p->pend == NULL)
         return;
+    for (member *m = p->pend; m; m = m->next) {
+        /* the pipe is empty and holds len: all or nothing */
+        m->written = write(m->job_fd, m->script, m->len) == (ssize_t)m->len;
+        if (m->written) {
+            close(m->job_fd); /* EOF after the script */
+            m->job_fd = -1;
+            m->started_at = sked_clock_wall_now();
+        } else if (errno == EPIPE) {
+            drop_sigpipe();
+        }
+    }
     uint64_t used = 0, direct = 0;
     member *m;
     while ((m = p->pend) != NULL) {
         p->pend = m->next;
         run *r = m->run;
-        size_t len = build_script(r->job, p->script, sizeof p->script);
-        /* the pipe is empty and holds len: all or nothing */
-        ssize_t n = write(m->job_fd, p->script, len);
-        if (n == (ssize_t)len) {
-            close(m->job_fd); /* EOF after the script */
-            shell_running(r, m->pid);
+        free(m->script);
+        m->script = NULL;
+        if (m->written) {
+            shell_running(r, m->pid, m->started_at);
             free(m);
             used++;
             continue;
         }
-        if (n < 0 && errno == EPIPE)
-            drop_sigpipe();
         epoll_ctl(ex->epfd, EPOLL_CTL_DEL, m->out_fd, NULL);
         r->pipe_w.fd = -1; /* m's still: closed by member_reap */
         member_kill(m);

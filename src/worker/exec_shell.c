@@ -262,15 +262,15 @@ void shell_spawn_run(run *r)
         exec_finish(r, SKED_JOB_FAILED);
         return;
     }
-    shell_running(r, pid);
+    shell_running(r, pid, sked_clock_wall_now());
 }
 
-/* The child pid runs r (spawned now, or a pool shell just given its job;
- * r->pipe_w holds the output pipe): from here on both are alike. */
-void shell_running(run *r, pid_t pid)
+/* The child pid runs r since `at` (spawned, or a pool shell given its
+ * job; r->pipe_w holds the output pipe): from here on both are alike. */
+void shell_running(run *r, pid_t pid, sked_walltime at)
 {
     sked_exec *ex = r->ex;
-    r->res.started_at = sked_clock_wall_now();
+    r->res.started_at = at;
     r->pid = pid;
     r->state = SH_RUNNING;
 
