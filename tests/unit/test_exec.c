@@ -647,6 +647,28 @@ static void test_shell_many_concurrent(void **state)
     done_with(ex);
 }
 
+/* Lower RLIMIT_NOFILE to 256; *old keeps what to put back. */
+static void lower_nofile(struct rlimit *old)
+{
+    struct rlimit low;
+    getrlimit(RLIMIT_NOFILE, old);
+    low = *old;
+    low.rlim_cur = 256;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+}
+
+/* Open /dev/null into fill[n..max) until no fd is left; the new n. */
+static int fill_fds(int *fill, int n, int max)
+{
+    while (n < max) {
+        int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            break;
+        fill[n++] = fd;
+    }
+    return n;
+}
+
 static void test_shell_fd_exhaustion(void **state)
 {
     (void)state;
@@ -654,18 +676,9 @@ static void test_shell_fd_exhaustion(void **state)
      * test_pool_fd_exhaustion) */
     sked_exec_config cfg = {.shell_pool = -1};
     sked_exec *ex = exec_with(cfg, NULL);
-    struct rlimit old, low;
-    getrlimit(RLIMIT_NOFILE, &old);
-    low = old;
-    low.rlim_cur = 256;
-    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
-    int fill[300], nfill = 0;
-    while (nfill < 300) {
-        int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-            break;
-        fill[nfill++] = fd;
-    }
+    struct rlimit old;
+    lower_nofile(&old);
+    int fill[300], nfill = fill_fds(fill, 0, 300);
     rec r = {0}, h = {0};
     submit(ex, shell(&r, "echo hi", 10000));
     int done = wait_done(&r, 10000);
@@ -1091,17 +1104,6 @@ static void test_pool_orphans_exit(void **state)
     assert_int_equal(exited, 4);
 }
 
-static int fill_fds(int *fill, int n, int max)
-{
-    while (n < max) {
-        int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-            break;
-        fill[n++] = fd;
-    }
-    return n;
-}
-
 /* No fds left: the idle shells still run jobs (they need no new fd; the
  * pidfd falls back to polling), then runs fail as without the pool, the
  * spawner backs off, and it refills once fds are back. */
@@ -1110,11 +1112,8 @@ static void test_pool_fd_exhaustion(void **state)
     (void)state;
     sked_exec_config cfg = {.shell_pool = 2};
     sked_exec *ex = exec_with(cfg, NULL);
-    struct rlimit old, low;
-    getrlimit(RLIMIT_NOFILE, &old);
-    low = old;
-    low.rlim_cur = 256;
-    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    struct rlimit old;
+    lower_nofile(&old);
     int fill[300], nfill = 0, ok = 0, failed = 0;
     char why[256] = "";
     rec r = {0};
