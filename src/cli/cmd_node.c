@@ -66,6 +66,8 @@ static const char usage[] =
     "  --metrics ADDR   scheduler, worker: serve /metrics and /healthz on ADDR\n"
     "                   (the api and server serve them with the API)\n"
     "  --workers N      server, worker: runs executed at once (default 100)\n"
+    "  --shell-pool N   server, worker: idle shells kept spawned for shell\n"
+    "                   runs (default: --workers, at most 128; -1: none)\n"
     "  --queues Q1,Q2   server, worker: queues to take work from (default:\n"
     "                   default)\n"
     "  --keep-runs N    server, scheduler: finished runs kept per task\n"
@@ -148,6 +150,10 @@ typedef struct server_ctx {
 
 /* Gauges read at scrape time. */
 static double gauge_busy(void *ctx) { return sked_worker_busy(((server_ctx *)ctx)->worker); }
+static double gauge_pool(void *ctx)
+{
+    return sked_worker_shell_pool_idle(((server_ctx *)ctx)->worker);
+}
 static double gauge_free(void *ctx)
 {
     server_ctx *sc = ctx;
@@ -220,7 +226,7 @@ typedef struct node_opts {
     const char *cmd;            /* "server", "api", ...: for messages */
     int roles;
     const char *data, *store, *queue, *name, *listen, *level, *queues, *metrics;
-    int threads, slots, keep_runs;
+    int threads, slots, keep_runs, shell_pool;
     int64_t keep_for;
 } node_opts;
 
@@ -254,6 +260,15 @@ static int parse_opts(int argc, char **argv, node_opts *o)
                 fprintf(stderr, "sked %s: --workers: a number from 1 to 10000\n", o->cmd);
                 return SKED_EXIT_USAGE;
             }
+        } else if ((r = sked_cli_opt(argc, argv, &i, "--shell-pool", &v)) != 0) {
+            bad = !(o->roles & ROLE_WORKER) ? "--shell-pool" : bad;
+            char *end;
+            long n = strtol(v, &end, 10);
+            if (*v == '\0' || *end != '\0' || n < -1 || n > 10000) {
+                fprintf(stderr, "sked %s: --shell-pool: a number from -1 to 10000\n", o->cmd);
+                return SKED_EXIT_USAGE;
+            }
+            o->shell_pool = n == 0 ? -1 : (int)n; /* 0 idle shells: no pool */
         } else if ((r = sked_cli_opt(argc, argv, &i, "--keep-runs-for", &v)) != 0) {
             bad = !(o->roles & ROLE_SCHED) ? "--keep-runs-for" : bad;
             if (sked_duration_parse(v, strlen(v), &o->keep_for, NULL) < 0 ||
@@ -384,7 +399,8 @@ static int run_node(node_opts *o)
             snprintf(wid, sizeof wid, "%s", o->name);
         else
             snprintf(wid, sizeof wid, "%s/%d", hostname, (int)getpid());
-        sked_worker_config wc = {.queue = q, .id = wid, .queues = qnames, .slots = o->slots};
+        sked_worker_config wc = {.queue = q, .id = wid, .queues = qnames, .slots = o->slots,
+                                 .shell_pool = o->shell_pool};
         if (sked_worker_start(&wc, &worker, &err) < 0) {
             fprintf(stderr, "sked %s: worker: %s\n", o->cmd, err.msg);
             goto out;
@@ -392,7 +408,7 @@ static int run_node(node_opts *o)
     }
     server_ctx ctx = {.sched = sched, .worker = worker, .queue = q};
     sked_metrics *m = sked_metrics_default();
-    sked_gauge *g_busy = NULL, *g_free = NULL;
+    sked_gauge *g_busy = NULL, *g_free = NULL, *g_pool = NULL;
     depth_ctx depths[33];
     sked_gauge *g_depth[33] = {0};
     if (worker) {
@@ -400,6 +416,9 @@ static int run_node(node_opts *o)
                                      "", gauge_busy, &ctx);
         g_free = sked_gauge_get_func(m, "sked_worker_slots_free", "Worker slots free now.", "",
                                      gauge_free, &ctx);
+        g_pool = sked_gauge_get_func(m, "sked_shell_pool_idle",
+                                     "Idle pre-spawned shells ready for shell runs.", "",
+                                     gauge_pool, &ctx);
         for (int k = 0; k < nq; k++) {
             char labels[200];
             depths[k].queue = q;
@@ -455,6 +474,7 @@ static int run_node(node_opts *o)
     rc = SKED_EXIT_OK;
     sked_gauge_set_func(g_busy, NULL, NULL); /* their contexts end here */
     sked_gauge_set_func(g_free, NULL, NULL);
+    sked_gauge_set_func(g_pool, NULL, NULL);
     for (int k = 0; k < nq; k++)
         sked_gauge_set_func(g_depth[k], NULL, NULL);
 out:

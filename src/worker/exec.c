@@ -13,7 +13,7 @@
  * exec_shell.c).
  *
  * Hand-over between threads is a mutex-guarded pending list (the thread
- * moves it to its backlog and starts START_BATCH runs per iteration) plus
+ * moves it to its backlog and starts runs for START_SLICE_US per iteration) plus
  * a registry of every run not yet ended, keyed by run_id, so that
  * sked_exec_cancel can answer ENOENT at once and a second copy of a run
  * that is still executing is refused.  Callbacks are called without the
@@ -23,13 +23,14 @@
  * loop iteration: later events of the same epoll_wait batch may still
  * point at its watches.
  *
- * Not here: spawning, signals and pipes (exec_shell.c), libcurl and the
- * address guard (exec_http.c).
+ * Not here: spawning, signals and pipes (exec_shell.c), the pre-spawned
+ * shells (exec_pool.c), libcurl and the address guard (exec_http.c).
  */
 #include "worker/exec_internal.h"
 
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -40,10 +41,11 @@
 #define DEFAULT_GRACE_US (5 * SKED_USEC_PER_SEC)
 #define MAX_EVENTS 128
 #define POLL_US (20 * SKED_USEC_PER_MSEC) /* children without a pidfd */
-/* Runs started per loop iteration.  A burst of thousands (every task due
- * at the top of the hour) takes ~1 ms per spawn; in slices, output, exits,
- * deadlines and HTTP traffic of running jobs are served in between. */
-#define START_BATCH 32
+/* Time spent starting runs per loop iteration.  A burst of thousands
+ * (every task due at the top of the hour) takes ~0.6 ms per spawn, ~10 us
+ * per pool shell; in slices, output, exits, deadlines and HTTP traffic of
+ * running jobs are served in between. */
+#define START_SLICE_US (2 * SKED_USEC_PER_MSEC)
 
 /* ---- small helpers --------------------------------------------------- */
 
@@ -425,31 +427,34 @@ static void on_wake(sked_exec *ex)
     }
 }
 
-/* Start up to START_BATCH runs of the backlog, in submission order.  A run
- * canceled (or caught by a stop) before its turn ends without starting. */
+/* Start runs of the backlog, in submission order, for up to START_SLICE_US
+ * (at least one).  A run canceled (or caught by a stop) before its turn
+ * ends without starting.  Runs that pool shells take are released
+ * together at the end (pool_release). */
 static void start_backlog(sked_exec *ex)
 {
-    run *batch = NULL, **tailp = &batch;
-    pthread_mutex_lock(&ex->mu);
-    for (int i = 0; i < START_BATCH && ex->back_head; i++) {
+    sked_monotime until = sked_clock_mono_now() + START_SLICE_US;
+    for (;;) {
+        pthread_mutex_lock(&ex->mu);
         run *r = ex->back_head;
-        ex->back_head = r->pnext;
-        r->pnext = NULL;
-        r->canceled = r->cancel_req || ex->stopping;
-        *tailp = r;
-        tailp = &r->pnext;
-    }
-    if (ex->back_head == NULL)
-        ex->back_tail = NULL;
-    pthread_mutex_unlock(&ex->mu);
-    for (run *r = batch, *next; r; r = next) {
-        next = r->pnext;
-        r->pnext = NULL;
+        if (r) {
+            ex->back_head = r->pnext;
+            if (ex->back_head == NULL)
+                ex->back_tail = NULL;
+            r->pnext = NULL;
+            r->canceled = r->cancel_req || ex->stopping;
+        }
+        pthread_mutex_unlock(&ex->mu);
+        if (r == NULL)
+            break;
         if (r->canceled)
             exec_finish(r, SKED_JOB_CANCELED); /* never started */
         else
             start_run(r);
+        if (sked_clock_mono_now() >= until)
+            break;
     }
+    pool_release(ex);
 }
 
 static int epoll_timeout_ms(sked_exec *ex)
@@ -496,6 +501,12 @@ static void *exec_thread(void *arg)
 {
     sked_exec *ex = arg;
     struct epoll_event evs[MAX_EVENTS];
+    /* Writing a job to a pool shell that has died raises SIGPIPE: it must
+     * not end the process (exec_pool.c takes it off the pending set). */
+    sigset_t pipe_set;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, NULL);
     for (;;) {
         int n = epoll_wait(ex->epfd, evs, MAX_EVENTS, epoll_timeout_ms(ex));
         for (int i = 0; i < n; i++) {
@@ -575,6 +586,8 @@ int sked_exec_new(const sked_exec_config *cfg, sked_exec **out,
                           strerror(-rc));
         goto fail;
     }
+    if ((rc = pool_init(ex, cfg->shell_pool, cfg->slots, err)) < 0)
+        goto fail;
     if ((rc = pthread_create(&ex->thread, NULL, exec_thread, ex)) != 0) {
         rc = sked_err_set(err, SKED_EAGAIN, NULL, 0,
                           "executor: cannot start thread: %s", strerror(rc));
@@ -584,6 +597,7 @@ int sked_exec_new(const sked_exec_config *cfg, sked_exec **out,
     return 0;
 
 fail:
+    pool_deinit(ex);
     if (ex->wake.fd >= 0)
         close(ex->wake.fd);
     if (ex->epfd >= 0)
@@ -686,6 +700,7 @@ void sked_exec_free(sked_exec *ex)
     pthread_mutex_unlock(&ex->mu);
     wake(ex);
     pthread_join(ex->thread, NULL);
+    pool_deinit(ex); /* the idle shells: killed and reaped */
     http_deinit(ex); /* may still report sockets of idle connections */
     free_dead(ex);
     exec_watch_close(ex, &ex->wake);

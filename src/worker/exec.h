@@ -7,7 +7,9 @@
  * SKED_SCHEDULED_AT (RFC 3339), SKED_ATTEMPT, plus the task's env), working
  * directory, stdin from /dev/null, stdout+stderr captured together into a
  * bounded tail (the last max_output bytes).  Timeout: SIGTERM to the group,
- * then SIGKILL after the grace.  Exit 0 = succeeded.
+ * then SIGKILL after the grace.  Exit 0 = succeeded.  Runs start in idle
+ * shells spawned ahead of time when the pool has one (shell_pool), so a
+ * burst does not wait for one posix_spawn after another.
  * HTTP: libcurl multi; method, URL, headers, body, X-Sked-Run-Id header,
  * timeout; status within [expect_lo, expect_hi] = succeeded; response body
  * tail captured.  SSRF guard: the resolved address is checked at connect
@@ -72,6 +74,12 @@ typedef struct sked_exec_config {
     int64_t kill_grace_us;     /* SIGTERM -> SIGKILL; 0: 5 s             */
     const char *const *http_deny;   /* CIDRs; NULL: the default deny list */
     const char *const *http_allow;  /* CIDRs; NULL: everything else allowed */
+    /* Idle shells kept spawned for shell runs: n > 0 keeps n, 0 keeps
+     * min(slots, 128), < 0 turns the pool off (each run is spawned when
+     * it starts).  Off as well when /dev/fd is missing. */
+    int shell_pool;
+    int slots;                 /* runs the caller has at once at most (the
+                                  worker's slots), to size the pool; 0: 100 */
     /* Called when a job starts (process spawned or request being sent). */
     void (*started)(void *ctx, sked_job *job, sked_walltime at);
     /* Called once per job when it ends, whatever the outcome. */
@@ -95,6 +103,19 @@ int sked_exec_cancel(sked_exec *ex, const char *run_id);
 
 /* Jobs running now. */
 int sked_exec_running(sked_exec *ex);
+
+typedef struct sked_shell_pool_stats {
+    int size;                  /* idle shells the pool keeps; 0: pool off */
+    int idle;                  /* idle shells now                         */
+    uint64_t spawned;          /* pool shells spawned so far              */
+    uint64_t used;             /* shell runs started in a pool shell      */
+    uint64_t direct;           /* shell runs spawned directly although the
+                                  pool is on: it was empty, the script was
+                                  over 32 KiB, or a pool shell had died   */
+} sked_shell_pool_stats;
+
+/* The shell pool's state now (thread-safe); all zero when it is off. */
+void sked_exec_pool_stats(sked_exec *ex, sked_shell_pool_stats *out);
 
 /* Cancel everything, wait for the done() calls, stop the thread, free. */
 void sked_exec_free(sked_exec *ex);

@@ -1,7 +1,8 @@
 /*
- * exec_internal.h - what exec.c, exec_shell.c and exec_http.c share: the
- * executor's state, one run's state, and the small helpers (output tail,
- * deadline heap, epoll watches) that both kinds of target use.
+ * exec_internal.h - what exec.c, exec_shell.c, exec_pool.c and exec_http.c
+ * share: the executor's state, one run's state, and the small helpers
+ * (output tail, deadline heap, epoll watches) that both kinds of target
+ * use.
  *
  * Threads: fields marked (mu) are guarded by sked_exec.mu and touched by
  * any thread; everything else belongs to the executor thread alone.  A run
@@ -127,6 +128,8 @@ typedef struct sked_exec {
 
     CURLM *multi;
     sked_monotime curl_deadline; /* INT64_MAX: no timer                     */
+
+    struct shell_pool *pool;   /* pre-spawned shells; NULL: off (exec_pool.c) */
 } sked_exec;
 
 #define NO_DEADLINE INT64_MAX
@@ -151,11 +154,25 @@ void exec_ms_text(int64_t us, char *buf, size_t len);
 
 /* exec_shell.c */
 void shell_start(run *r);
+void shell_spawn_run(run *r);
+void shell_running(run *r, pid_t pid, sked_walltime at);
+int shell_spawn(pid_t *pid, char *const argv[], char *const envp[],
+                const char *cwd, int out_fd, int job_fd);
+int shell_env_kept(const sked_job *job, size_t i);
+void shell_own_env(const sked_job *job, char own[4][96]);
+int shell_cwd_error(const char *cwd);
+int shell_fail_cwd(run *r);
 void shell_on_pipe(run *r);
 void shell_on_exit(run *r);
 void shell_on_deadline(run *r);
 void shell_cancel(run *r);
 void shell_poll_exits(sked_exec *ex);
+
+/* exec_pool.c */
+int pool_init(sked_exec *ex, int size, int slots, sked_err *err);
+void pool_deinit(sked_exec *ex);
+int pool_start(run *r);
+void pool_release(sked_exec *ex);
 
 /* exec_http.c */
 int http_init(sked_exec *ex, const char *const *deny, const char *const *allow,

@@ -29,7 +29,9 @@
  *     signal first and reap second, and never signal a reaped group.  A
  *     job that really wants to leave something behind must setsid() it.
  *   - Our fds are O_CLOEXEC so children spawned concurrently by other
- *     threads never inherit another run's pipe.
+ *     threads never inherit another run's pipe, and the child closes all
+ *     fds above its own anyway: libraries (libcurl's wakeup socketpair)
+ *     open some without O_CLOEXEC, and a job has no use for them.
  *
  * Not here: the event loop and deadline heap (exec.c).
  */
@@ -81,6 +83,27 @@ static int in_list(char *const *list, const char *kv)
     return 0;
 }
 
+/* Is job->env[i] passed to the child?  Only "K=V" entries, not the four
+ * SKED_* names (set last, see shell_own_env), and only the last entry of
+ * a name: the last one wins. */
+int shell_env_kept(const sked_job *job, size_t i)
+{
+    const char *kv = job->env[i];
+    return strchr(kv, '=') && !is_reserved(kv) && !in_list(job->env + i + 1, kv);
+}
+
+/* "SKED_TASK_ID=...", "SKED_RUN_ID=...", "SKED_SCHEDULED_AT=...",
+ * "SKED_ATTEMPT=..." of the job, in that order. */
+void shell_own_env(const sked_job *job, char own[4][96])
+{
+    char when[SKED_RFC3339_MAX] = "";
+    sked_rfc3339_format(job->scheduled_at, 0, 1, when);
+    snprintf(own[0], 96, "SKED_TASK_ID=%s", job->task_id);
+    snprintf(own[1], 96, "SKED_RUN_ID=%s", job->run_id);
+    snprintf(own[2], 96, "SKED_SCHEDULED_AT=%s", when);
+    snprintf(own[3], 96, "SKED_ATTEMPT=%d", job->attempt);
+}
+
 /* The child's environment: the worker's, overridden by the job's env,
  * overridden by the four SKED_* variables.  The run identity is set last
  * on purpose: SKED_RUN_ID is what targets deduplicate on (DESIGN §2.3),
@@ -100,61 +123,73 @@ static char **build_env(const sked_job *job, char own[4][96])
             !in_list(job->env, environ[i]))
             envp[n++] = environ[i];
     for (size_t i = 0; i < n1; i++)
-        if (strchr(job->env[i], '=') && !is_reserved(job->env[i]) &&
-            !in_list(job->env + i + 1, job->env[i])) /* the last one wins */
+        if (shell_env_kept(job, i))
             envp[n++] = job->env[i];
-    char when[SKED_RFC3339_MAX] = "";
-    sked_rfc3339_format(job->scheduled_at, 0, 1, when);
-    snprintf(own[0], 96, "SKED_TASK_ID=%s", job->task_id);
-    snprintf(own[1], 96, "SKED_RUN_ID=%s", job->run_id);
-    snprintf(own[2], 96, "SKED_SCHEDULED_AT=%s", when);
-    snprintf(own[3], 96, "SKED_ATTEMPT=%d", job->attempt);
+    shell_own_env(job, own);
     for (int i = 0; i < 4; i++)
         envp[n++] = own[i];
     envp[n] = NULL;
     return envp;
 }
 
+/* Why cwd cannot be a child's working directory: an errno, or 0 when it
+ * looks fine (a directory we may search). */
+int shell_cwd_error(const char *cwd)
+{
+    struct stat st;
+    if (stat(cwd, &st) < 0)
+        return errno;
+    if (!S_ISDIR(st.st_mode))
+        return ENOTDIR;
+    if (access(cwd, X_OK) < 0)
+        return errno;
+    return 0;
+}
+
+/* If the job's directory is unusable, say so in res.error: returns 1
+ * then, else 0. */
+int shell_fail_cwd(run *r)
+{
+    int e = shell_cwd_error(r->job->cwd);
+    if (e)
+        snprintf(r->res.error, sizeof r->res.error,
+                 "cannot change to directory %.180s: %s", r->job->cwd,
+                 strerror(e));
+    return e != 0;
+}
+
 /* A clear reason for a failed spawn.  posix_spawn reports a failed chdir
  * and a missing /bin/sh with the same errno, so look at the directory. */
 static void spawn_error(run *r, int rc)
 {
-    const char *cwd = r->job->cwd;
-    struct stat st;
-    if (cwd) {
-        int e = 0;
-        if (stat(cwd, &st) < 0)
-            e = errno;
-        else if (!S_ISDIR(st.st_mode))
-            e = ENOTDIR;
-        else if (access(cwd, X_OK) < 0)
-            e = errno;
-        if (e) {
-            snprintf(r->res.error, sizeof r->res.error,
-                     "cannot change to directory %.180s: %s", cwd, strerror(e));
-            return;
-        }
-    }
+    if (r->job->cwd && shell_fail_cwd(r))
+        return;
     snprintf(r->res.error, sizeof r->res.error, "cannot start /bin/sh: %s",
              strerror(rc));
 }
 
-static int spawn(run *r, int out_fd, pid_t *pid)
+/* posix_spawn /bin/sh the way every shell run starts: a process group of
+ * its own, an empty signal mask, every disposition at its default, stdin
+ * from /dev/null, stdout and stderr to out_fd, in cwd (NULL: ours), and
+ * job_fd (-1: none) as fd 3; no other fd.  Returns 0 or an errno. */
+int shell_spawn(pid_t *pid, char *const argv[], char *const envp[],
+                const char *cwd, int out_fd, int job_fd)
 {
-    const sked_job *job = r->job;
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
     sigset_t none, all;
-    char own[4][96];
-    char *argv[] = {"sh", "-c", job->command, NULL};
-    char **envp = build_env(job, own);
 
     posix_spawn_file_actions_init(&fa);
-    if (job->cwd)
-        posix_spawn_file_actions_addchdir_np(&fa, job->cwd);
+    if (cwd)
+        posix_spawn_file_actions_addchdir_np(&fa, cwd);
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
     posix_spawn_file_actions_adddup2(&fa, out_fd, 2);
+    if (job_fd >= 0)
+        posix_spawn_file_actions_adddup2(&fa, job_fd, 3);
+    /* Nothing else: fds that others opened without O_CLOEXEC (libcurl's
+     * wakeup socketpair, whatever our parent left us) stay with us. */
+    posix_spawn_file_actions_addclosefrom_np(&fa, job_fd >= 0 ? 4 : 3);
 
     posix_spawnattr_init(&attr);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP |
@@ -172,6 +207,16 @@ static int spawn(run *r, int out_fd, pid_t *pid)
 
     posix_spawnattr_destroy(&attr);
     posix_spawn_file_actions_destroy(&fa);
+    return rc;
+}
+
+static int spawn(run *r, int out_fd, pid_t *pid)
+{
+    const sked_job *job = r->job;
+    char own[4][96];
+    char *argv[] = {"sh", "-c", job->command, NULL};
+    char **envp = build_env(job, own);
+    int rc = shell_spawn(pid, argv, envp, job->cwd, out_fd, -1);
     free(envp);
     return rc;
 }
@@ -184,6 +229,13 @@ static void fail_start(run *r, const char *what, int e)
 }
 
 void shell_start(run *r)
+{
+    if (!pool_start(r)) /* else a pool shell took it, or its cwd is bad */
+        shell_spawn_run(r);
+}
+
+/* Start r in a shell spawned for it now. */
+void shell_spawn_run(run *r)
 {
     sked_exec *ex = r->ex;
     int p[2];
@@ -210,7 +262,15 @@ void shell_start(run *r)
         exec_finish(r, SKED_JOB_FAILED);
         return;
     }
-    r->res.started_at = sked_clock_wall_now();
+    shell_running(r, pid, sked_clock_wall_now());
+}
+
+/* The child pid runs r since `at` (spawned, or a pool shell given its
+ * job; r->pipe_w holds the output pipe): from here on both are alike. */
+void shell_running(run *r, pid_t pid, sked_walltime at)
+{
+    sked_exec *ex = r->ex;
+    r->res.started_at = at;
     r->pid = pid;
     r->state = SH_RUNNING;
 

@@ -538,10 +538,17 @@ int sked_worker_start(const sked_worker_config *cfg, sked_worker **out, sked_err
     pthread_cond_init(&w->out_cond, NULL);
     pthread_create(&w->out, NULL, outbox_main, w);
     sked_exec_config ec = {.max_output = cfg->max_output, .http_deny = cfg->http_deny,
-                           .http_allow = cfg->http_allow, .started = on_started,
+                           .http_allow = cfg->http_allow, .shell_pool = cfg->shell_pool,
+                           .slots = w->cfg.slots, .started = on_started,
                            .done = on_done, .ctx = w};
     if (sked_exec_new(&ec, &w->exec, err) < 0)
         goto fail;
+    sked_shell_pool_stats ps;
+    sked_exec_pool_stats(w->exec, &ps);
+    char pool_size[16];
+    snprintf(pool_size, sizeof pool_size, "%d", ps.size);
+    sked_log(SKED_LOG_INFO, ps.size ? "shell pool started" : "shell pool off",
+             "size", pool_size, NULL);
     w->qs = calloc((size_t)w->nq, sizeof *w->qs);
     for (int i = 0; i < w->nq; i++) {
         qthread *q = &w->qs[i];
@@ -592,6 +599,13 @@ int sked_worker_busy(sked_worker *w)
 }
 
 int sked_worker_slots(sked_worker *w) { return w->cfg.slots; }
+
+int sked_worker_shell_pool_idle(sked_worker *w)
+{
+    sked_shell_pool_stats ps;
+    sked_exec_pool_stats(w->exec, &ps);
+    return ps.idle;
+}
 
 void sked_worker_stop(sked_worker *w)
 {

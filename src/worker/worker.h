@@ -23,6 +23,8 @@ typedef struct sked_worker_config {
     int64_t heartbeat_us;           /* 0: 5 s                                   */
     int64_t drain_us;               /* on stop, wait this long for runs; 0: 10 s */
     size_t max_output;              /* output tail kept per run; 0: 64 KiB      */
+    int shell_pool;                 /* idle pre-spawned shells (exec.h);
+                                       0: min(slots, 128); < 0: none        */
     const char *const *http_deny;   /* CIDRs (exec.h); NULL: the default list   */
     const char *const *http_allow;
 } sked_worker_config;
@@ -39,6 +41,9 @@ int sked_worker_cancel(sked_worker *w, const char *run_id);
 /* Slots in use now, and in all. */
 int sked_worker_busy(sked_worker *w);
 int sked_worker_slots(sked_worker *w);
+
+/* Idle pre-spawned shells now (0 when the pool is off). */
+int sked_worker_shell_pool_idle(sked_worker *w);
 
 /* Stop taking work, let running runs finish for up to drain_us (their
  * events are sent as usual), kill what still runs without reporting it

@@ -16,6 +16,7 @@
  */
 #include "harness.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -24,6 +25,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -190,17 +192,76 @@ static void submit(sked_exec *ex, sked_job *j)
         fail_msg("submit: %s", err.msg);
 }
 
+/* The shell tests run twice: with the pool of pre-spawned shells at its
+ * default size (pool_mode 0), and without it (-1).  An explicit
+ * cfg.shell_pool wins. */
+static int pool_mode = -1;
+
+static int use_pool(void **state)
+{
+    (void)state;
+    pool_mode = 0;
+    return 0;
+}
+
+static int use_direct(void **state)
+{
+    (void)state;
+    pool_mode = -1;
+    return 0;
+}
+
+/* Wait until the pool holds `want` idle shells (size when want < 0). */
+static int pool_filled(sked_exec *ex, int want, int ms)
+{
+    sked_monotime end = sked_clock_mono_now() + ms * SKED_USEC_PER_MSEC;
+    for (;;) {
+        sked_shell_pool_stats st;
+        sked_exec_pool_stats(ex, &st);
+        if (st.idle == (want < 0 ? st.size : want))
+            return 1;
+        if (sked_clock_mono_now() > end)
+            return 0;
+        usleep(2000);
+    }
+}
+
+/* With a pool, start only once it is full, so that the runs of the test
+ * really go through it; idle shells are no runs. */
 static sked_exec *exec_with(sked_exec_config cfg, tctx *ctx)
 {
     cfg.started = on_started;
     cfg.done = on_done;
     cfg.ctx = ctx;
+    if (cfg.shell_pool == 0)
+        cfg.shell_pool = pool_mode;
     sked_exec *ex = NULL;
     sked_err err;
     int rc = sked_exec_new(&cfg, &ex, &err);
     if (rc != 0)
         fail_msg("sked_exec_new: %s", err.msg);
+    sked_shell_pool_stats st;
+    sked_exec_pool_stats(ex, &st);
+    if (cfg.shell_pool >= 0) {
+        assert_true(st.size > 0);
+        assert_true(pool_filled(ex, -1, 10000));
+    } else {
+        assert_int_equal(st.size, 0);
+    }
+    assert_int_equal(sked_exec_running(ex), 0);
     return ex;
+}
+
+/* Free ex; in pool mode its shell runs must have used the pool. */
+static void done_with(sked_exec *ex)
+{
+    sked_shell_pool_stats st;
+    sked_exec_pool_stats(ex, &st);
+    sked_exec_free(ex);
+    if (pool_mode >= 0)
+        assert_true(st.used > 0);
+    else
+        assert_int_equal(st.used + st.direct, 0);
 }
 
 static sked_exec *exec_default(void)
@@ -248,7 +309,7 @@ static void test_shell_ok(void **state)
     assert_int_equal(r.started_calls, 1);
     assert_true(r.started_at > 0 && r.started_at <= r.finished_at);
     assert_int_equal(r.started_cb_at, r.started_at);
-    sked_exec_free(ex);
+    done_with(ex);
     rec_clear(&r);
 }
 
@@ -271,7 +332,7 @@ static void test_shell_exit_code(void **state)
     assert_int_equal(r.term_signal, SIGUSR1);
     assert_int_equal(r.exit_code, -1);
     rec_clear(&r);
-    sked_exec_free(ex);
+    done_with(ex);
 }
 
 static void test_shell_env(void **state)
@@ -298,7 +359,7 @@ static void test_shell_env(void **state)
     assert_int_equal(r.outcome, SKED_JOB_SUCCEEDED);
     assert_string_equal(r.output, want);
     rec_clear(&r);
-    sked_exec_free(ex);
+    done_with(ex);
     unsetenv("SKED_TEST_WORKER");
     unsetenv("SKED_TEST_OVERRIDE");
 }
@@ -336,7 +397,7 @@ static void test_shell_cwd(void **state)
     assert_int_equal(r.started_calls, 0);
     assert_int_equal(r.started_at, 0);
     rec_clear(&r);
-    sked_exec_free(ex);
+    done_with(ex);
 }
 
 static void test_shell_output_tail(void **state)
@@ -356,7 +417,7 @@ static void test_shell_output_tail(void **state)
     assert_memory_equal(r.output, all + n - 65536, 65536);
     assert_int_equal(r.output[65536], '\0');
     rec_clear(&r);
-    sked_exec_free(ex);
+    done_with(ex);
 
     /* a small limit, output in many small writes: the ring wraps */
     sked_exec_config cfg = {.max_output = 1000};
@@ -370,7 +431,7 @@ static void test_shell_output_tail(void **state)
     assert_int_equal(r.output_len, 1000);
     assert_memory_equal(r.output, all + n - 1000, 1000);
     rec_clear(&r);
-    sked_exec_free(ex);
+    done_with(ex);
     free(all);
 }
 
@@ -389,7 +450,7 @@ static void test_shell_timeout(void **state)
     assert_true(took >= 190 * SKED_USEC_PER_MSEC);
     assert_true(took < 1900 * SKED_USEC_PER_MSEC); /* well before SIGKILL */
     rec_clear(&r);
-    sked_exec_free(ex);
+    done_with(ex);
 }
 
 static void test_shell_kill_after_grace(void **state)
@@ -409,7 +470,7 @@ static void test_shell_kill_after_grace(void **state)
     assert_true(took >= 480 * SKED_USEC_PER_MSEC); /* timeout + grace */
     assert_true(took < 5 * SKED_USEC_PER_SEC);
     rec_clear(&r);
-    sked_exec_free(ex);
+    done_with(ex);
 }
 
 static pid_t first_pid(const char *out)
@@ -452,7 +513,7 @@ static void test_shell_group_killed(void **state)
     if (gc > 1)
         kill(gc, SIGKILL);
     rec_clear(&r);
-    sked_exec_free(ex);
+    done_with(ex);
 }
 
 static void test_shell_cancel(void **state)
@@ -484,7 +545,7 @@ static void test_shell_cancel(void **state)
     assert_true(wait_done(&r, 5000));
     assert_int_equal(r.outcome, SKED_JOB_CANCELED);
     rec_clear(&r);
-    sked_exec_free(ex);
+    done_with(ex);
 }
 
 /* The server blocks SIGTERM/SIGINT and ignores SIGPIPE; the executor's
@@ -515,7 +576,7 @@ static void test_shell_signal_state(void **state)
      * internal signals (32, 33) ignored in the child; no program sees them. */
     assert_int_equal(sigign & 0x7fffffffull, 0);
     rec_clear(&r);
-    sked_exec_free(ex);
+    done_with(ex);
     sigaction(SIGPIPE, &oldpipe, NULL);
 }
 
@@ -583,25 +644,41 @@ static void test_shell_many_concurrent(void **state)
     assert_true(threads < 16);           /* no thread per run */
     assert_true(wall < 15 * SKED_USEC_PER_SEC); /* not 300 x 0.2 s */
     free(rs);
-    sked_exec_free(ex);
+    done_with(ex);
+}
+
+/* Lower RLIMIT_NOFILE to 256; *old keeps what to put back. */
+static void lower_nofile(struct rlimit *old)
+{
+    struct rlimit low;
+    getrlimit(RLIMIT_NOFILE, old);
+    low = *old;
+    low.rlim_cur = 256;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+}
+
+/* Open /dev/null into fill[n..max) until no fd is left; the new n. */
+static int fill_fds(int *fill, int n, int max)
+{
+    while (n < max) {
+        int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            break;
+        fill[n++] = fd;
+    }
+    return n;
 }
 
 static void test_shell_fd_exhaustion(void **state)
 {
     (void)state;
-    sked_exec *ex = exec_default();
-    struct rlimit old, low;
-    getrlimit(RLIMIT_NOFILE, &old);
-    low = old;
-    low.rlim_cur = 256;
-    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
-    int fill[300], nfill = 0;
-    while (nfill < 300) {
-        int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-            break;
-        fill[nfill++] = fd;
-    }
+    /* without the pool: its idle shells would need no new fd (see
+     * test_pool_fd_exhaustion) */
+    sked_exec_config cfg = {.shell_pool = -1};
+    sked_exec *ex = exec_with(cfg, NULL);
+    struct rlimit old;
+    lower_nofile(&old);
+    int fill[300], nfill = fill_fds(fill, 0, 300);
     rec r = {0}, h = {0};
     submit(ex, shell(&r, "echo hi", 10000));
     int done = wait_done(&r, 10000);
@@ -644,6 +721,425 @@ static void test_shell_no_pidfd(void **state)
     assert_int_equal(b.outcome, SKED_JOB_TIMED_OUT);
     rec_clear(&a);
     rec_clear(&b);
+    done_with(ex);
+}
+
+/* ---- the pool of pre-spawned shells -------------------------------------- */
+
+/* Pids whose parent is ppid, zombies included (from /proc). */
+static int children_of(pid_t ppid, pid_t *out, int max)
+{
+    DIR *d = opendir("/proc");
+    int n = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL && n < max) {
+        int pid = atoi(e->d_name);
+        if (pid <= 0)
+            continue;
+        char path[64], buf[512];
+        snprintf(path, sizeof path, "/proc/%d/stat", pid);
+        FILE *f = fopen(path, "r");
+        if (f == NULL)
+            continue;
+        size_t len = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[len] = '\0';
+        char *p = strrchr(buf, ')');
+        int pp = 0;
+        if (p && sscanf(p + 2, "%*c %d", &pp) == 1 && pp == (int)ppid)
+            out[n++] = (pid_t)pid;
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* Run cmd as one job (env, cwd may be NULL) on a new executor with the
+ * given shell_pool; the output, malloc'ed.  With a pool, the job must
+ * have gone through it. */
+static char *output_of(int shell_pool, const char *cmd, const char *cwd,
+                       char **env)
+{
+    sked_exec_config cfg = {.shell_pool = shell_pool};
+    sked_exec *ex = exec_with(cfg, NULL);
+    rec r = {0};
+    sked_job *j = shell(&r, cmd, 10000);
+    snprintf(j->run_id, sizeof j->run_id, "the-run"); /* the same for both */
+    j->cwd = cwd ? strdup(cwd) : NULL;
+    j->env = env;
+    submit(ex, j);
+    assert_true(wait_done(&r, 10000));
+    sked_shell_pool_stats st;
+    sked_exec_pool_stats(ex, &st);
+    assert_int_equal(st.used, shell_pool > 0);
+    assert_int_equal(st.direct, 0);
+    sked_exec_free(ex);
+    char *out = r.output;
+    r.output = NULL;
+    rec_clear(&r);
+    return out;
+}
+
+/* The lines of a that b lacks ("- ") and of b that a lacks ("+ "). */
+static void print_diff(const char *a, const char *b)
+{
+    for (int side = 0; side < 2; side++) {
+        const char *x = side ? b : a, *y = side ? a : b;
+        for (const char *l = x; *l;) {
+            size_t n = strcspn(l, "\n");
+            char line[1024];
+            snprintf(line, sizeof line, "%.*s\n", (int)(n < 1000 ? n : 1000), l);
+            int found = strncmp(y, line, strlen(line)) == 0;
+            char nl[1026];
+            snprintf(nl, sizeof nl, "\n%s", line);
+            found = found || strstr(y, nl) != NULL;
+            if (!found)
+                printf("#   %c %s", side ? '+' : '-', line);
+            l += n + (l[n] == '\n');
+        }
+    }
+}
+
+/* test_pool_same_as_direct changes our cwd and environment: put them
+ * back, failed or not. */
+static char saved_cwd[4096];
+
+static int restore_cwd_env(void **state)
+{
+    (void)state;
+    if (saved_cwd[0] && chdir(saved_cwd) < 0)
+        return -1;
+    const char *vars[] = {"CDPATH", "OLDPWD", "SKED_TEST_WORKER",
+                          "SKED_TEST_OVERRIDE", "SKED_RUN_ID"};
+    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++)
+        unsetenv(vars[i]);
+    return 0;
+}
+
+/* What the command sees is what a direct spawn shows it: environment
+ * (worker's < task's < SKED_*), $PWD and $OLDPWD, $0, error messages,
+ * quoting of awkward text, open fds. */
+static void test_pool_same_as_direct(void **state)
+{
+    (void)state;
+    /* base/work is our cwd for the test; base/cdp is on $CDPATH and has
+     * a "sub" too, which a `cd sub` would wrongly pick */
+    char base[] = "/tmp/sked-pool-XXXXXX", path[4][96];
+    assert_non_null(mkdtemp(base));
+    const char *sub[] = {"work", "work/sub", "work/-", "cdp", "cdp/sub"};
+    for (size_t i = 0; i < sizeof sub / sizeof *sub; i++) {
+        snprintf(path[0], sizeof path[0], "%s/%s", base, sub[i]);
+        assert_int_equal(mkdir(path[0], 0700), 0);
+    }
+    snprintf(path[0], sizeof path[0], "%s/work/sub", base);
+    snprintf(path[1], sizeof path[1], "%s/link", base);
+    assert_int_equal(symlink(path[0], path[1]), 0);
+    snprintf(path[2], sizeof path[2], "%s/work", base);
+    snprintf(path[3], sizeof path[3], "%s/cdp", base);
+    assert_non_null(getcwd(saved_cwd, sizeof saved_cwd));
+    assert_int_equal(chdir(path[2]), 0);
+    setenv("CDPATH", path[3], 1);
+    setenv("SKED_TEST_WORKER", "from-worker", 1);
+    setenv("SKED_TEST_OVERRIDE", "worker-value", 1);
+    setenv("SKED_RUN_ID", "from-the-worker-env", 1);
+    const char *cmds[] = {
+        "env | sort",
+        "echo \"$0|$#|$-|$PWD|$OLDPWD\"; pwd; ls /proc/$$/fd",
+        "echo 'it'\\''s' \"$FOO\" \\\\ `echo b`\nprintf '%s\\n' 'multi\nline'\n"
+        "no_such_command_sked; exit 3",
+        "set -u; echo $UNSET_SKED_VAR",
+        "if", /* a syntax error */
+    };
+    /* no cwd, a directory, a symlink to it, relative names */
+    const char *cwds[] = {NULL, path[0], path[1], "sub", "-"};
+    for (int oldpwd = 0; oldpwd < 2; oldpwd++) {
+        if (oldpwd)
+            setenv("OLDPWD", "/old/worker/dir", 1);
+        else
+            unsetenv("OLDPWD");
+        for (size_t c = 0; c < sizeof cmds / sizeof *cmds; c++) {
+            for (size_t w = 0; w < sizeof cwds / sizeof *cwds; w++) {
+                char *out[2];
+                for (int k = 0; k < 2; k++)
+                    out[k] = output_of(k ? 4 : -1, cmds[c], cwds[w],
+                                       strv("FOO=it's \"q\" $HOME \\ `x`",
+                                            "SKED_TEST_OVERRIDE=job-value",
+                                            "SKED_ATTEMPT=9", "FOO2=a=b",
+                                            NULL));
+                if (strcmp(out[0], out[1]) != 0) {
+                    printf("# %s (cwd %s, OLDPWD %d):\n", cmds[c],
+                           cwds[w] ? cwds[w] : "-", oldpwd);
+                    print_diff(out[0], out[1]);
+                    fail();
+                }
+                if (c == 0) { /* and it is what build_env promises */
+                    assert_non_null(strstr(out[1], "\nSKED_TEST_OVERRIDE=job-value\n"));
+                    assert_non_null(strstr(out[1], "\nSKED_TEST_WORKER=from-worker\n"));
+                    assert_non_null(strstr(out[1], "\nSKED_ATTEMPT=2\n"));
+                    assert_null(strstr(out[1], "from-the-worker-env"));
+                    assert_non_null(strstr(out[1], "\nFOO=it's \"q\" $HOME \\ `x`\n"));
+                }
+                free(out[0]);
+                free(out[1]);
+            }
+        }
+    }
+    unlink(path[1]);
+    for (size_t i = sizeof sub / sizeof *sub; i-- > 0;) {
+        snprintf(path[0], sizeof path[0], "%s/%s", base, sub[i]);
+        rmdir(path[0]);
+    }
+    rmdir(base);
+}
+
+/* 200 runs on a pool of 64: each gets its own output, all succeed, and
+ * the pool is full again afterwards. */
+static void test_pool_many(void **state)
+{
+    (void)state;
+    enum { N = 200, POOL = 64 };
+    tctx ctx = {0};
+    sked_exec_config cfg = {.shell_pool = POOL};
+    sked_exec *ex = exec_with(cfg, &ctx);
+    rec *rs = calloc(N, sizeof *rs);
+    char (*ids)[40] = calloc(N, sizeof *ids);
+    for (int i = 0; i < N; i++) {
+        sked_job *j = shell(&rs[i], "echo $SKED_RUN_ID; sleep 0.1", 30000);
+        memcpy(ids[i], j->run_id, sizeof ids[i]);
+        submit(ex, j);
+    }
+    for (int i = 0; i < N; i++) {
+        assert_true(wait_done(&rs[i], 30000));
+        assert_int_equal(rs[i].outcome, SKED_JOB_SUCCEEDED);
+        char want[48];
+        snprintf(want, sizeof want, "%s\n", ids[i]);
+        assert_string_equal(rs[i].output, want);
+        rec_clear(&rs[i]);
+    }
+    assert_true(pool_filled(ex, POOL, 10000));
+    sked_shell_pool_stats st;
+    sked_exec_pool_stats(ex, &st);
+    printf("# %d runs, pool %d: %llu in pool shells, %llu spawned directly, "
+           "%llu pool shells spawned\n",
+           N, POOL, (unsigned long long)st.used,
+           (unsigned long long)st.direct, (unsigned long long)st.spawned);
+    assert_int_equal(st.used + st.direct, N);
+    assert_true(st.used >= POOL);
+    assert_int_equal(st.spawned, POOL + st.used);
+    assert_int_equal(sked_exec_running(ex), 0);
+    sked_exec_free(ex);
+    free(rs);
+    free(ids);
+}
+
+/* An empty pool, or a script too large for it: spawned directly, same
+ * result. */
+static void test_pool_fallback(void **state)
+{
+    (void)state;
+    enum { N = 20 };
+    sked_exec_config cfg = {.shell_pool = 1};
+    sked_exec *ex = exec_with(cfg, NULL);
+    rec rs[N];
+    memset(rs, 0, sizeof rs);
+    for (int i = 0; i < N; i++)
+        submit(ex, shell(&rs[i], "echo $SKED_TASK_ID", 10000));
+    for (int i = 0; i < N; i++) {
+        assert_true(wait_done(&rs[i], 10000));
+        assert_int_equal(rs[i].outcome, SKED_JOB_SUCCEEDED);
+        assert_string_equal(rs[i].output, "task-7\n");
+        rec_clear(&rs[i]);
+    }
+    sked_shell_pool_stats st;
+    sked_exec_pool_stats(ex, &st);
+    assert_true(st.used >= 1);
+    assert_true(st.direct >= 1); /* 20 at once: one shell cannot keep up */
+    assert_int_equal(st.used + st.direct, N);
+
+    /* 40 KiB of command: over the script limit */
+    assert_true(pool_filled(ex, 1, 10000));
+    size_t n = 40 * 1024;
+    char *big = malloc(n + 32);
+    memcpy(big, ": '", 3);
+    memset(big + 3, 'x', n);
+    snprintf(big + 3 + n, 29, "'; echo big");
+    uint64_t direct0 = st.direct;
+    submit(ex, shell(&rs[0], big, 10000));
+    assert_true(wait_done(&rs[0], 10000));
+    assert_int_equal(rs[0].outcome, SKED_JOB_SUCCEEDED);
+    assert_string_equal(rs[0].output, "big\n");
+    sked_exec_pool_stats(ex, &st);
+    assert_int_equal(st.direct, direct0 + 1);
+    assert_int_equal(st.idle, 1); /* not taken */
+    rec_clear(&rs[0]);
+    free(big);
+    sked_exec_free(ex);
+}
+
+/* Idle shells that died (killed by someone) are found out when a run is
+ * handed to them (the write fails with EPIPE, which must not kill us);
+ * the run is started elsewhere. */
+static void test_pool_dead_members(void **state)
+{
+    (void)state;
+    sked_exec_config cfg = {.shell_pool = 4};
+    sked_exec *ex = exec_with(cfg, NULL);
+    pid_t kids[16];
+    int n = children_of(getpid(), kids, 16);
+    assert_int_equal(n, 4);
+    for (int i = 0; i < n; i++)
+        kill(kids[i], SIGKILL);
+    for (int i = 0; i < n; i++)
+        assert_true(process_gone(kids[i], 3000));
+    rec r = {0};
+    submit(ex, shell(&r, "echo ok", 10000));
+    assert_true(wait_done(&r, 10000));
+    assert_int_equal(r.outcome, SKED_JOB_SUCCEEDED);
+    assert_string_equal(r.output, "ok\n");
+    rec_clear(&r);
+    sked_exec_free(ex);
+    errno = 0;
+    assert_int_equal(waitpid(-1, NULL, WNOHANG), -1); /* all reaped */
+    assert_int_equal(errno, ECHILD);
+}
+
+/* Runs' signals never reach idle shells; freeing the executor kills and
+ * reaps them, and closes their pipes. */
+static void test_pool_free_no_leftovers(void **state)
+{
+    (void)state;
+    int fds0 = fd_count();
+    sked_exec_config cfg = {.shell_pool = 8,
+                            .kill_grace_us = 200 * SKED_USEC_PER_MSEC};
+    sked_exec *ex = exec_with(cfg, NULL);
+    pid_t kids[16];
+    int n = children_of(getpid(), kids, 16);
+    assert_int_equal(n, 8);
+    rec a = {0}, b = {0};
+    submit(ex, shell(&a, "echo $$; sleep 10", 200)); /* times out */
+    sked_job *j = shell(&b, "echo $$; sleep 10", 0);
+    char id[40];
+    memcpy(id, j->run_id, sizeof id);
+    submit(ex, j);
+    assert_true(wait_started(&b, 5000));
+    assert_int_equal(sked_exec_running(ex), 2);
+    usleep(300000); /* b has printed its pid */
+    assert_int_equal(sked_exec_cancel(ex, id), 0);
+    assert_true(wait_done(&a, 10000));
+    assert_true(wait_done(&b, 10000));
+    assert_int_equal(a.outcome, SKED_JOB_TIMED_OUT);
+    assert_int_equal(b.outcome, SKED_JOB_CANCELED);
+    pid_t pa = first_pid(a.output), pb = first_pid(b.output);
+    int alive = 0, taken = 0;
+    for (int i = 0; i < n; i++) {
+        if (kids[i] == pa || kids[i] == pb) {
+            taken++; /* became a run (the second may get a newer shell) */
+            continue;
+        }
+        alive += kill(kids[i], 0) == 0 && !process_gone(kids[i], 10);
+    }
+    assert_true(taken >= 1);
+    assert_int_equal(alive, n - taken);
+    assert_true(pool_filled(ex, 8, 10000));
+    sked_exec_free(ex);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(kill(kids[i], 0), -1); /* reaped, not zombies */
+    errno = 0;
+    assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
+    assert_int_equal(errno, ECHILD);
+    assert_int_equal(fd_count(), fds0);
+    rec_clear(&a);
+    rec_clear(&b);
+}
+
+/* The process holding the pool dies (SIGKILL): its idle shells read EOF
+ * and exit by themselves.  We become their subreaper to see it. */
+static void test_pool_orphans_exit(void **state)
+{
+    (void)state;
+    int ready[2];
+    assert_int_equal(pipe(ready), 0);
+    assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        close(ready[0]);
+        sked_exec_config cfg = {.shell_pool = 4, .done = on_done};
+        sked_exec *ex;
+        sked_err err;
+        if (sked_exec_new(&cfg, &ex, &err) != 0)
+            _exit(1);
+        for (int i = 0; i < 1000 && !pool_filled(ex, 4, 0); i++)
+            usleep(10000);
+        if (write(ready[1], "x", 1) != 1)
+            _exit(1);
+        for (;;)
+            pause();
+    }
+    close(ready[1]);
+    char c;
+    assert_int_equal(read(ready[0], &c, 1), 1);
+    close(ready[0]);
+    pid_t kids[16];
+    int n = children_of(child, kids, 16);
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+    int exited = 0;
+    for (int i = 0; i < n; i++) {
+        pid_t w = 0;
+        for (int t = 0; t < 300 && w == 0; t++) {
+            w = waitpid(kids[i], NULL, WNOHANG);
+            if (w == 0)
+                usleep(10000);
+        }
+        if (w == kids[i]) {
+            exited++;
+        } else { /* stuck: clean up before failing */
+            kill(kids[i], SIGKILL);
+            waitpid(kids[i], NULL, 0);
+        }
+    }
+    prctl(PR_SET_CHILD_SUBREAPER, 0);
+    assert_int_equal(n, 4);
+    assert_int_equal(exited, 4);
+}
+
+/* No fds left: the idle shells still run jobs (they need no new fd; the
+ * pidfd falls back to polling), then runs fail as without the pool, the
+ * spawner backs off, and it refills once fds are back. */
+static void test_pool_fd_exhaustion(void **state)
+{
+    (void)state;
+    sked_exec_config cfg = {.shell_pool = 2};
+    sked_exec *ex = exec_with(cfg, NULL);
+    struct rlimit old;
+    lower_nofile(&old);
+    int fill[300], nfill = 0, ok = 0, failed = 0;
+    char why[256] = "";
+    rec r = {0};
+    for (int i = 0; i < 8 && !failed; i++) {
+        nfill = fill_fds(fill, nfill, 300); /* what the last run gave back */
+        submit(ex, shell(&r, "echo hi", 10000));
+        if (!wait_done(&r, 10000))
+            break;
+        if (r.outcome == SKED_JOB_SUCCEEDED && strcmp(r.output, "hi\n") == 0)
+            ok++;
+        else
+            failed = 1;
+        snprintf(why, sizeof why, "%s", r.error);
+        rec_clear(&r);
+    }
+    for (int i = 0; i < nfill; i++)
+        close(fill[i]);
+    setrlimit(RLIMIT_NOFILE, &old);
+    assert_true(ok >= 2);
+    assert_true(failed);
+    assert_non_null(strstr(why, "Too many open files"));
+    assert_true(pool_filled(ex, 2, 5000));
+    submit(ex, shell(&r, "echo hi", 10000));
+    assert_true(wait_done(&r, 10000));
+    assert_int_equal(r.outcome, SKED_JOB_SUCCEEDED);
+    rec_clear(&r);
     sked_exec_free(ex);
 }
 
@@ -1243,7 +1739,7 @@ static void test_submit_from_done(void **state)
         assert_string_equal(links[i].output, "link\n");
         rec_clear(&links[i]);
     }
-    sked_exec_free(ex);
+    done_with(ex);
     assert_int_equal(ctx.ndone, 4);
     rec_clear(&first);
 }
@@ -1282,37 +1778,54 @@ static void test_latency(void **state)
            (long long)ht[N - 1]);
     assert_true(sh[N / 2] < SKED_USEC_PER_SEC);
     assert_true(ht[N / 2] < SKED_USEC_PER_SEC);
-    sked_exec_free(ex);
+    done_with(ex);
     srv_stop(s);
 }
 
 int main(void)
 {
+    /* shell tests twice: NAME/pool with the default pool, NAME/direct
+     * without it */
+#define BOTH(f)                                                        \
+    {.name = #f "/pool", .test_func = f, .setup_func = use_pool},      \
+    {.name = #f "/direct", .test_func = f, .setup_func = use_direct}
+#define ONCE(f) {.name = #f, .test_func = f, .setup_func = use_direct}
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_shell_ok),
-        cmocka_unit_test(test_shell_exit_code),
-        cmocka_unit_test(test_shell_env),
-        cmocka_unit_test(test_shell_cwd),
-        cmocka_unit_test(test_shell_output_tail),
-        cmocka_unit_test(test_shell_timeout),
-        cmocka_unit_test(test_shell_kill_after_grace),
-        cmocka_unit_test(test_shell_group_killed),
-        cmocka_unit_test(test_shell_cancel),
-        cmocka_unit_test(test_shell_signal_state),
-        cmocka_unit_test(test_shell_many_concurrent),
-        cmocka_unit_test(test_shell_fd_exhaustion),
-        cmocka_unit_test(test_shell_no_pidfd),
-        cmocka_unit_test(test_http_ok),
-        cmocka_unit_test(test_http_status),
-        cmocka_unit_test(test_http_request),
-        cmocka_unit_test(test_http_timeout),
-        cmocka_unit_test(test_http_deny_default),
-        cmocka_unit_test(test_http_deny_before_connect),
-        cmocka_unit_test(test_http_allow),
-        cmocka_unit_test(test_config_errors),
-        cmocka_unit_test(test_submit_from_done),
-        cmocka_unit_test(test_free_while_running),
-        cmocka_unit_test(test_latency),
+        BOTH(test_shell_ok),
+        BOTH(test_shell_exit_code),
+        BOTH(test_shell_env),
+        BOTH(test_shell_cwd),
+        BOTH(test_shell_output_tail),
+        BOTH(test_shell_timeout),
+        BOTH(test_shell_kill_after_grace),
+        BOTH(test_shell_group_killed),
+        BOTH(test_shell_cancel),
+        BOTH(test_shell_signal_state),
+        BOTH(test_shell_many_concurrent),
+        ONCE(test_shell_fd_exhaustion),
+        BOTH(test_shell_no_pidfd),
+        {.name = "test_pool_same_as_direct",
+         .test_func = test_pool_same_as_direct,
+         .setup_func = use_direct, .teardown_func = restore_cwd_env},
+        ONCE(test_pool_many),
+        ONCE(test_pool_fallback),
+        ONCE(test_pool_dead_members),
+        ONCE(test_pool_free_no_leftovers),
+        ONCE(test_pool_orphans_exit),
+        ONCE(test_pool_fd_exhaustion),
+        ONCE(test_http_ok),
+        ONCE(test_http_status),
+        ONCE(test_http_request),
+        ONCE(test_http_timeout),
+        ONCE(test_http_deny_default),
+        ONCE(test_http_deny_before_connect),
+        ONCE(test_http_allow),
+        ONCE(test_config_errors),
+        BOTH(test_submit_from_done),
+        BOTH(test_free_while_running),
+        BOTH(test_latency),
     };
+#undef BOTH
+#undef ONCE
     return sked_test_run("exec", tests, sizeof tests / sizeof tests[0]);
 }
