@@ -312,8 +312,12 @@ static void dispatch(sked_sched *s, due_run *batch, size_t n, uint64_t bno)
                 inflight[grp[i]]++;
         }
         todo_of[nt] = i;
+        /* embedded: every dispatched run is recovered at start anyway, so
+         * the mark need not wait for the disk (it is still written before
+         * the publish, and survives a crash of the process) */
         todo[nt++] = (sked_run_change){.rec = &recs[i], .attempt = d->rec.attempt,
-                                       .from = SKED_RUN_BIT(SKED_RUN_SCHEDULED)};
+                                       .from = SKED_RUN_BIT(SKED_RUN_SCHEDULED),
+                                       .may_lose = s->cfg.recover_all_on_start};
     }
     pthread_mutex_unlock(&s->mu);
 

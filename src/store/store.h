@@ -225,6 +225,12 @@ typedef struct sked_run_change {
     const sked_run_rec *rec;
     int attempt;
     unsigned from;                  /* mask of SKED_RUN_BIT(status)        */
+    /* The caller recovers this change if it is lost: it may be written
+     * without waiting for the disk (SQLite: a commit of only such changes
+     * runs with synchronous=NORMAL, so it survives a crash of the process
+     * but maybe not of the machine).  Backends may ignore it (PostgreSQL
+     * does: a standby must have every change before a failover). */
+    int may_lose;
     int result;                     /* out: 0 applied, SKED_EPRECOND fenced,
                                        SKED_ENOENT no such run            */
 } sked_run_change;

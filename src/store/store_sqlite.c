@@ -44,6 +44,7 @@ typedef enum job_state { JOB_QUEUED, JOB_DONE, JOB_RETRY } job_state;
 typedef struct job {
     sked_sqlite_job_fn fn;
     void *arg;
+    int may_lose;              /* committed without fsync if all are so */
     int rc;
     sked_err err;
     job_state state;
@@ -349,10 +350,27 @@ static void abort_group(sked_sqlite_store *s, size_t n, size_t i)
         s->outcome[k] = k == i ? JOB_DONE : JOB_RETRY;
 }
 
+static void run_group_tx(sked_sqlite_store *s, size_t n);
+
 /* Run s->group[0..n) in one transaction; set each job's rc/err and its
  * outcome (JOB_DONE or JOB_RETRY) in s->outcome.  The jobs' `state` is
  * left alone: callers read it under the lock. */
 static void run_group(sked_sqlite_store *s, size_t n)
+{
+    sqlite3 *db = s->w->db;
+    /* A group of changes that may be lost commits without the fsync; the
+     * next durable commit syncs the WAL, these frames with it. */
+    int lazy = 1;
+    for (size_t i = 0; i < n && lazy; i++)
+        lazy = s->group[i]->may_lose;
+    if (lazy)
+        sqlite3_exec(db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
+    run_group_tx(s, n);
+    if (lazy)
+        sqlite3_exec(db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
+}
+
+static void run_group_tx(sked_sqlite_store *s, size_t n)
 {
     sqlite3 *db = s->w->db;
     int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
@@ -411,8 +429,11 @@ static void *writer_main(void *arg)
             pthread_cond_wait(&s->work, &s->mu);
         if (s->head == NULL)
             break;
+        /* A group is all durable or all may-lose jobs (in queue order):
+         * a may-lose job must not wait for another job's fsync. */
         size_t n = 0;
-        while (s->head != NULL && n < GROUP_MAX) {
+        int lazy = s->head->may_lose;
+        while (s->head != NULL && n < GROUP_MAX && s->head->may_lose == lazy) {
             s->group[n++] = s->head;
             s->head = s->head->next;
         }
@@ -457,7 +478,13 @@ static void *writer_main(void *arg)
 int sked_sqlite_write(sked_sqlite_store *s, sked_sqlite_job_fn fn, void *arg,
                       sked_err *err)
 {
-    job j = {.fn = fn, .arg = arg, .state = JOB_QUEUED};
+    return sked_sqlite_write_lazy(s, fn, arg, 0, err);
+}
+
+int sked_sqlite_write_lazy(sked_sqlite_store *s, sked_sqlite_job_fn fn, void *arg,
+                           int may_lose, sked_err *err)
+{
+    job j = {.fn = fn, .arg = arg, .may_lose = may_lose, .state = JOB_QUEUED};
     pthread_cond_init(&j.cv, NULL);
     pthread_mutex_lock(&s->mu);
     if (s->stopping) {

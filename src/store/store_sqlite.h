@@ -187,6 +187,10 @@ typedef struct sked_sqlite_store sked_sqlite_store;
  * SQLite errors, and then nothing of the job was kept. */
 int sked_sqlite_write(sked_sqlite_store *s, sked_sqlite_job_fn fn, void *arg,
                       sked_err *err);
+/* The same; with may_lose, 0 means committed but maybe not yet on disk
+ * when every job of the group was so (sked_run_change.may_lose). */
+int sked_sqlite_write_lazy(sked_sqlite_store *s, sked_sqlite_job_fn fn, void *arg,
+                           int may_lose, sked_err *err);
 
 /* Borrow a read connection for the duration of one call, and give it back.
  * get returns 0 or a SKED_E* code (connection could not be opened). */

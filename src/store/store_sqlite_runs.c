@@ -257,7 +257,10 @@ int sked_sqlite_run_update(sked_store *st, sked_run_change *changes, size_t n,
     update_job a = {.ch = changes, .n = n};
     if ((a.results = calloc(n, sizeof *a.results)) == NULL)
         return sked_err_set(err, SKED_ENOMEM, NULL, 0, "out of memory");
-    rc = sked_sqlite_write(S(st), update_fn, &a, err);
+    int may_lose = 1;
+    for (size_t i = 0; i < n && may_lose; i++)
+        may_lose = changes[i].may_lose;
+    rc = sked_sqlite_write_lazy(S(st), update_fn, &a, may_lose, err);
     for (size_t i = 0; rc == 0 && i < n; i++)
         changes[i].result = a.results[i];
     free(a.results);
