@@ -18,7 +18,10 @@ static const char usage[] =
     "\n"
     "sked is a distributed task scheduler.  Commands:\n"
     "\n"
-    "  server         run sked (API, store) in one process on an embedded store\n"
+    "  server         run every role in one process (embedded store by default)\n"
+    "  api            run the HTTP API against --store URL\n"
+    "  scheduler      run a scheduler against --store URL and --queue URL\n"
+    "  worker         run a worker against --queue URL\n"
     "  token          create, list and revoke API tokens in a data directory\n"
     "  add            create a task: sked add --cron EXPR|--every DUR|--at TIME\n"
     "                 --shell CMD|--http URL\n"
@@ -72,6 +75,9 @@ int main(int argc, char **argv)
     } commands[] = {
         {"cron", sked_cli_cron},
         {"server", sked_cli_server},
+        {"api", sked_cli_api},
+        {"scheduler", sked_cli_scheduler},
+        {"worker", sked_cli_worker},
         {"token", sked_cli_token},
         {"add", sked_cli_add},
         {"ls", sked_cli_ls},

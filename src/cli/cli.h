@@ -15,6 +15,9 @@
 
 int sked_cli_cron(int argc, char **argv);
 int sked_cli_server(int argc, char **argv);
+int sked_cli_api(int argc, char **argv);
+int sked_cli_scheduler(int argc, char **argv);
+int sked_cli_worker(int argc, char **argv);
 int sked_cli_token(int argc, char **argv);
 
 /* Match "--name VALUE" or "--name=VALUE" at argv[*i]; on a match advance *i

@@ -5,9 +5,11 @@
  * a new token works at once).  Over the network, admins use POST/GET/DELETE
  * /v1/tokens instead.
  *
- *   sked token create [--data DIR] --namespace NS --role ROLE
- *   sked token ls [--data DIR] [--json]
- *   sked token revoke [--data DIR] ID
+ *   sked token create [--data DIR | --store URL] --namespace NS --role ROLE
+ *   sked token ls [--data DIR | --store URL] [--json]
+ *   sked token revoke [--data DIR | --store URL] ID
+ *
+ * --store URL reaches a distributed deployment's store (postgres://...).
  */
 #include <limits.h>
 #include <stdio.h>
@@ -21,17 +23,27 @@
 #include "time/rfc3339.h"
 
 static const char usage[] =
-    "usage: sked token create [--data DIR] --namespace NS --role ROLE\n"
-    "       sked token ls [--data DIR] [--json]\n"
-    "       sked token revoke [--data DIR] ID\n"
+    "usage: sked token create [--data DIR | --store URL] --namespace NS --role ROLE\n"
+    "       sked token ls [--data DIR | --store URL] [--json]\n"
+    "       sked token revoke [--data DIR | --store URL] ID\n"
     "\n"
-    "Manage API tokens in a sked data directory (default ./sked-data); works\n"
-    "while the server runs.  ROLE: read, write, shell or admin.  `create`\n"
-    "prints the new token on stdout; it is not shown again.\n";
+    "Manage API tokens in a sked data directory (default ./sked-data) or in\n"
+    "the store at URL (postgres://...); works while servers run.  ROLE: read,\n"
+    "write, shell or admin.  `create` prints the new token on stdout; it is\n"
+    "not shown again.\n";
 
-static sked_store *open_data(const char *data)
+static sked_store *open_data(const char *data, const char *store_url)
 {
     char db[PATH_MAX], url[PATH_MAX + 16];
+    sked_store *st;
+    sked_err err = {0};
+    if (store_url) {
+        if (sked_store_open(store_url, &st, &err) < 0) {
+            fprintf(stderr, "sked token: --store: %s\n", err.msg);
+            return NULL;
+        }
+        return st;
+    }
     snprintf(db, sizeof db, "%s/sked.db", data);
     if (access(db, F_OK) < 0) {
         fprintf(stderr, "sked token: no sked data in %s (start `sked server "
@@ -39,8 +51,6 @@ static sked_store *open_data(const char *data)
         return NULL;
     }
     snprintf(url, sizeof url, "sqlite:%s", db);
-    sked_store *st;
-    sked_err err = {0};
     if (sked_store_open(url, &st, &err) < 0) {
         fprintf(stderr, "sked token: %s: %s\n", db, err.msg);
         return NULL;
@@ -50,7 +60,7 @@ static sked_store *open_data(const char *data)
 
 int sked_cli_token(int argc, char **argv)
 {
-    const char *data = "./sked-data", *ns = NULL, *role = NULL, *v;
+    const char *data = "./sked-data", *store_url = NULL, *ns = NULL, *role = NULL, *v;
     const char *cmd = argc > 1 ? argv[1] : NULL, *arg = NULL;
     int json = 0, r;
     if (cmd == NULL || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
@@ -65,6 +75,9 @@ int sked_cli_token(int argc, char **argv)
         if ((r = sked_cli_opt(argc, argv, &i, "--data", &v)) != 0) {
             if (r < 0) return SKED_EXIT_USAGE;
             data = v;
+        } else if ((r = sked_cli_opt(argc, argv, &i, "--store", &v)) != 0) {
+            if (r < 0) return SKED_EXIT_USAGE;
+            store_url = v;
         } else if ((r = sked_cli_opt(argc, argv, &i, "--namespace", &v)) != 0) {
             if (r < 0) return SKED_EXIT_USAGE;
             ns = v;
@@ -95,7 +108,7 @@ int sked_cli_token(int argc, char **argv)
         fprintf(stderr, "sked token: unknown command \"%s\" (create, ls, revoke)\n", cmd);
         return SKED_EXIT_USAGE;
     }
-    sked_store *st = open_data(data);
+    sked_store *st = open_data(data, store_url);
     if (st == NULL)
         return SKED_EXIT_FAILED;
     sked_err err = {0};
