@@ -125,7 +125,7 @@ char *sked_job_message(const sked_run_rec *r, const char *spec_text, size_t *len
     return text;
 }
 
-static const char *const event_types[] = {"started", "finished", "heartbeat"};
+static const char *const event_types[] = {"started", "finished", "heartbeat", "returned"};
 
 char *sked_event_encode(const sked_event *e, size_t *len)
 {
@@ -183,7 +183,7 @@ int sked_event_decode(const char *text, size_t len, sked_event *e, sked_err *err
         return sked_err_set(err, SKED_EINVAL, NULL, 0, "event: %s", je.text);
     const char *type = json_string_value(json_object_get(j, "type"));
     int t = -1;
-    for (int i = 0; type && i < 3; i++)
+    for (int i = 0; type && i < 4; i++)
         if (strcmp(type, event_types[i]) == 0)
             t = i;
     if (t < 0) {

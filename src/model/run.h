@@ -37,6 +37,11 @@ typedef enum sked_event_type {
     SKED_EVENT_STARTED = 0,
     SKED_EVENT_FINISHED = 1,
     SKED_EVENT_HEARTBEAT = 2,
+    /* A job message came back from the broker (redelivered): the worker
+     * that had it is gone.  The worker that got it again does not run it
+     * but reports it; the scheduler charges the run an attempt if it had
+     * started, else publishes it again (DESIGN.md §5). */
+    SKED_EVENT_RETURNED = 3,
 } sked_event_type;
 
 typedef struct sked_event {

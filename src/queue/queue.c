@@ -96,6 +96,30 @@ int sked_queue_publish(sked_queue *q, const char *queue, const void *body,
     return q->ops->publish(q, queue, body, len, err);
 }
 
+int sked_queue_publish_batch(sked_queue *q, sked_message *msgs, size_t n,
+                             sked_err *err)
+{
+    if (n == 0)
+        return 0;
+    if (msgs == NULL)
+        return sked_err_set(err, SKED_EINVAL, NULL, 0, "publish_batch: no messages");
+    if (HAS(q, 2, publish_batch))
+        return q->ops->publish_batch(q, msgs, n, err);
+    if (!HAS(q, 1, publish))
+        return notsup(q ? q->ops : NULL, "publish", err);
+    int first = 0;
+    for (size_t i = 0; i < n; i++) {
+        sked_err e = {0};
+        msgs[i].result = q->ops->publish(q, msgs[i].queue, msgs[i].body, msgs[i].len, &e);
+        if (msgs[i].result != 0 && first == 0) {
+            first = msgs[i].result;
+            if (err)
+                *err = e;
+        }
+    }
+    return first;
+}
+
 int sked_queue_consumer_open(sked_queue *q, const char *queue, int prefetch,
                              sked_consumer **out, sked_err *err)
 {

@@ -41,7 +41,7 @@
 
 #include "core/err.h"
 
-#define SKED_QUEUE_OPS_VERSION 1
+#define SKED_QUEUE_OPS_VERSION 2
 #define SKED_QUEUE_NAME_MAX 127
 
 typedef struct sked_queue sked_queue;
@@ -54,6 +54,14 @@ typedef struct sked_delivery {
     size_t len;
     int redelivered;           /* delivered before and not acknowledged    */
 } sked_delivery;
+
+/* One message of a publish_batch. */
+typedef struct sked_message {
+    const char *queue;
+    const void *body;
+    size_t len;
+    int result;                /* out: 0 once held by the queue, or an error */
+} sked_message;
 
 typedef struct sked_queue_ops {
     int version;
@@ -85,6 +93,14 @@ typedef struct sked_queue_ops {
     /* Messages ready and delivered-but-unacknowledged in queue. */
     int (*depth)(sked_queue *q, const char *queue, int64_t *ready,
                  int64_t *unacked, sked_err *err);
+
+    /* Version 2.  Publish n messages with publish's semantics each, in
+     * flight together (one round of confirms, not n).  Sets every
+     * msgs[i].result; returns 0 when all were published, else the first
+     * error (err describes it).  The wrapper publishes one by one for a
+     * backend without it. */
+    int (*publish_batch)(sked_queue *q, sked_message *msgs, size_t n,
+                         sked_err *err);
 } sked_queue_ops;
 
 struct sked_queue {
@@ -99,6 +115,8 @@ void sked_queue_close(sked_queue *q);
 int sked_queue_ping(sked_queue *q, sked_err *err);
 int sked_queue_publish(sked_queue *q, const char *queue, const void *body,
                        size_t len, sked_err *err);
+int sked_queue_publish_batch(sked_queue *q, sked_message *msgs, size_t n,
+                             sked_err *err);
 int sked_queue_consumer_open(sked_queue *q, const char *queue, int prefetch,
                              sked_consumer **out, sked_err *err);
 int sked_queue_consumer_next(sked_consumer *c, int64_t timeout_us,

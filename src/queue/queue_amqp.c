@@ -15,7 +15,8 @@
  * for it.  queue_amqp_io.c owns the connection and explains the threading.
  *
  * What the semantics of queue.h become here:
- *   - publish returns 0 once RabbitMQ confirmed the message.  It waits up
+ *   - publish returns 0 once RabbitMQ confirmed the message; publish_batch
+ *     sends all its messages before waiting for the first confirm.  It waits up
  *     to the URL's timeout (30 s) across reconnects; unconfirmed messages
  *     are republished after a reconnect, so a message may arrive twice.
  *     Any number of threads may publish at once: their messages are in
@@ -253,69 +254,117 @@ static int amqp_ping(sked_queue *base, sked_err *err)
 
 /* ---- publishing -------------------------------------------------------- */
 
-static int amqp_publish(sked_queue *base, const char *queue, const void *body,
-                        size_t len, sked_err *err)
+/* A message copied for the I/O thread, or NULL with err set. */
+static apub *pub_new(const sked_message *m, sked_err *err)
 {
-    ahandle *h = (ahandle *)base;
-    int rc = check_name(queue, err);
+    int rc = check_name(m->queue, err);
     if (rc != 0)
-        return rc;
-    if (body == NULL && len > 0)
-        return sked_err_set(err, SKED_EINVAL, "body", 0,
-                            "NULL body of %zu bytes", len);
-    if (len > BODY_MAX)
-        return sked_err_set(err, SKED_ETOOBIG, "body", 0,
-                            "message of %zu bytes (RabbitMQ takes at most "
-                            "%zu)", len, BODY_MAX);
-    apub *p = malloc(sizeof *p + len + 1);
-    if (p == NULL)
-        return sked_err_set(err, SKED_ENOMEM, "body", 0,
-                            "no memory for a message of %zu bytes", len);
+        return NULL;
+    if (m->body == NULL && m->len > 0) {
+        sked_err_set(err, SKED_EINVAL, "body", 0, "NULL body of %zu bytes", m->len);
+        return NULL;
+    }
+    if (m->len > BODY_MAX) {
+        sked_err_set(err, SKED_ETOOBIG, "body", 0,
+                     "message of %zu bytes (RabbitMQ takes at most %zu)", m->len, BODY_MAX);
+        return NULL;
+    }
+    apub *p = malloc(sizeof *p + m->len + 1);
+    if (p == NULL) {
+        sked_err_set(err, SKED_ENOMEM, "body", 0, "no memory for a message of %zu bytes", m->len);
+        return NULL;
+    }
     memset(p, 0, sizeof *p);
     cond_init_mono(&p->cond);
-    snprintf(p->queue, sizeof p->queue, "%s", queue);
-    p->len = len;
-    if (len > 0)
-        memcpy(p->body, body, len);
-    p->body[len] = '\0';
+    snprintf(p->queue, sizeof p->queue, "%s", m->queue);
+    p->len = m->len;
+    if (m->len > 0)
+        memcpy(p->body, m->body, m->len);
+    p->body[m->len] = '\0';
+    return p;
+}
 
-    struct timespec deadline = deadline_after(h->conf.timeout_us);
-    pthread_mutex_lock(&h->lock);
-    p->seq = ++h->next_seq;
-    p->state = PUB_QUEUED;
-    pl_push_tail(&h->unsent, p);
-    sked_queue_amqp_kick(h);
+/* Every message goes out at once; then wait for each one's confirm, all
+ * against one deadline.  Under h->lock. */
+static int pub_wait(ahandle *h, apub *p, sked_message *m, const struct timespec *deadline,
+                  sked_err *err)
+{
     while (p->state != PUB_DONE &&
-           pthread_cond_timedwait(&p->cond, &h->lock, &deadline) !=
-               ETIMEDOUT)
+           pthread_cond_timedwait(&p->cond, &h->lock, deadline) != ETIMEDOUT)
         ;
-    int secs = (int)(h->conf.timeout_us / SKED_USEC_PER_SEC);
+    int secs = (int)(h->conf.timeout_us / SKED_USEC_PER_SEC), rc;
     if (p->state == PUB_DONE) {
         rc = p->rc;
         if (rc != 0)
-            sked_err_set(err, rc, NULL, 0, "publish to %s: %s", queue,
-                         p->msg);
-        pthread_mutex_unlock(&h->lock);
+            sked_err_set(err, rc, NULL, 0, "publish to %s: %s", m->queue, p->msg);
         pub_free(p);
-        return rc;
-    }
-    if (p->state == PUB_QUEUED) {
+    } else if (p->state == PUB_QUEUED) {
         /* Never sent: take it back, nothing was published. */
         pl_remove(&h->unsent, p);
         rc = sked_err_set(err, SKED_EUNAVAIL, NULL, 0,
                           "publish to %s: not sent within %d s, RabbitMQ "
-                          "unreachable: %s", queue, secs, h->last_error);
-        pthread_mutex_unlock(&h->lock);
+                          "unreachable: %s", m->queue, secs, h->last_error);
         pub_free(p);
-        return rc;
+    } else {
+        /* Sent but unconfirmed: the I/O thread frees it when it is settled. */
+        p->abandoned = 1;
+        rc = sked_err_set(err, SKED_EUNAVAIL, NULL, 0,
+                          "publish to %s: no confirm within %d s; it may or may "
+                          "not be queued", m->queue, secs);
     }
-    /* Sent but unconfirmed: the I/O thread frees it when it is settled. */
-    p->abandoned = 1;
-    rc = sked_err_set(err, SKED_EUNAVAIL, NULL, 0,
-                      "publish to %s: no confirm within %d s; it may or may "
-                      "not be queued", queue, secs);
-    pthread_mutex_unlock(&h->lock);
     return rc;
+}
+
+static int amqp_publish_batch(sked_queue *base, sked_message *msgs, size_t n,
+                              sked_err *err)
+{
+    ahandle *h = (ahandle *)base;
+    apub **ps = calloc(n ? n : 1, sizeof *ps);
+    if (ps == NULL)
+        return sked_err_set(err, SKED_ENOMEM, NULL, 0, "out of memory");
+    int first = 0;
+    for (size_t i = 0; i < n; i++) {
+        sked_err e = {0};
+        if ((ps[i] = pub_new(&msgs[i], &e)) == NULL) {
+            msgs[i].result = e.code;
+            if (first == 0) {
+                first = e.code;
+                if (err)
+                    *err = e;
+            }
+        }
+    }
+    struct timespec deadline = deadline_after(h->conf.timeout_us);
+    pthread_mutex_lock(&h->lock);
+    for (size_t i = 0; i < n; i++) {
+        if (ps[i] == NULL)
+            continue;
+        ps[i]->seq = ++h->next_seq;
+        ps[i]->state = PUB_QUEUED;
+        pl_push_tail(&h->unsent, ps[i]);
+    }
+    sked_queue_amqp_kick(h);
+    for (size_t i = 0; i < n; i++) {
+        if (ps[i] == NULL)
+            continue;
+        sked_err e = {0};
+        msgs[i].result = pub_wait(h, ps[i], &msgs[i], &deadline, &e);
+        if (msgs[i].result != 0 && first == 0) {
+            first = msgs[i].result;
+            if (err)
+                *err = e;
+        }
+    }
+    pthread_mutex_unlock(&h->lock);
+    free(ps);
+    return first;
+}
+
+static int amqp_publish(sked_queue *base, const char *queue, const void *body,
+                        size_t len, sked_err *err)
+{
+    sked_message m = {.queue = queue, .body = body, .len = len};
+    return amqp_publish_batch(base, &m, 1, err);
 }
 
 /* ---- consumers --------------------------------------------------------- */
@@ -559,6 +608,7 @@ const sked_queue_ops sked_queue_amqp_ops = {
     .close = amqp_close_handle,
     .ping = amqp_ping,
     .publish = amqp_publish,
+    .publish_batch = amqp_publish_batch,
     .consumer_open = amqp_consumer_open,
     .consumer_next = amqp_consumer_next,
     .consumer_wake = amqp_consumer_wake,
@@ -577,6 +627,7 @@ const sked_queue_ops sked_queue_amqps_ops = {
     .close = amqp_close_handle,
     .ping = amqp_ping,
     .publish = amqp_publish,
+    .publish_batch = amqp_publish_batch,
     .consumer_open = amqp_consumer_open,
     .consumer_next = amqp_consumer_next,
     .consumer_wake = amqp_consumer_wake,

@@ -22,9 +22,11 @@ typedef struct sked_sched_config {
     sked_queue *queue;
     const char *owner;           /* this scheduler's id (lease owner)          */
     int64_t window_us;           /* claim look-ahead; 0: 2 s                   */
-    int64_t lease_us;            /* claimed run lease past due; 0: 30 s        */
+    /* A dead scheduler's claimed runs are taken over by the others this
+     * long after their due time: well inside the 10 s contract. */
+    int64_t lease_us;            /* claimed run lease past due; 0: 5 s         */
     int64_t dispatch_lease_us;   /* dispatched, waiting for started; 0: 60 s   */
-    int64_t run_lease_us;        /* running, renewed by heartbeats; 0: 30 s    */
+    int64_t run_lease_us;        /* running, renewed by heartbeats; 0: 15 s    */
     int claim_limit;             /* per claim call; 0: 1000                    */
     int64_t retention_age_us;    /* finished runs older are pruned; 0: 7 days  */
     int retention_keep;          /* finished runs kept per task; 0: 1000       */

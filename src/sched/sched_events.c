@@ -85,6 +85,27 @@ static void plan(sked_sched *s, const sked_event *e, pending *p, size_t *np,
     snprintf(q->task_id, sizeof q->task_id, "%s", r->task_id);
     snprintf(q->queue, sizeof q->queue, "%s", r->queue);
     q->change.attempt = e->attempt;
+    if (e->type == SKED_EVENT_RETURNED) {
+        /* the broker gave the job back: whoever had it is gone */
+        if ((r->status != SKED_RUN_RUNNING && r->status != SKED_RUN_DISPATCHED) ||
+            r->attempt != e->attempt) {
+            sked_run_rec_deinit(r);
+            return; /* settled or moved on meanwhile */
+        }
+        q->change.from = SKED_RUN_BIT(r->status);
+        sked_task_rec task;
+        sked_err err = {0};
+        int have = sked_store_task_get(s->cfg.store, r->ns, r->task_id, &task, &err) == 0;
+        q->retry = sked_sched_lose(r, have ? task.spec : NULL, now,
+                                   "worker lost: its job came back from the queue");
+        q->settles = 1;
+        if (have)
+            sked_task_rec_deinit(&task);
+        if (r->status == SKED_RUN_SCHEDULED)
+            q->retry = 1; /* claim it now */
+        (*np)++;
+        return;
+    }
     snprintf(r->worker, sizeof r->worker, "%s", e->worker);
     if (e->type == SKED_EVENT_STARTED) {
         r->status = SKED_RUN_RUNNING;
@@ -190,10 +211,7 @@ void *sked_sched_events_main(void *arg)
     sked_delivery *d = calloc(EVENT_BATCH, sizeof *d);
     pending *p = calloc(EVENT_BATCH * 2 + 1, sizeof *p);
     for (;;) {
-        pthread_mutex_lock(&s->mu);
-        int stop = s->stop;
-        pthread_mutex_unlock(&s->mu);
-        if (stop)
+        if (sked_sched_stopping(s))
             break;
         sked_err err = {0};
         size_t nd = 0;

@@ -1,6 +1,10 @@
 /*
- * sched_internal.h - the scheduler's state, shared by sched.c (timer
- * thread: claim, dispatch, sweep) and sched_events.c (events thread).
+ * sched_internal.h - the scheduler's state, shared by its threads:
+ *   sched.c           claimer thread (claim, sweep, retention), listener
+ *                     thread (the store's wake-ups), lifecycle;
+ *   sched_dispatch.c  timer thread: the heap of claimed runs, overlap,
+ *                     mark-then-publish;
+ *   sched_events.c    events thread: workers' events into the store.
  */
 #ifndef SKED_SCHED_INTERNAL_H
 #define SKED_SCHED_INTERNAL_H
@@ -17,20 +21,14 @@ typedef struct due_run {
     uint64_t seq;              /* tie-break: claim order            */
 } due_run;
 
-/* Runs dispatched or running from this process, by run id, with their
- * task (for overlap).  Keyed by run so that forgetting a run twice (a
- * redelivered event, a cancel racing its finish) is harmless. */
-typedef struct active_run {
+/* A run the timer thread took out of the heap to change in the store
+ * (dispatch, skip, cancel), in its dispatch batch: a claim that read the
+ * store before that batch was written must not put it back. */
+typedef struct handled_run {
     char run_id[SKED_ID_LEN + 1];
-    char task_id[SKED_ID_LEN + 1];
-    struct active_run *next;
-} active_run;
-
-typedef struct active_task {
-    char task_id[SKED_ID_LEN + 1];
-    int count;
-    struct active_task *next;
-} active_task;
+    int attempt;
+    uint64_t batch;
+} handled_run;
 
 /* queue_one: the one run of a task waiting for its previous run. */
 typedef struct waiting_run {
@@ -42,31 +40,50 @@ typedef struct waiting_run {
 struct sked_sched {
     sked_sched_config cfg;
     char owner[SKED_OWNER_MAX + 1];
-    pthread_t timer, events;
+    pthread_t claimer, timer, listener, events;
+    int listening;             /* the listener thread runs               */
     pthread_mutex_t mu;
-    pthread_cond_t cond;       /* CLOCK_REALTIME: deadlines are wall times */
+    pthread_cond_t cond;       /* timer: the heap changed, or stop        */
+    pthread_cond_t claim_cond; /* claimer: wake, heap drained, or stop    */
     int stop, wake;
-    sked_consumer *consumer;   /* the events queue                         */
+    int more;                  /* the last claim hit its limit            */
+    sked_consumer *consumer;   /* the events queue                        */
 
-    /* timer thread only */
+    /* under mu */
     due_run *heap;
     size_t nheap, capheap;
     uint64_t seq;
-
-    /* under mu: overlap bookkeeping, both threads */
-    active_task *active[256];
-    active_run *active_runs[1024];
+    handled_run *handled;
+    size_t nhandled, caphandled;
+    uint64_t batch;            /* dispatch batches begun                  */
+    uint64_t done_batch;       /* ... and written to the store            */
     waiting_run *waiting[256];
+    size_t nwaiting;
 
     /* metrics */
     sked_histogram *lag, *claim_seconds, *dispatch_seconds, *store_seconds;
 };
 
-/* Overlap bookkeeping (under s->mu): runs of a task in flight; add a run
- * when it is dispatched, forget it when it settles (idempotent). */
-int sked_sched_active(sked_sched *s, const char *task_id);
-void sked_sched_active_add(sked_sched *s, const char *task_id, const char *run_id);
-void sked_sched_active_forget(sked_sched *s, const char *run_id);
+/* Replace the heap with runs[0..n) (taken over), leaving out those the
+ * timer thread handled in batches after done_before; drop waiting
+ * (queue_one) entries whose run the claim no longer returned unless
+ * `partial`.  Wakes the timer thread.  Takes s->mu. */
+void sked_sched_heap_replace(sked_sched *s, due_run *runs, size_t n,
+                             uint64_t done_before, int partial);
+void sked_sched_heap_free(sked_sched *s);
+
+/* r, DISPATCHED or RUNNING as read from the store, lost its worker: a
+ * dispatched run goes back to SCHEDULED, due now, same attempt (published
+ * again); a running one has lost that attempt (r->error = why): retried
+ * per its task's spec (attempt + 1 at its backoff; returns 1) or FAILED.
+ * r->error is malloc'ed (or NULL) before and after. */
+int sked_sched_lose(sked_run_rec *r, const char *spec, sked_walltime now, const char *why);
+
+/* Has sked_sched_stop begun?  Takes s->mu. */
+int sked_sched_stopping(sked_sched *s);
+
+/* The timer thread. */
+void *sked_sched_timer_main(void *arg);
 
 /* Count a run reaching status (runs by status and queue). */
 void sked_sched_count_status(const char *queue, sked_run_status st);

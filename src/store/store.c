@@ -276,3 +276,24 @@ void sked_run_page_deinit(sked_run_page *p)
     p->n = 0;
     p->more = 0;
 }
+
+int sked_store_tasks_active(sked_store *st, const char *const *task_ids,
+                            size_t n, int *counts, sked_err *err)
+{
+    if (!HAS(st, 2, tasks_active))
+        return notsup(st, "tasks_active", err);
+    for (size_t i = 0; i < n; i++)
+        counts[i] = 0;
+    if (n == 0)
+        return 0;
+    if (task_ids == NULL || counts == NULL)
+        return sked_err_set(err, SKED_EINVAL, NULL, 0, "tasks_active needs ids and counts");
+    return st->ops->tasks_active(st, task_ids, n, counts, err);
+}
+
+int sked_store_wait_wake(sked_store *st, int64_t timeout_us, sked_err *err)
+{
+    if (!HAS(st, 2, wait_wake))
+        return notsup(st, "wait_wake", err);
+    return st->ops->wait_wake(st, timeout_us, err);
+}

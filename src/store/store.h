@@ -30,7 +30,7 @@
 #include "core/clock.h"
 #include "core/err.h"
 
-#define SKED_STORE_OPS_VERSION 1
+#define SKED_STORE_OPS_VERSION 2
 
 /* "No time" in a sked_walltime column (next_run_at of a paused task...). */
 #define SKED_TIME_NONE INT64_MIN
@@ -360,6 +360,20 @@ typedef struct sked_store_ops {
                          sked_err *err);
     int (*worker_list)(sked_store *st, sked_walltime since,
                        sked_worker_rec **out, size_t *n, sked_err *err);
+
+    /* Version 2: what schedulers need to know of each other. */
+    /* counts[i] = runs of task_ids[i] dispatched or running now, whichever
+     * process dispatched them (the overlap policy across schedulers). */
+    int (*tasks_active)(sked_store *st, const char *const *task_ids,
+                        size_t n, int *counts, sked_err *err);
+    /* Wait up to timeout_us for another process's write that makes
+     * something due soon (a task created, changed, resumed or triggered;
+     * a retry).  0 when woken, SKED_EAGAIN when the time ran out,
+     * SKED_EUNAVAIL when the store cannot be reached (after waiting).
+     * NULL in a backend that only one process uses (SQLite): the wrapper
+     * answers SKED_ENOTSUP, and the process wakes its scheduler itself.
+     * One thread at a time per store. */
+    int (*wait_wake)(sked_store *st, int64_t timeout_us, sked_err *err);
 } sked_store_ops;
 
 /* Every store instance begins with a pointer to its ops. */
@@ -408,6 +422,9 @@ int sked_store_worker_upsert(sked_store *st, const sked_worker_rec *w,
                              sked_err *err);
 int sked_store_worker_list(sked_store *st, sked_walltime since,
                            sked_worker_rec **out, size_t *n, sked_err *err);
+int sked_store_tasks_active(sked_store *st, const char *const *task_ids,
+                            size_t n, int *counts, sked_err *err);
+int sked_store_wait_wake(sked_store *st, int64_t timeout_us, sked_err *err);
 
 /* The SQLite backend's ops (store_sqlite.c). */
 extern const sked_store_ops sked_store_sqlite_ops;
@@ -415,7 +432,7 @@ extern const sked_store_ops sked_store_sqlite_ops;
  * "postgresql://..." URLs (handed to libpq as they are).  A write that
  * makes something due within 5 s (a task inserted, updated or resumed; a
  * run inserted) also sends NOTIFY sked_wake, '<due_at in us>' with its
- * COMMIT, for schedulers that LISTEN (not used by the interface yet). */
+ * COMMIT, which wait_wake (LISTEN sked_wake) hears. */
 extern const sked_store_ops sked_store_pg_ops;
 
 #endif

@@ -58,20 +58,6 @@
 /* pg_advisory_xact_lock key of migrations: "sked", 1. */
 #define MIGRATE_LOCK "1936417636, 1"
 
-struct sked_pg_store {
-    sked_store base;
-    char *url;
-
-    pthread_mutex_t mu;                  /* the pool: */
-    pthread_cond_t cv;                   /*   signalled when one comes back */
-    sked_pg_conn *idle;
-    int nconn;                           /*   open, or being opened */
-
-    pthread_mutex_t prune_mu;            /* run_prune's walk position */
-    char prune_task[SKED_PG_CURSOR_MAX];
-    int prune_below;
-};
-
 #define S(st) ((sked_pg_store *)(st))
 
 /* ---- errors ------------------------------------------------------------ */
@@ -173,7 +159,7 @@ static void quiet(void *arg, const char *message)
     (void)message;
 }
 
-static void conn_close(sked_pg_conn *c)
+void sked_pg_conn_close(sked_pg_conn *c)
 {
     if (c == NULL)
         return;
@@ -199,8 +185,8 @@ static int conn_setup(sked_pg_conn *c, sked_err *err)
     return rc != 0 && c->fail == SKED_PG_FAIL_CONN ? rc : 0;
 }
 
-static int conn_open(const sked_pg_store *s, sked_pg_conn **out,
-                     sked_err *err)
+int sked_pg_conn_open(const sked_pg_store *s, sked_pg_conn **out,
+                      sked_err *err)
 {
     /* Before the URL: defaults it may override; after it: what sked
      * needs whatever it says. */
@@ -222,14 +208,14 @@ static int conn_open(const sked_pg_store *s, sked_pg_conn **out,
     if (PQstatus(c->db) != CONNECTION_OK) {
         char msg[200];
         message_of(c, NULL, msg, sizeof msg);
-        conn_close(c);
+        sked_pg_conn_close(c);
         return sked_err_set(err, SKED_EUNAVAIL, "store", 0,
                             "postgres store: cannot connect: %s", msg);
     }
     PQsetNoticeProcessor(c->db, quiet, NULL);
     int rc = conn_setup(c, err);
     if (rc != 0) {
-        conn_close(c);
+        sked_pg_conn_close(c);
         return rc;
     }
     *out = c;
@@ -259,7 +245,7 @@ static int conn_get(sked_pg_store *s, sked_pg_conn **out, sked_err *err)
         s->nconn++;
     pthread_mutex_unlock(&s->mu);
     if (c == NULL) {
-        int rc = conn_open(s, &c, err);
+        int rc = sked_pg_conn_open(s, &c, err);
         if (rc != 0) {
             pthread_mutex_lock(&s->mu);
             s->nconn--;
@@ -515,8 +501,9 @@ static void store_close(sked_store *st)
     while (s->idle != NULL) {
         sked_pg_conn *c = s->idle;
         s->idle = c->next;
-        conn_close(c);
+        sked_pg_conn_close(c);
     }
+    sked_pg_conn_close(s->listener);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->prune_mu);
@@ -548,11 +535,11 @@ static int store_open(const char *url, sked_store **out, sked_err *err)
     pthread_cond_init(&s->cv, NULL);
     pthread_mutex_init(&s->prune_mu, NULL);
     sked_pg_conn *c = NULL;
-    int rc = conn_open(s, &c, err);
+    int rc = sked_pg_conn_open(s, &c, err);
     if (rc == 0)
         rc = migrate(c, err);
     if (rc != 0) {
-        conn_close(c);
+        sked_pg_conn_close(c);
         store_close(&s->base);
         return rc;
     }
@@ -574,7 +561,7 @@ static int store_ping(sked_store *st, sked_err *err)
 }
 
 const sked_store_ops sked_store_pg_ops = {
-    .version = 1,
+    .version = SKED_STORE_OPS_VERSION,
     .name = "postgres",
     .scheme = "postgres",
     .open = store_open,
@@ -598,4 +585,6 @@ const sked_store_ops sked_store_pg_ops = {
     .run_prune = sked_pg_run_prune,
     .worker_upsert = sked_pg_worker_upsert,
     .worker_list = sked_pg_worker_list,
+    .tasks_active = sked_pg_tasks_active,
+    .wait_wake = sked_pg_wait_wake,
 };

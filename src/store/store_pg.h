@@ -11,7 +11,9 @@
  *   store_pg_claim.c   the claim (the scheduler's one big write) and the
  *                      sweep;
  *   store_pg_runs.c    the other run methods, workers;
- *   store_pg_prune.c   retention.
+ *   store_pg_prune.c   retention;
+ *   store_pg_sched.c   schedulers' coordination: runs in flight per task,
+ *                      LISTEN for wake-ups.
  *
  * A method packs its work into a function (sked_pg_fn) and hands it to
  * sked_pg_run, which takes a pooled connection and runs the function in
@@ -30,6 +32,7 @@
 #define SKED_STORE_PG_H
 
 #include <libpq-fe.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,7 +68,8 @@
     X(CLAIM_TASKS) X(CLAIM_ADVANCE) X(CLAIM_LEASE) X(CLAIM_OWNED)         \
     X(SWEEP) X(RUN_UPDATE) X(RUN_INSERT) X(RUN_GET)                       \
     X(PRUNE_WALK) X(PRUNE_WALK_FROM) X(PRUNE_WALK_BELOW) X(PRUNE_TASK)    \
-    X(PRUNE_AGED) X(RUN_DELETE) X(WORKER_UPSERT) X(WORKER_LIST)
+    X(PRUNE_AGED) X(RUN_DELETE) X(WORKER_UPSERT) X(WORKER_LIST)         \
+    X(RUNS_ACTIVE)
 
 enum {
 #define X(name) SKED_PG_##name,
@@ -88,6 +92,7 @@ const char *sked_pg_token_sql(int slot);
 const char *sked_pg_claim_sql(int slot);
 const char *sked_pg_run_sql(int slot);
 const char *sked_pg_prune_sql(int slot);
+const char *sked_pg_sched_sql(int slot);
 
 /* Why the last command on a connection failed, for sked_pg_run. */
 enum {
@@ -105,6 +110,32 @@ typedef struct sked_pg_conn {
 } sked_pg_conn;
 
 typedef struct sked_pg_store sked_pg_store;
+
+/* run_prune's walk position (a task id), shared by the connections. */
+#define SKED_PG_CURSOR_MAX 256
+
+struct sked_pg_store {
+    sked_store base;
+    char *url;
+
+    pthread_mutex_t mu;                  /* the pool: */
+    pthread_cond_t cv;                   /*   signalled when one comes back */
+    sked_pg_conn *idle;
+    int nconn;                           /*   open, or being opened */
+
+    pthread_mutex_t prune_mu;            /* run_prune's walk position */
+    char prune_task[SKED_PG_CURSOR_MAX];
+    int prune_below;
+
+    sked_pg_conn *listener;              /* wait_wake's own session */
+};
+
+
+/* A new session on s's URL, set up as the pool's are; close with
+ * sked_pg_conn_close (NULL is fine). */
+int sked_pg_conn_open(const sked_pg_store *s, sked_pg_conn **out,
+                      sked_err *err);
+void sked_pg_conn_close(sked_pg_conn *c);
 
 /* One run of a transaction function. */
 typedef struct sked_pg_tx {
@@ -284,8 +315,6 @@ static inline int sked_pg_given(const char *s)
     return s != NULL && s[0] != '\0';
 }
 
-/* run_prune's walk position, shared by the store's connections. */
-#define SKED_PG_CURSOR_MAX 256
 void sked_pg_prune_cursor_get(sked_pg_store *s, char *task, int *below);
 void sked_pg_prune_cursor_set(sked_pg_store *s, const char *task, int below);
 
@@ -324,6 +353,9 @@ int sked_pg_run_prune(sked_store *st, sked_walltime older_than,
                       sked_err *err);
 int sked_pg_worker_upsert(sked_store *st, const sked_worker_rec *w,
                           sked_err *err);
+int sked_pg_tasks_active(sked_store *st, const char *const *task_ids, size_t n,
+                         int *counts, sked_err *err);
+int sked_pg_wait_wake(sked_store *st, int64_t timeout_us, sked_err *err);
 int sked_pg_worker_list(sked_store *st, sked_walltime since,
                         sked_worker_rec **out, size_t *n, sked_err *err);
 

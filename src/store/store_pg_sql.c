@@ -220,7 +220,7 @@ static const char *sql_of(int slot)
 {
     static const char *(*const files[])(int) = {
         sked_pg_task_sql, sked_pg_token_sql, sked_pg_claim_sql,
-        sked_pg_run_sql, sked_pg_prune_sql,
+        sked_pg_run_sql, sked_pg_prune_sql, sked_pg_sched_sql,
     };
     if (slot == SKED_PG_PING)
         return "SELECT 1";

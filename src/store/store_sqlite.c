@@ -582,7 +582,7 @@ static int store_ping(sked_store *st, sked_err *err)
 }
 
 const sked_store_ops sked_store_sqlite_ops = {
-    .version = 1,
+    .version = SKED_STORE_OPS_VERSION,
     .name = "sqlite",
     .scheme = "sqlite",
     .open = store_open,
@@ -606,4 +606,5 @@ const sked_store_ops sked_store_sqlite_ops = {
     .run_prune = sked_sqlite_run_prune,
     .worker_upsert = sked_sqlite_worker_upsert,
     .worker_list = sked_sqlite_worker_list,
+    .tasks_active = sked_sqlite_tasks_active,
 };

@@ -127,6 +127,9 @@
       "WHERE id = ?1")                                                    \
     X(RUN_GET, "SELECT " SKED_SQLITE_RUN_COLS " FROM runs "               \
       "WHERE id = ?2 AND (?1 IS NULL OR namespace = ?1)")                 \
+    /* "status < 3" as the partial index runs_unfinished says it */       \
+    X(RUNS_ACTIVE, "SELECT count(*) FROM runs "                           \
+      "WHERE task_id = ?1 AND status < 3 AND status > 0")                 \
     X(RUNS_CANCEL_PAUSED, "UPDATE runs SET status = 7, finished_at = ?2, " \
       "error = 'task paused', lease_owner = NULL, lease_expires_at = NULL " \
       "WHERE task_id = ?1 AND status = 0")                                \
@@ -353,6 +356,8 @@ int sked_sqlite_run_prune(sked_store *st, sked_walltime older_than,
                           sked_err *err);
 int sked_sqlite_worker_upsert(sked_store *st, const sked_worker_rec *w,
                               sked_err *err);
+int sked_sqlite_tasks_active(sked_store *st, const char *const *task_ids,
+                             size_t n, int *counts, sked_err *err);
 int sked_sqlite_worker_list(sked_store *st, sked_walltime since,
                             sked_worker_rec **out, size_t *n, sked_err *err);
 

@@ -409,6 +409,29 @@ int sked_sqlite_run_get(sked_store *st, const char *ns, const char *id,
     return rc;
 }
 
+int sked_sqlite_tasks_active(sked_store *st, const char *const *task_ids,
+                             size_t n, int *counts, sked_err *err)
+{
+    sked_sqlite_conn *c;
+    sqlite3_stmt *q;
+    int rc = sked_sqlite_reader_get(S(st), &c, err);
+    if (rc != 0)
+        return rc;
+    if ((rc = sked_sqlite_stmt(c, SKED_SQLITE_RUNS_ACTIVE, &q, err)) == 0) {
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            sked_sqlite_bind_text(q, 1, task_ids[i]);
+            int src = sqlite3_step(q);
+            if (src == SQLITE_ROW)
+                counts[i] = sqlite3_column_int(q, 0);
+            else
+                rc = sked_sqlite_fail(c->db, src, err, "tasks active");
+            sqlite3_reset(q);
+        }
+    }
+    sked_sqlite_reader_put(S(st), c);
+    return rc;
+}
+
 /* Optional filters of a run listing, one bit each. */
 enum {
     F_TASK = 1,

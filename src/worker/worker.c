@@ -2,10 +2,13 @@
  * worker.c - the worker role: queue consumers, executor, events.
  *
  * One consumer thread per queue name takes deliveries while a slot is
- * free and hands each job to the executor; the executor's callbacks
- * publish the started and finished events and then acknowledge the
- * delivery.  A heartbeat thread reports the worker and its running runs
- * every few seconds, which keeps their leases alive in the store.
+ * free and hands each job to the executor.  The executor's callbacks only
+ * put the started and finished events into the outbox: an outbox thread
+ * publishes whatever has gathered in one batch (one round of publisher
+ * confirms on RabbitMQ, which the executor thread must never wait for)
+ * and only then acknowledges the deliveries whose finished event went
+ * out.  A heartbeat thread reports the worker and its running runs every
+ * few seconds, which keeps their leases alive in the store.
  */
 #include "worker/worker.h"
 
@@ -34,6 +37,16 @@ typedef struct running {
     struct running *next;
 } running;
 
+/* An event to publish, and the delivery to settle once it is out. */
+typedef struct outbox_item {
+    char *text;                      /* NULL: nothing to publish        */
+    size_t len;
+    sked_consumer *consumer;         /* NULL: nothing to settle         */
+    uint64_t tag;
+    int requeue;                     /* settle with nack(requeue)       */
+    struct outbox_item *next;
+} outbox_item;
+
 typedef struct qthread {
     struct sked_worker *w;
     char name[SKED_QUEUE_NAME_MAX + 1];
@@ -49,8 +62,11 @@ struct sked_worker {
     sked_exec *exec;
     qthread *qs;
     int nq;
-    pthread_t hb;
+    pthread_t hb, out;
     pthread_mutex_t mu;
+    pthread_cond_t out_cond;           /* the outbox has items, or stop   */
+    outbox_item *out_head, *out_tail;  /* under mu                        */
+    int out_stop;
     pthread_cond_t cond;               /* a slot freed, or stop */
     int busy, stop;
     running *runs;
@@ -151,13 +167,101 @@ static void publish_event(sked_worker *w, const sked_event *e)
     free(text);
 }
 
+/* Queue an event (may be NULL) and a settlement for the outbox thread. */
+static void outbox_put(sked_worker *w, const sked_event *e, sked_consumer *c, uint64_t tag,
+                       int requeue)
+{
+    outbox_item *it = calloc(1, sizeof *it);
+    if (it == NULL)
+        abort();
+    if (e)
+        it->text = sked_event_encode(e, &it->len);
+    it->consumer = c;
+    it->tag = tag;
+    it->requeue = requeue;
+    pthread_mutex_lock(&w->mu);
+    if (w->out_tail)
+        w->out_tail->next = it;
+    else
+        w->out_head = it;
+    w->out_tail = it;
+    pthread_cond_signal(&w->out_cond);
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* Publish a gathered list of items in one batch, retrying what failed for
+ * a few seconds, then settle their deliveries in order. */
+static void outbox_flush(sked_worker *w, outbox_item *items)
+{
+    size_t n = 0;
+    for (outbox_item *it = items; it; it = it->next)
+        n++;
+    sked_message *m = calloc(n ? n : 1, sizeof *m);
+    outbox_item **of = calloc(n ? n : 1, sizeof *of);
+    if (m == NULL || of == NULL)
+        abort();
+    size_t nm = 0;
+    for (outbox_item *it = items; it; it = it->next)
+        if (it->text) {
+            m[nm] = (sked_message){.queue = SKED_EVENTS_QUEUE, .body = it->text, .len = it->len};
+            of[nm++] = it;
+        }
+    sked_err err = {0};
+    for (int round = 0; nm > 0 && round < 50; round++) {
+        if (sked_queue_publish_batch(w->cfg.queue, m, nm, &err) == 0)
+            break;
+        size_t k = 0; /* keep the failed ones, in order */
+        for (size_t i = 0; i < nm; i++)
+            if (m[i].result != 0) {
+                m[k] = m[i];
+                of[k++] = of[i];
+            }
+        nm = k;
+        usleep(100000);
+    }
+    if (nm > 0)
+        sked_log(SKED_LOG_ERROR, "events not published; their runs' leases will run out",
+                 "error", err.msg, NULL);
+    while (items) {
+        outbox_item *it = items;
+        items = it->next;
+        if (it->consumer && it->requeue)
+            sked_queue_nack(it->consumer, it->tag, 1, &err);
+        else if (it->consumer)
+            sked_queue_ack(it->consumer, it->tag, &err);
+        free(it->text);
+        free(it);
+    }
+    free(m);
+    free(of);
+}
+
+static void *outbox_main(void *arg)
+{
+    sked_worker *w = arg;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (w->out_head == NULL && !w->out_stop)
+            pthread_cond_wait(&w->out_cond, &w->mu);
+        outbox_item *items = w->out_head;
+        w->out_head = w->out_tail = NULL;
+        if (items == NULL && w->out_stop)
+            break;
+        pthread_mutex_unlock(&w->mu);
+        outbox_flush(w, items);
+        pthread_mutex_lock(&w->mu);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
 static void on_started(void *ctx, sked_job *job, sked_walltime at)
 {
     sked_worker *w = ctx;
     sked_event e = {.type = SKED_EVENT_STARTED, .attempt = job->attempt, .at = at};
     snprintf(e.run_id, sizeof e.run_id, "%.36s", job->run_id);
     snprintf(e.worker, sizeof e.worker, "%s", w->id);
-    publish_event(w, &e);
+    outbox_put(w, &e, NULL, 0, 0);
     sked_log(SKED_LOG_DEBUG, "run started", "run", job->run_id, "task", job->task_id, NULL);
 }
 
@@ -175,19 +279,16 @@ static void on_done(void *ctx, sked_job *job, const sked_job_result *res)
     snprintf(e.run_id, sizeof e.run_id, "%.36s", job->run_id);
     snprintf(e.worker, sizeof e.worker, "%s", w->id);
     slot_ref *ref = job->user;
-    sked_err err = {0};
     pthread_mutex_lock(&w->mu);
     int stopping = w->stop;
     pthread_mutex_unlock(&w->mu);
-    if (stopping && res->outcome == SKED_JOB_CANCELED) {
+    if (stopping && res->outcome == SKED_JOB_CANCELED)
         /* killed because this worker stops, not because anyone canceled
          * the run: say nothing, so the run stays RUNNING and its lease
          * runs out; the sweep then retries it as a lost attempt */
-        sked_queue_nack(ref->consumer, ref->tag, 1, &err);
-    } else {
-        publish_event(w, &e);
-        sked_queue_ack(ref->consumer, ref->tag, &err);
-    }
+        outbox_put(w, NULL, ref->consumer, ref->tag, 1);
+    else
+        outbox_put(w, &e, ref->consumer, ref->tag, 0);
     pthread_mutex_lock(&w->mu);
     for (running **pp = &w->runs; *pp; pp = &(*pp)->next)
         if (strcmp((*pp)->run_id, job->run_id) == 0 && (*pp)->attempt == job->attempt) {
@@ -196,6 +297,8 @@ static void on_done(void *ctx, sked_job *job, const sked_job_result *res)
             free(dead);
             break;
         }
+    /* the slot is free; the broker's prefetch (= slots) still counts the
+     * delivery until the outbox acknowledges it */
     w->busy--;
     pthread_cond_broadcast(&w->cond);
     pthread_mutex_unlock(&w->mu);
@@ -204,6 +307,17 @@ static void on_done(void *ctx, sked_job *job, const sked_job_result *res)
 }
 
 /* --- threads ------------------------------------------------------------------- */
+
+/* Does this worker run job's attempt now? */
+static int runs_here(sked_worker *w, const sked_job *job)
+{
+    int found = 0;
+    pthread_mutex_lock(&w->mu);
+    for (running *r = w->runs; r && !found; r = r->next)
+        found = strcmp(r->run_id, job->run_id) == 0 && r->attempt == job->attempt;
+    pthread_mutex_unlock(&w->mu);
+    return found;
+}
 
 static void *consume_main(void *arg)
 {
@@ -226,6 +340,21 @@ static void *consume_main(void *arg)
             sked_log(SKED_LOG_ERROR, "bad job message dropped", "queue", q->name, "error", err.msg, NULL);
             sked_queue_ack(q->consumer, d.tag, &err);
             sked_delivery_deinit(&d);
+            continue;
+        }
+        if (d.redelivered && !runs_here(w, job)) {
+            /* it was delivered before, to a worker that is gone (or cut
+             * off): not ours to run again silently — the scheduler charges
+             * it an attempt, or publishes it again if it never started */
+            sked_event e = {.type = SKED_EVENT_RETURNED, .attempt = job->attempt,
+                            .at = sked_clock_wall_now()};
+            snprintf(e.run_id, sizeof e.run_id, "%.36s", job->run_id);
+            snprintf(e.worker, sizeof e.worker, "%s", w->id);
+            outbox_put(w, &e, q->consumer, d.tag, 0);
+            sked_log(SKED_LOG_WARN, "job came back from the queue; reported, not run",
+                     "run", job->run_id, "task", job->task_id, NULL);
+            sked_delivery_deinit(&d);
+            sked_job_free(job);
             continue;
         }
         slot_ref *ref = malloc(sizeof *ref);
@@ -330,6 +459,8 @@ int sked_worker_start(const sked_worker_config *cfg, sked_worker **out, sked_err
     json_decref(qa);
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cond, NULL);
+    pthread_cond_init(&w->out_cond, NULL);
+    pthread_create(&w->out, NULL, outbox_main, w);
     sked_exec_config ec = {.max_output = cfg->max_output, .http_deny = cfg->http_deny,
                            .http_allow = cfg->http_allow, .started = on_started,
                            .done = on_done, .ctx = w};
@@ -351,6 +482,12 @@ int sked_worker_start(const sked_worker_config *cfg, sked_worker **out, sked_err
     *out = w;
     return 0;
 fail:
+    pthread_mutex_lock(&w->mu);
+    w->out_stop = 1;
+    pthread_cond_signal(&w->out_cond);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->out, NULL);
+    pthread_cond_destroy(&w->out_cond);
     free(w->queues_json);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cond);
@@ -399,6 +536,13 @@ void sked_worker_stop(sked_worker *w)
     }
     pthread_mutex_unlock(&w->mu);
     sked_exec_free(w->exec); /* kills what still runs */
+    /* what finished goes out and is acknowledged before the consumers
+     * close (which would hand their deliveries back) */
+    pthread_mutex_lock(&w->mu);
+    w->out_stop = 1;
+    pthread_cond_signal(&w->out_cond);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->out, NULL);
     for (int i = 0; i < w->nq; i++)
         sked_queue_consumer_close(w->qs[i].consumer);
     while (w->runs) {
@@ -410,5 +554,6 @@ void sked_worker_stop(sked_worker *w)
     free(w->queues_json);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cond);
+    pthread_cond_destroy(&w->out_cond);
     free(w);
 }

@@ -373,6 +373,44 @@ static void test_fifo(void **state)
     get_none(c);
 }
 
+/* A batch: every message published (FIFO per queue across the batch), a
+ * bad one refused with its own result while the others still go. */
+static void test_publish_batch(void **state)
+{
+    fixture *f = *state;
+    enum { N = 300 };
+    static char bodies[N][16];
+    sked_message m[N + 1];
+    for (int i = 0; i < N; i++) {
+        snprintf(bodies[i], sizeof bodies[i], "p%03d", i);
+        m[i] = (sked_message){.queue = i % 3 ? f->name : f->name2, .body = bodies[i],
+                              .len = strlen(bodies[i]), .result = -1};
+    }
+    sked_err err = {0};
+    assert_int_equal(sked_queue_publish_batch(f->q, m, N, &err), 0);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(m[i].result, 0);
+    expect_depth(f->q, f->name, 200, 0);
+    expect_depth(f->q, f->name2, 100, 0);
+    sked_consumer *c = consumer(f, f->name, 50), *c2 = consumer(f, f->name2, 50);
+    for (int i = 0; i < N; i++)
+        ack(i % 3 ? c : c2, get_str(i % 3 ? c : c2, bodies[i], 0));
+    get_none(c);
+
+    /* the middle one has a bad queue name */
+    m[0] = (sked_message){.queue = f->name, .body = "a", .len = 1, .result = -1};
+    m[1] = (sked_message){.queue = "", .body = "b", .len = 1, .result = -1};
+    m[2] = (sked_message){.queue = f->name, .body = "c", .len = 1, .result = -1};
+    assert_int_equal(sked_queue_publish_batch(f->q, m, 3, &err), SKED_EINVAL);
+    assert_int_equal(m[0].result, 0);
+    assert_int_equal(m[1].result, SKED_EINVAL);
+    assert_int_equal(m[2].result, 0);
+    ack(c, get_str(c, "a", 0));
+    ack(c, get_str(c, "c", 0));
+    get_none(c);
+    assert_int_equal(sked_queue_publish_batch(f->q, m, 0, &err), 0);
+}
+
 /* Publishing never waits for consumers: a backlog just accumulates. */
 static void test_backlog(void **state)
 {
@@ -1198,6 +1236,7 @@ int main(void)
         T(test_round_trip),
         T(test_big_body),
         T(test_fifo),
+        T(test_publish_batch),
         T(test_backlog),
         T(test_queues_independent),
         T(test_prefetch),

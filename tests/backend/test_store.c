@@ -2643,6 +2643,78 @@ static void test_pg_notify(void **state)
     delete_all(f->st, f->ns);
 }
 
+/* Overlap across schedulers: runs dispatched or running, per task, in the
+ * order asked, whoever dispatched them. */
+static void test_tasks_active(void **state)
+{
+    fixture *f = *state;
+    sked_walltime T = new_base();
+    char ids[3][SKED_ID_LEN + 1];
+    mk_due(f->st, f->ns, 3, T + 3600 * SEC, NULL, ids);
+    sked_run_rec r[5];
+    int status[5] = {SKED_RUN_SCHEDULED, SKED_RUN_DISPATCHED, SKED_RUN_RUNNING,
+                     SKED_RUN_SUCCEEDED, SKED_RUN_RUNNING};
+    const char *task_of_run[5] = {ids[0], ids[0], ids[0], ids[1], ids[1]};
+    for (int i = 0; i < 5; i++) {
+        mk_run(&r[i], f->ns, task_of_run[i], T + i * SEC);
+        run_insert_ok(f->st, &r[i]);
+        if (status[i] != SKED_RUN_SCHEDULED) {
+            r[i].status = status[i];
+            assert_int_equal(change1(f->st, &r[i], 1, SKED_RUN_BIT(SKED_RUN_SCHEDULED)), 0);
+        }
+    }
+    const char *ask[5] = {ids[2], ids[0], "no-such-task", ids[1], ids[0]};
+    int counts[5] = {9, 9, 9, 9, 9};
+    sked_err err = {0};
+    assert_int_equal(sked_store_tasks_active(f->st, ask, 5, counts, &err), 0);
+    assert_int_equal(counts[0], 0);
+    assert_int_equal(counts[1], 2);
+    assert_int_equal(counts[2], 0);
+    assert_int_equal(counts[3], 1);
+    assert_int_equal(counts[4], 2);
+    /* settling one changes the count */
+    r[2].status = SKED_RUN_SUCCEEDED;
+    assert_int_equal(change1(f->st, &r[2], 1, SKED_RUN_BIT(SKED_RUN_RUNNING)), 0);
+    assert_int_equal(sked_store_tasks_active(f->st, ask + 1, 1, counts, &err), 0);
+    assert_int_equal(counts[0], 1);
+    assert_int_equal(sked_store_tasks_active(f->st, ask, 0, counts, &err), 0);
+}
+
+static void test_sqlite_wait_wake(void **state)
+{
+    fixture *f = *state;
+    sked_err err = {0};
+    assert_int_equal(sked_store_wait_wake(f->st, 1000, &err), SKED_ENOTSUP);
+}
+
+/* LISTEN: another process's write that makes something due soon wakes a
+ * waiting scheduler; nothing else does. */
+static void test_pg_wait_wake(void **state)
+{
+    fixture *f = *state;
+    sked_store *other = open_store();
+    sked_err err = {0};
+    /* the first call only starts listening, and says "woken" */
+    assert_int_equal(sked_store_wait_wake(f->st, 1000, &err), 0);
+    assert_int_equal(sked_store_wait_wake(f->st, 200 * 1000, &err), SKED_EAGAIN);
+
+    sked_task_rec later;
+    mk(&later, f->ns, "later", NULL, NULL);
+    later.next_run_at = sked_clock_wall_now() + 3600 * SEC;
+    insert_ok(other, &later);
+    assert_int_equal(sked_store_wait_wake(f->st, 300 * 1000, &err), SKED_EAGAIN);
+
+    sked_task_rec soon;
+    mk(&soon, f->ns, "soon", NULL, NULL);
+    soon.next_run_at = sked_clock_wall_now() + 200 * SKED_USEC_PER_MSEC;
+    sked_monotime t0 = sked_clock_mono_now();
+    insert_ok(other, &soon);
+    assert_int_equal(sked_store_wait_wake(f->st, 5 * SEC, &err), 0);
+    assert_true(sked_clock_mono_now() - t0 < 2 * SEC);
+    sked_store_close(other);
+    delete_all(f->st, f->ns);
+}
+
 /* ---- main -------------------------------------------------------------- */
 
 static void remove_tmpdir(void)
@@ -2726,6 +2798,9 @@ int main(void)
         cmocka_unit_test(test_pg_migrate_concurrent),
         T(test_pg_reconnect),
         T(test_pg_notify),
+        R(test_tasks_active),
+        T(test_sqlite_wait_wake),
+        T(test_pg_wait_wake),
     };
 #undef T
 #undef R

@@ -1,0 +1,410 @@
+/*
+ * sched_dispatch.c - the scheduler's timer thread: claimed runs wait in a
+ * min-heap by due time; one thread sleeps until the earliest (an absolute
+ * CLOCK_REALTIME deadline on a condition variable) and dispatches every
+ * run that has come due, in one batch:
+ *
+ *   1. overlap: how many runs of each task are in flight now, from the
+ *      store (whichever scheduler dispatched them), plus those this batch
+ *      dispatches — skip, hold (queue_one) or go;
+ *   2. mark: one fenced store batch (SCHEDULED -> DISPATCHED, SKIPPED or
+ *      CANCELED, on the run's attempt);
+ *   3. publish the runs whose mark applied, all in flight together (one
+ *      round of publisher confirms for the batch).
+ *
+ * Marking before publishing means a crash in between leaves the run
+ * DISPATCHED with a lease, and the sweep publishes it again — never twice
+ * while a worker may have it.  Never publishes a run before its due_at.
+ *
+ * The claimer thread (sched.c) replaces the heap with each claim.  A claim
+ * reads the store while this thread may be writing a batch; runs of
+ * batches not yet written when the claim began are left out of the new
+ * heap (s->handled), so a run is never dispatched twice by one scheduler
+ * either; the store's fencing would refuse the second mark anyway.
+ */
+#include "sched/sched_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "model/run.h"
+
+#define BATCH_MAX 4096
+
+/* --- heap (under s->mu) ---------------------------------------------------- */
+
+static int before(const due_run *a, const due_run *b)
+{
+    return a->rec.due_at != b->rec.due_at ? a->rec.due_at < b->rec.due_at
+                                          : a->seq < b->seq;
+}
+
+static void *grow(void *p, size_t *cap, size_t need, size_t size)
+{
+    if (need <= *cap)
+        return p;
+    size_t c = *cap ? *cap : 64;
+    while (c < need)
+        c *= 2;
+    p = realloc(p, c * size);
+    if (p == NULL)
+        abort();
+    *cap = c;
+    return p;
+}
+
+static void heap_push(sked_sched *s, due_run d)
+{
+    s->heap = grow(s->heap, &s->capheap, s->nheap + 1, sizeof *s->heap);
+    size_t i = s->nheap++;
+    while (i > 0 && before(&d, &s->heap[(i - 1) / 2])) {
+        s->heap[i] = s->heap[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    s->heap[i] = d;
+}
+
+static due_run heap_pop(sked_sched *s)
+{
+    due_run top = s->heap[0], last = s->heap[--s->nheap];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= s->nheap)
+            break;
+        if (c + 1 < s->nheap && before(&s->heap[c + 1], &s->heap[c]))
+            c++;
+        if (!before(&s->heap[c], &last))
+            break;
+        s->heap[i] = s->heap[c];
+        i = c;
+    }
+    if (s->nheap > 0)
+        s->heap[i] = last;
+    return top;
+}
+
+static void due_free(due_run *d)
+{
+    sked_run_rec_deinit(&d->rec);
+    free(d->spec);
+}
+
+void sked_sched_heap_free(sked_sched *s)
+{
+    while (s->nheap > 0) {
+        due_run d = heap_pop(s);
+        due_free(&d);
+    }
+    free(s->heap);
+    free(s->handled);
+    for (int b = 0; b < 256; b++)
+        while (s->waiting[b]) {
+            waiting_run *w = s->waiting[b];
+            s->waiting[b] = w->next;
+            free(w);
+        }
+}
+
+/* --- queue_one's waiting runs (under s->mu) ------------------------------- */
+
+static unsigned bucket(const char *id)
+{
+    unsigned h = 5381;
+    for (; *id; id++)
+        h = h * 33 + (unsigned char)*id;
+    return h % 256;
+}
+
+static waiting_run **waiting_of(sked_sched *s, const char *task_id)
+{
+    waiting_run **pp = &s->waiting[bucket(task_id)];
+    for (; *pp; pp = &(*pp)->next)
+        if (strcmp((*pp)->task_id, task_id) == 0)
+            return pp;
+    return NULL;
+}
+
+static void waiting_drop(sked_sched *s, waiting_run **pp)
+{
+    waiting_run *dead = *pp;
+    *pp = dead->next;
+    free(dead);
+    s->nwaiting--;
+}
+
+/* --- the claimer's side ------------------------------------------------------ */
+
+static int by_handled(const void *a, const void *b)
+{
+    const handled_run *x = a, *y = b;
+    int c = strcmp(x->run_id, y->run_id);
+    return c ? c : (x->attempt > y->attempt) - (x->attempt < y->attempt);
+}
+
+void sked_sched_heap_replace(sked_sched *s, due_run *runs, size_t n,
+                             uint64_t done_before, int partial)
+{
+    pthread_mutex_lock(&s->mu);
+    /* handled in batches written before the claim read: the claim saw
+     * their new status, forget them */
+    size_t k = 0;
+    for (size_t i = 0; i < s->nhandled; i++)
+        if (s->handled[i].batch > done_before)
+            s->handled[k++] = s->handled[i];
+    s->nhandled = k;
+    qsort(s->handled, s->nhandled, sizeof *s->handled, by_handled);
+    while (s->nheap > 0) {
+        due_run d = heap_pop(s);
+        due_free(&d);
+    }
+    for (size_t i = 0; i < n; i++) {
+        handled_run key = {.attempt = runs[i].rec.attempt};
+        snprintf(key.run_id, sizeof key.run_id, "%s", runs[i].rec.id);
+        if (s->nhandled > 0 &&
+            bsearch(&key, s->handled, s->nhandled, sizeof key, by_handled) != NULL) {
+            due_free(&runs[i]);
+            continue;
+        }
+        runs[i].seq = s->seq++;
+        heap_push(s, runs[i]);
+    }
+    /* a waiting (queue_one) run that the store no longer gives us was
+     * canceled, paused or taken over: stop holding its place */
+    for (int b = 0; b < 256 && !partial; b++) {
+        for (waiting_run **pp = &s->waiting[b]; *pp;) {
+            int held = 0;
+            for (size_t i = 0; i < s->nheap && !held; i++)
+                held = strcmp(s->heap[i].rec.id, (*pp)->run_id) == 0;
+            if (held)
+                pp = &(*pp)->next;
+            else
+                waiting_drop(s, pp);
+        }
+    }
+    pthread_cond_signal(&s->cond);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* --- overlap ----------------------------------------------------------------- */
+
+static const char *overlap_of(const char *spec)
+{
+    if (spec == NULL)
+        return "skip";
+    if (strstr(spec, "\"overlap\":\"allow\""))
+        return "allow";
+    if (strstr(spec, "\"overlap\":\"queue_one\""))
+        return "queue_one";
+    return "skip";
+}
+
+typedef struct task_ref {
+    const char *task_id;
+    size_t i;
+} task_ref;
+
+static int by_task(const void *a, const void *b)
+{
+    return strcmp(((const task_ref *)a)->task_id, ((const task_ref *)b)->task_id);
+}
+
+/* Group the batch's runs by task (grp[i], -1 for a deleted task's run)
+ * and fill inflight[g] with the runs of group g's task dispatched or
+ * running now, across schedulers.  Returns the number of groups. */
+static size_t inflight_by_task(sked_sched *s, const due_run *b, size_t n, int *grp,
+                               int **inflight)
+{
+    task_ref *refs = malloc((n ? n : 1) * sizeof *refs);
+    const char **ids = malloc((n ? n : 1) * sizeof *ids);
+    if (refs == NULL || ids == NULL)
+        abort();
+    size_t nr = 0, ng = 0;
+    for (size_t i = 0; i < n; i++) {
+        grp[i] = -1;
+        if (b[i].spec != NULL)
+            refs[nr++] = (task_ref){b[i].rec.task_id, i};
+    }
+    qsort(refs, nr, sizeof *refs, by_task);
+    for (size_t r = 0; r < nr; r++) {
+        if (r == 0 || strcmp(refs[r].task_id, refs[r - 1].task_id) != 0)
+            ids[ng++] = refs[r].task_id;
+        grp[refs[r].i] = (int)ng - 1;
+    }
+    *inflight = calloc(ng ? ng : 1, sizeof **inflight);
+    if (*inflight == NULL)
+        abort();
+    sked_err err = {0};
+    if (ng > 0 && sked_store_tasks_active(s->cfg.store, ids, ng, *inflight, &err) < 0)
+        /* the marks below will most likely fail too; if they do not, the
+         * worst is an overlap not detected */
+        sked_log(SKED_LOG_WARN, "overlap check failed", "error", err.msg, NULL);
+    free(refs);
+    free(ids);
+    return ng;
+}
+
+/* --- dispatch ---------------------------------------------------------------- */
+
+/* Decide, mark and publish one batch of due runs (taken over). */
+static void dispatch(sked_sched *s, due_run *batch, size_t n, uint64_t bno)
+{
+    sked_monotime t0 = sked_clock_mono_now();
+    sked_walltime now = sked_clock_wall_now();
+    int *grp = malloc(n * sizeof *grp), *inflight = NULL;
+    sked_run_rec *recs = malloc(n * sizeof *recs);
+    sked_run_change *todo = calloc(n, sizeof *todo);
+    size_t *todo_of = malloc(n * sizeof *todo_of), nt = 0;
+    if (grp == NULL || recs == NULL || todo == NULL || todo_of == NULL)
+        abort();
+    inflight_by_task(s, batch, n, grp, &inflight);
+
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < n; i++) {
+        due_run *d = &batch[i];
+        recs[i] = d->rec;
+        recs[i].error = recs[i].output = NULL;
+        /* a retry is the same occurrence, not a new one: never skipped */
+        const char *ov = d->rec.attempt > 1 ? "allow" : overlap_of(d->spec);
+        int busy = grp[i] >= 0 ? inflight[grp[i]] : 0;
+        waiting_run **w = waiting_of(s, d->rec.task_id);
+        if (d->spec == NULL) {
+            recs[i].status = SKED_RUN_CANCELED;
+            recs[i].finished_at = now;
+            recs[i].error = "task deleted";
+        } else if (busy > 0 && strcmp(ov, "queue_one") == 0 &&
+                   (w == NULL || strcmp((*w)->run_id, d->rec.id) == 0)) {
+            /* queue_one: this one waits (still SCHEDULED in the store; the
+             * next claim brings it back) until the previous run settles */
+            if (w == NULL) {
+                waiting_run *nw = calloc(1, sizeof *nw);
+                if (nw == NULL)
+                    abort();
+                snprintf(nw->task_id, sizeof nw->task_id, "%s", d->rec.task_id);
+                snprintf(nw->run_id, sizeof nw->run_id, "%s", d->rec.id);
+                nw->next = s->waiting[bucket(d->rec.task_id)];
+                s->waiting[bucket(d->rec.task_id)] = nw;
+                s->nwaiting++;
+            }
+            continue; /* held: nothing to write */
+        } else if (busy > 0 && strcmp(ov, "allow") != 0) {
+            recs[i].status = SKED_RUN_SKIPPED;
+            snprintf(recs[i].reason, sizeof recs[i].reason, "overlap");
+            recs[i].finished_at = now;
+        } else {
+            if (w != NULL && strcmp((*w)->run_id, d->rec.id) == 0)
+                waiting_drop(s, w); /* the waiting one goes now */
+            recs[i].status = SKED_RUN_DISPATCHED;
+            recs[i].dispatched_at = now;
+            recs[i].lease_expires_at = now + s->cfg.dispatch_lease_us;
+            if (grp[i] >= 0)
+                inflight[grp[i]]++;
+        }
+        todo_of[nt] = i;
+        todo[nt++] = (sked_run_change){.rec = &recs[i], .attempt = d->rec.attempt,
+                                       .from = SKED_RUN_BIT(SKED_RUN_SCHEDULED)};
+    }
+    pthread_mutex_unlock(&s->mu);
+
+    sked_err err = {0};
+    int rc = nt ? sked_store_run_update(s->cfg.store, todo, nt, &err) : 0;
+    if (rc < 0)
+        sked_log(SKED_LOG_ERROR, "dispatch update failed; the runs stay claimed",
+                 "error", err.msg, NULL);
+    pthread_mutex_lock(&s->mu);
+    s->done_batch = bno;
+    pthread_mutex_unlock(&s->mu);
+
+    /* publish what was marked, all in flight together */
+    sked_message *msgs = calloc(nt ? nt : 1, sizeof *msgs);
+    size_t *msg_of = malloc((nt ? nt : 1) * sizeof *msg_of), nm = 0;
+    if (msgs == NULL || msg_of == NULL)
+        abort();
+    for (size_t k = 0; k < nt && rc == 0; k++) {
+        sked_run_rec *r = &recs[todo_of[k]];
+        if (todo[k].result != 0)
+            continue; /* changed meanwhile (canceled, taken over): not ours */
+        sked_sched_count_status(r->queue, r->status);
+        if (r->status != SKED_RUN_DISPATCHED) {
+            sked_log(SKED_LOG_INFO, r->status == SKED_RUN_SKIPPED ? "run skipped" : "run canceled",
+                     "run", r->id, "task", r->task_id, "reason",
+                     r->status == SKED_RUN_SKIPPED ? "overlap" : "task deleted", NULL);
+            continue;
+        }
+        size_t len = 0;
+        char *body = sked_job_message(r, batch[todo_of[k]].spec, &len);
+        if (body == NULL) {
+            sked_log(SKED_LOG_ERROR, "cannot encode a job; the sweep will retry", "run", r->id, NULL);
+            continue;
+        }
+        msgs[nm] = (sked_message){.queue = r->queue, .body = body, .len = len};
+        msg_of[nm++] = todo_of[k];
+    }
+    sked_err perr = {0};
+    sked_queue_publish_batch(s->cfg.queue, msgs, nm, &perr);
+    for (size_t k = 0; k < nm; k++) {
+        sked_run_rec *r = &recs[msg_of[k]];
+        if (msgs[k].result != 0)
+            sked_log(SKED_LOG_ERROR, "publish failed; the sweep will retry", "run", r->id,
+                     "error", perr.msg, NULL);
+        else
+            sked_log(SKED_LOG_DEBUG, "run dispatched", "run", r->id, "task", r->task_id,
+                     "queue", r->queue, NULL);
+        free((void *)msgs[k].body);
+    }
+    free(msgs);
+    free(msg_of);
+    for (size_t i = 0; i < n; i++)
+        due_free(&batch[i]);
+    free(grp);
+    free(inflight);
+    free(recs);
+    free(todo);
+    free(todo_of);
+    sked_histogram_observe(s->dispatch_seconds, (double)(sked_clock_mono_now() - t0) / 1e6);
+}
+
+void *sked_sched_timer_main(void *arg)
+{
+    sked_sched *s = arg;
+    due_run *batch = malloc(BATCH_MAX * sizeof *batch);
+    if (batch == NULL)
+        abort();
+    pthread_mutex_lock(&s->mu);
+    while (!s->stop) {
+        sked_walltime now = sked_clock_wall_now();
+        if (s->nheap > 0 && s->heap[0].rec.due_at <= now) {
+            size_t n = 0;
+            uint64_t bno = ++s->batch;
+            while (s->nheap > 0 && s->heap[0].rec.due_at <= now && n < BATCH_MAX) {
+                batch[n] = heap_pop(s);
+                s->handled = grow(s->handled, &s->caphandled, s->nhandled + 1,
+                                  sizeof *s->handled);
+                handled_run *h = &s->handled[s->nhandled++];
+                snprintf(h->run_id, sizeof h->run_id, "%s", batch[n].rec.id);
+                h->attempt = batch[n].rec.attempt;
+                h->batch = bno;
+                n++;
+            }
+            if (s->nheap == 0 && s->more)
+                pthread_cond_signal(&s->claim_cond); /* claim the rest */
+            pthread_mutex_unlock(&s->mu);
+            dispatch(s, batch, n, bno);
+            pthread_mutex_lock(&s->mu);
+            continue;
+        }
+        if (s->nheap == 0) {
+            pthread_cond_wait(&s->cond, &s->mu);
+        } else {
+            sked_walltime until = s->heap[0].rec.due_at;
+            struct timespec ts = {.tv_sec = until / SKED_USEC_PER_SEC,
+                                  .tv_nsec = (long)(until % SKED_USEC_PER_SEC) * 1000};
+            pthread_cond_timedwait(&s->cond, &s->mu, &ts);
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    free(batch);
+    return NULL;
+}

@@ -1,0 +1,143 @@
+/*
+ * store_pg_sched.c - what schedulers on PostgreSQL need to know of each
+ * other: how many runs of a task are in flight anywhere (the overlap
+ * policy), and when another process made something due soon (LISTEN).
+ *
+ * Wake-ups: writes that make something due within SKED_PG_WAKE_WINDOW
+ * send NOTIFY sked_wake with their COMMIT (store_pg.c).  wait_wake keeps a
+ * session of its own, outside the pool, that LISTENs; a notification is
+ * only a hint (the scheduler then claims), so after every reconnect it
+ * answers "woken" at once: what was sent while it was away is not lost,
+ * only coalesced.  With a multi-host URL and target_session_attrs=
+ * read-write the session follows the primary through a failover, like the
+ * pool's.
+ */
+#include "store/store_pg.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <time.h>
+
+#define S(st) ((sked_pg_store *)(st))
+
+const char *sked_pg_sched_sql(int slot)
+{
+    switch (slot) {
+    case SKED_PG_RUNS_ACTIVE:
+        /* status > 0 AND status < 3: dispatched or running, by the
+         * partial index runs_unfinished (status < 3) */
+        return "SELECT (SELECT count(*) FROM runs AS r WHERE r.task_id = t "
+               "AND r.status > 0 AND r.status < 3) "
+               "FROM unnest($1::text[]) WITH ORDINALITY AS u(t, i) ORDER BY i";
+    }
+    return NULL;
+}
+
+typedef struct active_job {
+    const char *const *ids;
+    size_t n;
+    int *counts;
+} active_job;
+
+static int active_fn(sked_pg_tx *tx, void *arg, sked_err *err)
+{
+    active_job *a = arg;
+    sked_pg_arr arr;
+    sked_pg_arr_begin(&arr);
+    for (size_t i = 0; i < a->n; i++)
+        sked_pg_arr_text(&arr, a->ids[i]);
+    char *lit = sked_pg_arr_end(&arr);
+    if (lit == NULL)
+        return sked_err_set(err, SKED_ENOMEM, NULL, 0, "out of memory");
+    sked_pg_params p = {0};
+    sked_pg_p_own(&p, lit);
+    PGresult *res;
+    int rc = sked_pg_exec(tx->c, SKED_PG_RUNS_ACTIVE, &p, &res, "tasks active", err);
+    sked_pg_params_free(&p);
+    if (rc == 0 && (size_t)PQntuples(res) != a->n)
+        rc = sked_err_set(err, SKED_EINTERNAL, NULL, 0, "tasks active: %d rows for %zu ids",
+                          PQntuples(res), a->n);
+    for (size_t i = 0; rc == 0 && i < a->n; i++)
+        a->counts[i] = (int)sked_pg_i64(res, (int)i, 0);
+    PQclear(res);
+    return rc;
+}
+
+int sked_pg_tasks_active(sked_store *st, const char *const *task_ids, size_t n,
+                         int *counts, sked_err *err)
+{
+    for (size_t i = 0; i < n; i++)
+        if (task_ids[i] == NULL)
+            return sked_err_set(err, SKED_EINVAL, NULL, (int)i + 1, "tasks active: NULL id");
+    active_job a = {.ids = task_ids, .n = n, .counts = counts};
+    return sked_pg_run(S(st), SKED_PG_READ, active_fn, &a, err);
+}
+
+/* ---- wake-ups ------------------------------------------------------------ */
+
+static void sleep_us(int64_t us)
+{
+    struct timespec ts = {.tv_sec = us / SKED_USEC_PER_SEC,
+                          .tv_nsec = (long)(us % SKED_USEC_PER_SEC) * 1000};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+/* Take every notification the session holds; 1 when there was one. */
+static int drain(PGconn *db)
+{
+    int got = 0;
+    PGnotify *n;
+    while ((n = PQnotifies(db)) != NULL) {
+        got = 1;
+        PQfreemem(n);
+    }
+    return got;
+}
+
+static int lost(sked_pg_store *s, int64_t timeout_us, sked_err *err)
+{
+    char msg[200];
+    snprintf(msg, sizeof msg, "%s", s->listener ? PQerrorMessage(s->listener->db) : "");
+    msg[strcspn(msg, "\n")] = '\0';
+    sked_pg_conn_close(s->listener);
+    s->listener = NULL;
+    /* do not spin against a store that is down */
+    sleep_us(timeout_us < SKED_USEC_PER_SEC ? timeout_us : SKED_USEC_PER_SEC);
+    return sked_err_set(err, SKED_EUNAVAIL, "store", 0, "postgres store: listen: %s", msg);
+}
+
+int sked_pg_wait_wake(sked_store *st, int64_t timeout_us, sked_err *err)
+{
+    sked_pg_store *s = S(st);
+    if (timeout_us < 0)
+        timeout_us = 0;
+    if (s->listener == NULL) {
+        if (sked_pg_conn_open(s, &s->listener, err) != 0) {
+            s->listener = NULL;
+            sleep_us(timeout_us < SKED_USEC_PER_SEC ? timeout_us : SKED_USEC_PER_SEC);
+            return err ? err->code : SKED_EUNAVAIL;
+        }
+        PGresult *r = PQexec(s->listener->db, "LISTEN sked_wake");
+        int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        PQclear(r);
+        if (!ok)
+            return lost(s, timeout_us, err);
+        return 0; /* whatever was sent while we were not listening */
+    }
+    PGconn *db = s->listener->db;
+    if (drain(db))
+        return 0;
+    struct pollfd pfd = {.fd = PQsocket(db), .events = POLLIN};
+    if (pfd.fd < 0)
+        return lost(s, timeout_us, err);
+    int ms = (int)((timeout_us + 999) / 1000);
+    int n = poll(&pfd, 1, ms);
+    if (n < 0 && errno != EINTR)
+        return lost(s, timeout_us, err);
+    if (n <= 0)
+        return SKED_EAGAIN;
+    if (!PQconsumeInput(db) || PQstatus(db) != CONNECTION_OK)
+        return lost(s, timeout_us, err);
+    return drain(db) ? 0 : SKED_EAGAIN;
+}
