@@ -410,3 +410,57 @@ def wait_runs_settled(cl, since, until, timeout):
         return not [r for r in rs if r["status"] in UNFINISHED
                     and parse_time(r["scheduled_at"]) < until]
     return wait_until(settled, timeout, 0.5)
+
+
+def bring_up(S, state, ha):
+    """The first test of a cluster file: `up`, every process up, pg-1 and
+    pg-2 primary and standby, the load started.  state: the file's dict
+    (cluster, load)."""
+    c = Cluster(ha=ha)
+    state["cluster"] = c
+    c.up()
+    print("  cluster_up: up%s in %.1f s in %s" % (" --ha" if ha else "", c.up_seconds, c.dir),
+          flush=True)
+    st = c.status()
+    names = ["api-1", "api-2", "scheduler-1", "scheduler-2", "worker-1", "worker-2",
+             "worker-3", "pg-monitor", "pg-1", "pg-2", "lb"]
+    names += ["rabbit-%d" % i for i in range(1, 4 if ha else 2)]
+    S.eq(sorted(st), sorted(names), "status: process names")
+    down = [n for n in names if n in st and not st[n]["state"].startswith("up")]
+    S.check(not down, "status: every process up after `up`, not: %s" % down)
+    roles = sorted(st[n]["state"].split(",")[1] for n in ("pg-1", "pg-2")
+                   if n in st and "," in st[n]["state"])
+    S.eq(roles, ["primary", "standby"], "status: roles of pg-1 and pg-2")
+    cl = c.client()
+    S.eq(cl.get("/readyz").status, 200, "GET /readyz through the load balancer")
+    cl.close()
+    state["load"] = Load(c, n_every=20, rate=8.0)
+    print("  cluster_up: load seed %d" % state["load"].seed, flush=True)
+
+
+def bring_down(S, state):
+    """The last test: the contract over the whole run, then `down` stops
+    every process it started."""
+    c = state["cluster"]
+    if c is None or not c.is_up:
+        raise AssertionError("the cluster is not up (see cluster_up)")
+    load = state["load"]
+    load.creator.stop()
+    check_invariants(S, c, load, "final")
+    load.stop()
+    pids = [s["pid"] for s in c.status().values() if s["pid"]]
+    t0 = time.time()
+    c.down()
+    print("  cluster_down: down in %.1f s" % (time.time() - t0), flush=True)
+    alive = []
+    for p in pids:
+        try:
+            with open("/proc/%d/stat" % p) as f:
+                if f.read().rsplit(")", 1)[1].split()[0] != "Z":
+                    alive.append(p)
+        except OSError:
+            pass
+    S.check(not alive, "processes still alive after down: %s" % alive)
+    up = [n for n, s in c.status().items() if not s["state"].startswith("down")]
+    S.check(not up, "status after down: all down, not %s" % up)
+    c.cleanup()
