@@ -19,9 +19,9 @@ typedef struct sked_api_hooks {
     /* A task or run may be due sooner than the scheduler thinks (create,
      * replace, resume, trigger): wake it. */
     void (*changed)(void *ctx);
-    /* Run run_id was canceled while dispatched or running: stop its
-     * execution if it runs here, and forget it. */
-    void (*canceled)(void *ctx, const char *run_id);
+    /* Run r (now CANCELED; worker and attempt as they were) was canceled
+     * while dispatched or running: stop its execution wherever it runs. */
+    void (*canceled)(void *ctx, const sked_run_rec *r);
     /* /readyz: 0 when the queue (and anything else the process needs
      * beside the store) answers, else an error in err. */
     int (*ready)(void *ctx, sked_err *err);

@@ -138,7 +138,7 @@ void api_runs_cancel(api_call *c)
             continue;
         }
         if (was != SKED_RUN_SCHEDULED && c->api->hooks.canceled)
-            c->api->hooks.canceled(c->api->hooks.ctx, r.id);
+            c->api->hooks.canceled(c->api->hooks.ctx, &r);
         api_reply_json(c, 200, sked_run_json(&r));
         sked_run_rec_deinit(&r);
         return;

@@ -16,7 +16,8 @@
  * store DIR/sked.db and an admin token in DIR/admin.token (mode 0600), and
  * says where.  A process that serves HTTP prints `listening on
  * http://HOST:PORT` on stdout once it serves (tests read the port from
- * there when started with port 0).  SIGINT or SIGTERM stop it cleanly:
+ * there when started with port 0); every process then prints `started
+ * ROLE ID` once all its roles run.  SIGINT or SIGTERM stop it cleanly:
  * requests in flight finish, runs drain, the store is closed.
  */
 #include <errno.h>
@@ -177,13 +178,20 @@ static int on_ready(void *ctx, sked_err *err)
     return sc->queue ? sked_queue_ping(sc->queue, err) : 0;
 }
 
-static void on_canceled(void *ctx, const char *run_id)
+static void on_canceled(void *ctx, const sked_run_rec *r)
 {
     server_ctx *sc = ctx;
-    if (sc->worker)
-        sked_worker_cancel(sc->worker, run_id);
     if (sc->sched)
-        sked_sched_forget_run(sc->sched, run_id);
+        sked_sched_forget_run(sc->sched, r->id);
+    if (sc->worker && sked_worker_cancel(sc->worker, r->id) == 0)
+        return;
+    /* another process's worker runs it: tell it through its inbox (a run
+     * not started yet is stopped by its scheduler when it starts) */
+    sked_err err = {0};
+    if (sc->queue && r->worker[0] &&
+        sked_worker_send_cancel(sc->queue, r->worker, r->id, r->attempt, &err) < 0)
+        sked_log(SKED_LOG_WARN, "cancel order not sent", "run", r->id, "worker", r->worker,
+                 "error", err.msg, NULL);
 }
 
 typedef struct node_opts {
@@ -400,6 +408,8 @@ static int run_node(node_opts *o)
         printf("listening on %s\n", where);
         fflush(stdout);
     }
+    printf("started %s %s\n", o->cmd, id);
+    fflush(stdout);
     sked_log(SKED_LOG_INFO, "sked started", "role", o->cmd, "id", id, "version", SKED_VERSION,
              "url", where[0] ? where : NULL, "data", embedded ? o->data : NULL, NULL);
 

@@ -125,7 +125,8 @@ char *sked_job_message(const sked_run_rec *r, const char *spec_text, size_t *len
     return text;
 }
 
-static const char *const event_types[] = {"started", "finished", "heartbeat", "returned"};
+static const char *const event_types[] = {"started", "finished", "heartbeat", "returned",
+                                          "cancel"};
 
 char *sked_event_encode(const sked_event *e, size_t *len)
 {
@@ -139,6 +140,7 @@ char *sked_event_encode(const sked_event *e, size_t *len)
     }
     if (e->type == SKED_EVENT_FINISHED) {
         json_object_set_new(j, "outcome", json_integer(e->outcome));
+        json_object_set_new(j, "started_at", json_integer(e->started_at));
         json_object_set_new(j, "exit_code", json_integer(e->exit_code));
         json_object_set_new(j, "http_status", json_integer(e->http_status));
         json_object_set_new(j, "error", str_or_null(e->error));
@@ -183,7 +185,7 @@ int sked_event_decode(const char *text, size_t len, sked_event *e, sked_err *err
         return sked_err_set(err, SKED_EINVAL, NULL, 0, "event: %s", je.text);
     const char *type = json_string_value(json_object_get(j, "type"));
     int t = -1;
-    for (int i = 0; type && i < 4; i++)
+    for (int i = 0; type && i < (int)(sizeof event_types / sizeof *event_types); i++)
         if (strcmp(type, event_types[i]) == 0)
             t = i;
     if (t < 0) {
@@ -196,6 +198,8 @@ int sked_event_decode(const char *text, size_t len, sked_event *e, sked_err *err
     e->attempt = (int)json_integer_value(json_object_get(j, "attempt"));
     e->at = json_integer_value(json_object_get(j, "at"));
     e->outcome = (int)json_integer_value(json_object_get(j, "outcome"));
+    json_t *sa = json_object_get(j, "started_at");
+    e->started_at = json_is_integer(sa) ? json_integer_value(sa) : SKED_TIME_NONE;
     json_t *ec = json_object_get(j, "exit_code");
     e->exit_code = json_is_integer(ec) ? (int32_t)json_integer_value(ec) : SKED_NO_CODE;
     e->http_status = (int32_t)json_integer_value(json_object_get(j, "http_status"));

@@ -42,6 +42,10 @@ typedef enum sked_event_type {
      * but reports it; the scheduler charges the run an attempt if it had
      * started, else publishes it again (DESIGN.md §5). */
     SKED_EVENT_RETURNED = 3,
+    /* Not an event but an order, to one worker's inbox (worker.h): stop
+     * this attempt of this run (canceled through the API, or its start
+     * came too late). */
+    SKED_EVENT_CANCEL = 4,
 } sked_event_type;
 
 typedef struct sked_event {
@@ -51,6 +55,9 @@ typedef struct sked_event {
     char worker[SKED_WORKER_MAX + 1];
     sked_walltime at;
     /* finished */
+    sked_walltime started_at;  /* when it started (SKED_TIME_NONE: never):
+                                  with several schedulers the finished
+                                  event may be written before the started */
     int outcome;               /* sked_job_outcome (worker/exec.h)       */
     int32_t exit_code;         /* SKED_NO_CODE when none                 */
     int32_t http_status;       /* 0 when none                            */

@@ -525,6 +525,10 @@ int sked_task_spec_decode(json_t *in, sked_task_spec *out, sked_err *err)
         BAD("queue", "queue: 1-%d characters of A-Z a-z 0-9 . _ -", SKED_NS_MAX);
         goto fail;
     }
+    if (queue && strncmp(queue, "sked.", 5) == 0) {
+        BAD("queue", "queue: names beginning with \"sked.\" are sked's own");
+        goto fail;
+    }
     json_object_set_new(c, "queue", json_string(queue ? queue : "default"));
     if (decode_retry(json_object_get(in, "retry"), &part, err) < 0)
         goto fail;

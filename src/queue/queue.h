@@ -43,6 +43,9 @@
 
 #define SKED_QUEUE_OPS_VERSION 2
 #define SKED_QUEUE_NAME_MAX 127
+/* Queues named so are one process's inbox: a broker may delete one (and
+ * its messages) about a minute after its last consumer went away. */
+#define SKED_QUEUE_INBOX_PREFIX "sked.inbox."
 
 typedef struct sked_queue sked_queue;
 typedef struct sked_consumer sked_consumer;

@@ -27,6 +27,9 @@
 #include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
 
+/* How long an inbox queue outlives its last consumer. */
+#define INBOX_EXPIRES_MS 60000
+
 #define FRAME_MAX 131072
 /* A quorum queue without a delivery limit (RabbitMQ 3.10+) puts a nacked
  * message back at its tail; with one, at its head, which is what queue.h
@@ -135,8 +138,13 @@ static int declare(ahandle *h, amqp_channel_t ch, const char *queue,
         {.key = amqp_cstring_bytes("x-delivery-limit"),
          .value = {.kind = AMQP_FIELD_KIND_I32,
                    .value.i32 = DELIVERY_LIMIT}},
+        /* a process's inbox (sked.inbox.*) goes a while after its
+         * consumer does: inboxes of dead workers do not pile up */
+        {.key = amqp_cstring_bytes("x-expires"),
+         .value = {.kind = AMQP_FIELD_KIND_I32, .value.i32 = INBOX_EXPIRES_MS}},
     };
-    amqp_table_t args = {.num_entries = passive ? 0 : 2, .entries = arg};
+    int inbox = strncmp(queue, SKED_QUEUE_INBOX_PREFIX, strlen(SKED_QUEUE_INBOX_PREFIX)) == 0;
+    amqp_table_t args = {.num_entries = passive ? 0 : inbox ? 3 : 2, .entries = arg};
     amqp_queue_declare_ok_t *ok =
         amqp_queue_declare(h->conn, ch, amqp_cstring_bytes(name),
                            passive != 0, 1, 0, 0, args);

@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "model/run.h"
 #include "worker/exec.h"
+#include "worker/worker.h"
 
 #define EVENT_BATCH 512
 
@@ -29,6 +30,9 @@ typedef struct pending {
     int settles;               /* leaves dispatched/running for good   */
     int retry;
     int lag_first;             /* first start: observe the lag         */
+    int start;                 /* a started event ...                  */
+    int benign;                /* ... that, refused, is only a repeat  */
+    char starter[SKED_WORKER_MAX + 1]; /* ... from this worker         */
 } pending;
 
 static int load(sked_sched *s, const char *id, sked_run_rec *rec)
@@ -106,8 +110,16 @@ static void plan(sked_sched *s, const sked_event *e, pending *p, size_t *np,
         (*np)++;
         return;
     }
+    int same_worker = strcmp(r->worker, e->worker) == 0;
     snprintf(r->worker, sizeof r->worker, "%s", e->worker);
     if (e->type == SKED_EVENT_STARTED) {
+        q->start = 1;
+        snprintf(q->starter, sizeof q->starter, "%s", e->worker);
+        /* refused only because it repeats what is known (a redelivered
+         * event, or its finished event was written first): nothing to stop */
+        q->benign = r->attempt == e->attempt && same_worker &&
+                    (r->status == SKED_RUN_RUNNING ||
+                     (r->status != SKED_RUN_CANCELED && !(SKED_RUN_UNFINISHED & SKED_RUN_BIT(r->status))));
         r->status = SKED_RUN_RUNNING;
         if (r->started_at == SKED_TIME_NONE)
             r->started_at = e->at;
@@ -120,6 +132,15 @@ static void plan(sked_sched *s, const sked_event *e, pending *p, size_t *np,
         r->lease_expires_at = now + s->cfg.run_lease_us;
         q->change.from = SKED_RUN_BIT(SKED_RUN_DISPATCHED);
     } else {
+        if (r->started_at == SKED_TIME_NONE && e->started_at != SKED_TIME_NONE) {
+            /* its started event is still on its way (another scheduler
+             * has it): the start is known from here too */
+            r->started_at = e->started_at;
+            if (r->lag_us == SKED_TIME_NONE) {
+                r->lag_us = e->started_at - r->scheduled_at;
+                q->lag_first = 1;
+            }
+        }
         r->finished_at = e->at;
         r->exit_code = e->exit_code;
         r->http_status = e->http_status;
@@ -195,6 +216,14 @@ static void apply(sked_sched *s, pending *p, size_t n)
                          "lag_ms", lag, "worker", r->worker, NULL);
                 sked_sched_count_status(r->queue, r->status);
             }
+        } else if (rc == 0 && p[i].start && !p[i].benign) {
+            /* started after it was canceled, or after its attempt was
+             * given up: that execution must stop */
+            sked_err e2 = {0};
+            sked_log(SKED_LOG_WARN, "late start refused; ordering a cancel", "run", r->id,
+                     "worker", p[i].starter, NULL);
+            if (sked_worker_send_cancel(s->cfg.queue, p[i].starter, r->id, ch[i].attempt, &e2) < 0)
+                sked_log(SKED_LOG_WARN, "cancel order not sent", "run", r->id, "error", e2.msg, NULL);
         } else if (rc == 0) {
             sked_log(SKED_LOG_DEBUG, "stale event ignored", "run", r->id, NULL);
         }

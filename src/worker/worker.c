@@ -62,7 +62,8 @@ struct sked_worker {
     sked_exec *exec;
     qthread *qs;
     int nq;
-    pthread_t hb, out;
+    pthread_t hb, out, inbox_th;
+    sked_consumer *inbox;              /* sked.inbox.<id>: orders to us   */
     pthread_mutex_t mu;
     pthread_cond_t out_cond;           /* the outbox has items, or stop   */
     outbox_item *out_head, *out_tail;  /* under mu                        */
@@ -208,8 +209,10 @@ static void outbox_flush(sked_worker *w, outbox_item *items)
         }
     sked_err err = {0};
     for (int round = 0; nm > 0 && round < 50; round++) {
-        if (sked_queue_publish_batch(w->cfg.queue, m, nm, &err) == 0)
+        if (sked_queue_publish_batch(w->cfg.queue, m, nm, &err) == 0) {
+            nm = 0;
             break;
+        }
         size_t k = 0; /* keep the failed ones, in order */
         for (size_t i = 0; i < nm; i++)
             if (m[i].result != 0) {
@@ -270,6 +273,7 @@ static void on_done(void *ctx, sked_job *job, const sked_job_result *res)
     sked_worker *w = ctx;
     sked_event e = {.type = SKED_EVENT_FINISHED, .attempt = job->attempt,
                     .at = res->finished_at, .outcome = res->outcome,
+                    .started_at = res->started_at ? res->started_at : SKED_TIME_NONE,
                     .exit_code = res->exit_code >= 0 || res->term_signal == 0 ? res->exit_code : SKED_NO_CODE,
                     .http_status = res->http_status,
                     .error = res->error[0] ? (char *)res->error : NULL,
@@ -395,6 +399,61 @@ static void *consume_main(void *arg)
     return NULL;
 }
 
+static void inbox_name(const char *worker_id, char *buf, size_t cap)
+{
+    /* a queue name is at most SKED_QUEUE_NAME_MAX bytes: long ids are cut */
+    snprintf(buf, cap, SKED_QUEUE_INBOX_PREFIX "%.*s",
+             (int)(SKED_QUEUE_NAME_MAX - strlen(SKED_QUEUE_INBOX_PREFIX)), worker_id);
+}
+
+int sked_worker_send_cancel(sked_queue *q, const char *worker_id, const char *run_id,
+                            int attempt, sked_err *err)
+{
+    char name[SKED_QUEUE_NAME_MAX + 1];
+    inbox_name(worker_id, name, sizeof name);
+    sked_event e = {.type = SKED_EVENT_CANCEL, .attempt = attempt, .at = sked_clock_wall_now()};
+    snprintf(e.run_id, sizeof e.run_id, "%.36s", run_id);
+    snprintf(e.worker, sizeof e.worker, "%s", worker_id);
+    size_t len;
+    char *text = sked_event_encode(&e, &len);
+    if (text == NULL)
+        return sked_err_set(err, SKED_ENOMEM, NULL, 0, "out of memory");
+    int rc = sked_queue_publish(q, name, text, len, err);
+    free(text);
+    return rc;
+}
+
+/* Orders to this worker: cancel a run it runs (another process canceled
+ * it through the API, or its start was refused). */
+static void *inbox_main(void *arg)
+{
+    sked_worker *w = arg;
+    for (;;) {
+        pthread_mutex_lock(&w->mu);
+        int stop = w->stop;
+        pthread_mutex_unlock(&w->mu);
+        if (stop)
+            break;
+        sked_delivery d;
+        sked_err err = {0};
+        if (sked_queue_consumer_next(w->inbox, -1, &d, &err) < 0)
+            continue;
+        sked_event e;
+        if (sked_event_decode(d.body, d.len, &e, &err) == 0 && e.type == SKED_EVENT_CANCEL) {
+            int rc = sked_exec_cancel(w->exec, e.run_id);
+            sked_log(rc == 0 ? SKED_LOG_INFO : SKED_LOG_DEBUG,
+                     rc == 0 ? "run canceled by order" : "cancel order for a run not here",
+                     "run", e.run_id, NULL);
+            sked_event_deinit(&e);
+        } else {
+            sked_log(SKED_LOG_WARN, "bad order dropped", "error", err.msg, NULL);
+        }
+        sked_queue_ack(w->inbox, d.tag, &err);
+        sked_delivery_deinit(&d);
+    }
+    return NULL;
+}
+
 static void heartbeat(sked_worker *w)
 {
     sked_event e = {.type = SKED_EVENT_HEARTBEAT, .at = sked_clock_wall_now(),
@@ -478,6 +537,13 @@ int sked_worker_start(const sked_worker_config *cfg, sked_worker **out, sked_err
         }
         pthread_create(&q->th, NULL, consume_main, q);
     }
+    char inbox[SKED_QUEUE_NAME_MAX + 1];
+    inbox_name(w->id, inbox, sizeof inbox);
+    if (sked_queue_consumer_open(cfg->queue, inbox, 64, &w->inbox, err) < 0) {
+        sked_worker_stop(w);
+        return err ? err->code : SKED_EINTERNAL;
+    }
+    pthread_create(&w->inbox_th, NULL, inbox_main, w);
     pthread_create(&w->hb, NULL, heartbeat_main, w);
     *out = w;
     return 0;
@@ -524,6 +590,10 @@ void sked_worker_stop(sked_worker *w)
         pthread_join(w->qs[i].th, NULL);
     if (w->hb)
         pthread_join(w->hb, NULL);
+    if (w->inbox_th) {
+        sked_queue_consumer_wake(w->inbox);
+        pthread_join(w->inbox_th, NULL);
+    }
     /* Drain: runs that finish within the grace report as usual; what is
      * still running after it is killed unreported, and its lease running
      * out makes it a lost attempt (retried per its policy). */
@@ -545,6 +615,7 @@ void sked_worker_stop(sked_worker *w)
     pthread_join(w->out, NULL);
     for (int i = 0; i < w->nq; i++)
         sked_queue_consumer_close(w->qs[i].consumer);
+    sked_queue_consumer_close(w->inbox);
     while (w->runs) {
         running *r = w->runs;
         w->runs = r->next;

@@ -45,6 +45,13 @@ int sked_worker_slots(sked_worker *w);
  * (its lease runs out: a lost attempt), stop the threads, free. */
 void sked_worker_stop(sked_worker *w);
 
+/* Every worker consumes its own inbox, the queue "sked.inbox.<id>" (on
+ * RabbitMQ it expires a minute after its worker is gone): orders for that
+ * worker, today only cancel.  Ask worker_id to stop attempt of run_id, if
+ * it runs it (a no-op otherwise). */
+int sked_worker_send_cancel(sked_queue *q, const char *worker_id, const char *run_id,
+                            int attempt, sked_err *err);
+
 /* Decode a job message (model/run.h) into a new job; for tests too. */
 int sked_job_decode(const char *text, size_t len, sked_job **out, sked_err *err);
 

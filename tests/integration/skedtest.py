@@ -72,6 +72,12 @@ class Server:
     dir, removed by cleanup().
     """
 
+    # The argv after the binary, and the stdout line that says it is up.
+    ready_prefix = "listening on http://"
+
+    def argv(self):
+        return ["server", "--data", self.data, "--listen", "127.0.0.1:0"] + self.extra_args
+
     def __init__(self, data=None, extra_args=()):
         self.own_dir = data is None
         self.data = data or tempfile.mkdtemp(prefix="sked-it-")
@@ -89,8 +95,7 @@ class Server:
             os.close(fd)
         log = open(self.log_path, "a")
         self.proc = subprocess.Popen(
-            [sked_path(), "server", "--data", self.data, "--listen", "127.0.0.1:0"]
-            + self.extra_args,
+            [sked_path()] + self.argv(),
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log)
         log.close()
         _live.add(self)
@@ -124,6 +129,7 @@ class Server:
                     host, _, port = hostport.rpartition(":")
                     self.host = host if host not in ("", "0.0.0.0") else "127.0.0.1"
                     self.port = int(port)
+                if line.startswith(self.ready_prefix):
                     # keep draining stdout so the server never blocks on it
                     threading.Thread(target=self._drain, daemon=True).start()
                     return self
@@ -232,6 +238,51 @@ class Server:
         self.cleanup()
         if rc not in (None, 0):
             raise AssertionError("sked server exited %s after SIGTERM: %s" % (rc, tail))
+
+
+class Node(Server):
+    """One `sked api|scheduler|worker ARGS...` (a role of a distributed
+    deployment); up once it prints `started ROLE ID`.  The api's port is
+    read as the server's is."""
+    ready_prefix = "started "
+
+    def __init__(self, role, args):
+        super().__init__(data=tempfile.mkdtemp(prefix="sked-it-node-"))
+        self.own_dir = True
+        self.role = role
+        self.role_args = list(args)
+
+    def argv(self):
+        extra = ["--listen", "127.0.0.1:0"] if self.role == "api" else []
+        return [self.role] + self.role_args + extra
+
+
+class Service:
+    """A throwaway PostgreSQL or RabbitMQ from scripts/pg-test or
+    scripts/rabbit-test (started on loopback, stopped by PID)."""
+
+    def __init__(self, script):
+        self.script = script
+        self.dir = tempfile.mkdtemp(prefix="sked-it-svc-")
+        self.url = None
+
+    def start(self):
+        p = subprocess.run([self.script, "start", self.dir], capture_output=True, text=True,
+                           timeout=120)
+        if p.returncode != 0 or not p.stdout.strip():
+            raise RuntimeError("%s start failed: %s" % (self.script, p.stderr.strip()[-500:]))
+        self.url = p.stdout.strip().splitlines()[-1]
+        return self
+
+    def restart(self):
+        p = subprocess.run([self.script, "restart", self.dir], capture_output=True, text=True,
+                           timeout=120)
+        if p.returncode != 0:
+            raise RuntimeError("%s restart failed: %s" % (self.script, p.stderr.strip()[-500:]))
+
+    def stop(self):
+        subprocess.run([self.script, "stop", self.dir], capture_output=True, timeout=60)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Response(tuple):

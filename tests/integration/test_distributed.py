@@ -1,0 +1,329 @@
+#!/usr/bin/env python3
+"""test_distributed.py - sked as separate processes on a real PostgreSQL and
+RabbitMQ (DESIGN.md §1, §2, §4-§7), started here on loopback by
+scripts/pg-test and scripts/rabbit-test and stopped by PID.
+
+One deployment for the whole file: `sked api`, three `sked scheduler`
+(s1-s3), two `sked worker` (w1, w2), each its own process.  The tests:
+
+- three_schedulers_5000: 5,000 one-time HTTP tasks due over ~10 s against a
+  sink served here: each occurrence exactly one run, succeeded, none early,
+  each started within 10 s of its time; the sink saw each run id once.
+- wake_across_processes: a task created through the api process and due in
+  400 ms starts within 150 ms of its time: the schedulers heard the store's
+  NOTIFY (without it they would claim up to a second later).
+- overlap_across_schedulers: an every-second `sleep 2.5` with overlap skip:
+  never two runs of it at once although three schedulers dispatch it; the
+  occurrences in between are recorded as skipped (overlap).
+- cancel_reaches_worker: canceling a run through the api stops its process
+  on whichever worker runs it (through that worker's inbox queue).
+- worker_killed_mid_run: SIGKILL the worker running a `sleep 3` (2 attempts):
+  the broker hands the job back, the run is charged an attempt and runs
+  again on the other worker: attempt 2, succeeded.
+- scheduler_killed: SIGKILL one scheduler while 30 every-second tasks run:
+  every second of every task still gets exactly one run, each started
+  within 10 s of its time (a dead scheduler's claims are taken over when
+  their lease ends, 5 s after they were due).
+
+Run: python3 tests/integration/test_distributed.py [TEST_NAME...]
+"""
+import http.server
+import os
+import subprocess
+import sys
+import threading
+import time
+
+sys.dont_write_bytecode = True      # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from skedtest import Node, Service, Suite, Client, format_time, parse_time, run_cli, wait_until  # noqa: E402
+
+S = Suite("test_distributed", timeout=90)
+FINAL = ("succeeded", "failed", "timed_out", "skipped", "canceled")
+FAR_CRON = "0 3 1 1 *"
+
+env = {}                             # the deployment, set up by main()
+
+
+def must(r, status, what):
+    if r.status != status:
+        raise AssertionError("%s: expected %d, got %d %s" % (what, status, r.status, r.body))
+    return r.body
+
+
+def client(timeout=10.0):
+    api = env["api"]
+    return Client(api.host, api.port, token=env["token"], timeout=timeout)
+
+
+def shell_task(command, schedule=None, **over):
+    t = {"schedule": schedule or {"cron": FAR_CRON},
+         "target": {"type": "shell", "command": command}}
+    t.update(over)
+    return t
+
+
+def runs_of(cl, task_id):
+    return cl.list_runs("/v1/tasks/%s/runs" % task_id)
+
+
+class Sink(http.server.ThreadingHTTPServer):
+    """Counts X-Sked-Run-Id headers of the POSTs it gets."""
+    daemon_threads = True
+
+    def __init__(self):
+        self.seen = {}
+        self.lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), SinkHandler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+class SinkHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        if n:
+            self.rfile.read(n)
+        rid = self.headers.get("X-Sked-Run-Id") or ""
+        with self.server.lock:
+            self.server.seen[rid] = self.server.seen.get(rid, 0) + 1
+        self.send_response(204)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *a):
+        pass
+
+
+def node(role, *args):
+    n = Node(role, list(args))
+    n.start()
+    return n
+
+
+@S.test(timeout=150)
+def three_schedulers_5000():
+    sink = Sink()
+    cl = client(timeout=30.0)
+    url = "http://127.0.0.1:%d/hit" % sink.server_address[1]
+    t0 = time.time() + 4.0
+    tasks = []
+    for b in range(5):
+        batch = [{"schedule": {"at": format_time(t0 + (b * 1000 + i) * 0.002)},
+                  "target": {"type": "http", "url": url, "method": "POST", "body": "x"}}
+                 for i in range(1000)]
+        tasks += must(cl.post("/v1/tasks:batch", {"tasks": batch}), 201, "batch %d" % b)["tasks"]
+    S.check(time.time() < t0, "5 batches of 1000 should be created within 4 s")
+    ids = {t["id"]: parse_time(t["schedule"]["at"]) for t in tasks}
+    S.eq(len(ids), 5000, "distinct tasks")
+
+    def done():
+        rs = cl.list_runs("/v1/runs", "since=%s" % format_time(t0 - 1))
+        mine = [r for r in rs if r["task_id"] in ids]
+        return mine if len(mine) >= 5000 and all(r["status"] in FINAL for r in mine) else None
+    rs = wait_until(done, 60.0, 1.0) or \
+        [r for r in cl.list_runs("/v1/runs", "since=%s" % format_time(t0 - 1)) if r["task_id"] in ids]
+    per_task = {}
+    for r in rs:
+        per_task.setdefault(r["task_id"], []).append(r)
+    S.eq(len(per_task), 5000, "tasks with a run")
+    twice = [k for k, v in per_task.items() if len(v) != 1]
+    S.check(not twice, "each one-time task exactly one run; %d have %s"
+            % (len(twice), [len(per_task[k]) for k in twice[:5]]))
+    bad = [r for r in rs if r["status"] != "succeeded" or r["attempt"] != 1]
+    S.check(not bad, "every run succeeded on its first attempt; %d did not, e.g. %s"
+            % (len(bad), [(r["status"], r["attempt"], r.get("error")) for r in bad[:3]]))
+    lags, early = [], []
+    for r in rs:
+        at = ids[r["task_id"]]
+        S.check(abs(parse_time(r["scheduled_at"]) - at) < 0.0015, "scheduled_at is the task's at")
+        st = parse_time(r.get("started_at"))
+        if st is None:
+            continue
+        if st < at:
+            early.append(r)
+        lags.append(st - at)
+    S.check(not early, "no run starts before its time; %d did" % len(early))
+    lags.sort()
+    S.check(lags and lags[-1] < 10.0, "every start within 10 s of its time; max %.3f s"
+            % (lags[-1] if lags else -1))
+    dup = [k for k, v in sink.seen.items() if v > 1]
+    S.eq(len(sink.seen), 5000, "run ids the sink saw")
+    S.check(not dup, "the sink saw each run id once; %d twice" % len(dup))
+    if lags:
+        print("  three_schedulers_5000: start lag p50 %.1f ms, p99 %.1f ms, max %.1f ms"
+              % (lags[len(lags) // 2] * 1e3, lags[int(len(lags) * 0.99)] * 1e3, lags[-1] * 1e3),
+              flush=True)
+    sink.shutdown()
+
+
+@S.test(timeout=40)
+def wake_across_processes():
+    cl = client()
+    lags = []
+    for i in range(5):
+        time.sleep(0.37 * i % 1.0)   # different phases against the claim cycle
+        at = time.time() + 0.4
+        t = must(cl.post("/v1/tasks", shell_task("true", {"at": format_time(at)})), 201, "create")
+
+        def ran():
+            rs = runs_of(cl, t["id"])
+            return rs if rs and rs[0].get("started_at") else None
+        rs = wait_until(ran, 5.0, 0.05)
+        S.check(rs, "the task due in 400 ms should run")
+        if rs:
+            lags.append(parse_time(rs[0]["started_at"]) - at)
+    print("  wake_across_processes: lags (ms) %s" % ", ".join("%.1f" % (x * 1e3) for x in lags),
+          flush=True)
+    S.check(lags and max(lags) < 0.150 and min(lags) >= 0,
+            "a task created through the api, due in 400 ms, starts within 150 ms of its time "
+            "(schedulers woken by NOTIFY); lags %s" % lags)
+
+
+@S.test(timeout=40)
+def overlap_across_schedulers():
+    cl = client()
+    t = must(cl.post("/v1/tasks", shell_task("sleep 2.5", {"every": "1s"}, overlap="skip")),
+             201, "create")
+    time.sleep(9.0)
+    must(cl.post("/v1/tasks/%s:pause" % t["id"]), 200, "pause")
+    time.sleep(3.5)
+    rs = runs_of(cl, t["id"])
+    ran = [r for r in rs if r.get("started_at")]
+    skipped = [r for r in rs if r["status"] == "skipped"]
+    S.check(len(ran) >= 2, "some runs ran (%d)" % len(ran))
+    S.check(skipped and all(r.get("reason") == "overlap" for r in skipped),
+            "occurrences while it runs are recorded as skipped (overlap); got %s"
+            % [(r["status"], r.get("reason")) for r in rs])
+    spans = sorted((parse_time(r["started_at"]), parse_time(r.get("finished_at")) or 1e18)
+                   for r in ran)
+    for a, b in zip(spans, spans[1:]):
+        S.check(b[0] >= a[1] - 0.001, "two runs of an overlap=skip task at once: %s and %s"
+                % (a, b))
+
+
+def sleeping(marker):
+    return subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode == 0
+
+
+@S.test(timeout=40)
+def cancel_reaches_worker():
+    cl = client()
+    marker = "sleep 31.%d" % (os.getpid() % 1000)
+    t = must(cl.post("/v1/tasks", shell_task(marker)), 201, "create")
+    must(cl.post("/v1/tasks/%s:trigger" % t["id"]), 202, "trigger")
+
+    def running():
+        rs = runs_of(cl, t["id"])
+        return rs[0] if rs and rs[0]["status"] == "running" else None
+    run = wait_until(running, 5.0, 0.05)
+    S.check(run and sleeping(marker), "the triggered run should be running")
+    if not run:
+        return
+    r = must(cl.post("/v1/runs/%s:cancel" % run["id"]), 200, "cancel")
+    S.eq(r["status"], "canceled", "status after cancel")
+    gone = wait_until(lambda: not sleeping(marker), 5.0, 0.05)
+    S.check(gone, "the canceled run's process on worker %s should be killed within 5 s"
+            % run.get("worker"))
+    time.sleep(0.5)
+    r = must(cl.get("/v1/runs/" + run["id"]), 200, "get run")
+    S.eq(r["status"], "canceled", "status stays canceled after the worker reports")
+
+
+@S.test(timeout=60)
+def worker_killed_mid_run():
+    cl = client()
+    t = must(cl.post("/v1/tasks", shell_task("sleep 3", retry={"max_attempts": 2, "backoff": "1s"})),
+             201, "create")
+    must(cl.post("/v1/tasks/%s:trigger" % t["id"]), 202, "trigger")
+
+    def running():
+        rs = runs_of(cl, t["id"])
+        return rs[0] if rs and rs[0]["status"] == "running" else None
+    run = wait_until(running, 5.0, 0.05)
+    S.check(run, "the triggered run should be running")
+    if not run:
+        return
+    victim = env["workers"][run["worker"]]
+    time.sleep(0.5)
+    victim.kill()
+
+    def final():
+        r = must(cl.get("/v1/runs/" + run["id"]), 200, "get run")
+        return r if r["status"] in FINAL else None
+    r = wait_until(final, 25.0, 0.2)
+    S.check(r is not None, "the run should finish after its worker was killed")
+    if r:
+        S.eq(r["status"], "succeeded", "status after the other worker ran it")
+        S.eq(r["attempt"], 2, "the lost execution is charged an attempt (DESIGN.md §2.3)")
+        S.check(r.get("worker") != run["worker"], "attempt 2 ran on the other worker")
+    # bring the worker back for the tests that follow
+    env["workers"][run["worker"]] = node("worker", "--queue", env["queue"], "--name",
+                                         run["worker"], "--workers", "200")
+    victim.cleanup()
+
+
+@S.test(timeout=60)
+def scheduler_killed():
+    cl = client()
+    every = must(cl.post("/v1/tasks:batch", {"tasks": [
+        shell_task("true", {"every": "1s"}, name="sk-%02d" % i) for i in range(30)]}),
+        201, "batch")["tasks"]
+    time.sleep(3.0)
+    t_kill = time.time()
+    env["schedulers"][0].kill()
+    time.sleep(9.0)
+    for t in every:
+        must(cl.post("/v1/tasks/%s:pause" % t["id"]), 200, "pause")
+    time.sleep(2.0)
+    worst, missing, twice = 0.0, 0, 0
+    for t in every:
+        rs = runs_of(cl, t["id"])
+        secs = sorted(parse_time(r["scheduled_at"]) for r in rs)
+        twice += len(secs) - len(set(secs))
+        for a, b in zip(secs, secs[1:]):
+            if b - a > 1.001:
+                missing += 1
+        for r in rs:
+            if r.get("started_at"):
+                worst = max(worst, parse_time(r["started_at"]) - parse_time(r["scheduled_at"]))
+        S.check(secs and secs[-1] > t_kill + 7, "task %s kept running after the kill" % t["id"])
+    S.eq(twice, 0, "occurrences with two runs")
+    S.eq(missing, 0, "seconds without a run")
+    S.check(worst < 10.0, "every start within 10 s of its time; worst %.3f s" % worst)
+    print("  scheduler_killed: worst start lag %.0f ms" % (worst * 1e3), flush=True)
+    env["schedulers"][0].cleanup()
+
+
+def main():
+    pg = Service("scripts/pg-test")
+    rb = Service("scripts/rabbit-test")
+    nodes = []
+    try:
+        pg.start()
+        rb.start()
+        store, queue = pg.url, rb.url
+        env["queue"] = queue
+        api = node("api", "--store", store, "--queue", queue)
+        nodes.append(api)
+        rc, out, err = run_cli(["token", "create", "--store", store, "--namespace", "default",
+                                "--role", "admin"])
+        if rc != 0:
+            raise RuntimeError("token create: " + err)
+        env.update(api=api, token=out.strip())
+        env["schedulers"] = [node("scheduler", "--store", store, "--queue", queue, "--name",
+                                  "s%d" % i) for i in (1, 2, 3)]
+        env["workers"] = {n: node("worker", "--queue", queue, "--name", n, "--workers", "200")
+                          for n in ("w1", "w2")}
+        nodes += env["schedulers"] + list(env["workers"].values())
+        S.run()
+    finally:
+        for n in nodes + list(env.get("workers", {}).values()):
+            n.cleanup()
+        rb.stop()
+        pg.stop()
+
+
+if __name__ == "__main__":
+    main()
