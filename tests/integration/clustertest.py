@@ -463,4 +463,17 @@ def bring_down(S, state):
     S.check(not alive, "processes still alive after down: %s" % alive)
     up = [n for n, s in c.status().items() if not s["state"].startswith("down")]
     S.check(not up, "status after down: all down, not %s" % up)
+    # Under the sanitizer build, a report lands in the process's log.
+    reports = []
+    logdir = os.path.join(c.dir, "log")
+    for name in sorted(os.listdir(logdir)):
+        if not name.startswith(("api-", "scheduler-", "worker-")):
+            continue
+        with open(os.path.join(logdir, name), errors="replace") as f:
+            for line in f:
+                if ("AddressSanitizer" in line or "LeakSanitizer" in line
+                        or "runtime error:" in line):
+                    reports.append("%s: %s" % (name, line.strip()[:200]))
+                    break
+    S.check(not reports, "sanitizer reports in the sked processes' logs: %s" % reports)
     c.cleanup()
