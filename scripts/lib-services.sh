@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # scripts/lib-services.sh - what the scripts that start servers on loopback
 # share: scripts/pg-test, scripts/rabbit-test and scripts/cluster source it.
 #
@@ -150,8 +151,9 @@ svc_pg_check() {
     if [ "$(id -u)" -eq 0 ]; then
         id postgres >/dev/null 2>&1 ||
             svc_die "running as root needs the 'postgres' user (the postgresql package creates it)"
-        command -v runuser >/dev/null && command -v setpriv >/dev/null ||
+        if ! command -v runuser >/dev/null || ! command -v setpriv >/dev/null; then
             svc_die "runuser and setpriv not found (package util-linux)"
+        fi
     fi
 }
 
