@@ -63,6 +63,8 @@ static const char usage[] =
     "  --listen ADDR    server, api: address to serve HTTP on (default\n"
     "                   127.0.0.1:7070; port 0 picks a free one)\n"
     "  --threads N      server, api: HTTP worker threads (default 16)\n"
+    "  --metrics ADDR   scheduler, worker: serve /metrics and /healthz on ADDR\n"
+    "                   (the api and server serve them with the API)\n"
     "  --workers N      server, worker: runs executed at once (default 100)\n"
     "  --queues Q1,Q2   server, worker: queues to take work from (default:\n"
     "                   default)\n"
@@ -194,10 +196,30 @@ static void on_canceled(void *ctx, const sked_run_rec *r)
                  "error", err.msg, NULL);
 }
 
+/* What a scheduler or worker serves with --metrics: nothing else. */
+static void metrics_dispatch(void *ctx, const sked_http_req *req, sked_http_resp *resp)
+{
+    (void)ctx;
+    if (strcmp(req->method, "GET") == 0 && strcmp(req->path, "/metrics") == 0) {
+        resp->status = 200;
+        resp->body = sked_metrics_render(sked_metrics_default(), &resp->body_len);
+        resp->content_type = "text/plain; version=0.0.4";
+    } else if (strcmp(req->method, "GET") == 0 && strcmp(req->path, "/healthz") == 0) {
+        resp->status = 200;
+        resp->body = strdup("{\"status\":\"ok\"}");
+        resp->body_len = strlen(resp->body);
+    } else {
+        resp->status = 404;
+        resp->body = strdup("{\"error\":{\"code\":\"not_found\",\"message\":"
+                            "\"only GET /metrics and /healthz here\"}}");
+        resp->body_len = strlen(resp->body);
+    }
+}
+
 typedef struct node_opts {
     const char *cmd;            /* "server", "api", ...: for messages */
     int roles;
-    const char *data, *store, *queue, *name, *listen, *level, *queues;
+    const char *data, *store, *queue, *name, *listen, *level, *queues, *metrics;
     int threads, slots, keep_runs;
     int64_t keep_for;
 } node_opts;
@@ -222,6 +244,8 @@ static int parse_opts(int argc, char **argv, node_opts *o)
             o->name = v;
         } else if ((r = sked_cli_opt(argc, argv, &i, "--listen", &v)) != 0) {
             o->listen = v, bad = !(o->roles & ROLE_API) ? "--listen" : bad;
+        } else if ((r = sked_cli_opt(argc, argv, &i, "--metrics", &v)) != 0) {
+            o->metrics = v, bad = (o->roles & ROLE_API) ? "--metrics (the API serves /metrics)" : bad;
         } else if ((r = sked_cli_opt(argc, argv, &i, "--log-level", &v)) != 0) {
             o->level = v;
         } else if ((r = sked_cli_opt(argc, argv, &i, "--workers", &v)) != 0) {
@@ -410,6 +434,18 @@ static int run_node(node_opts *o)
     }
     printf("started %s %s\n", o->cmd, id);
     fflush(stdout);
+    if (o->metrics) {
+        sked_http_config mc = {.listen = o->metrics, .threads = 2,
+                               .dispatch = metrics_dispatch, .ctx = NULL};
+        if (sked_http_start(&mc, &srv, &err) < 0) {
+            fprintf(stderr, "sked %s: --metrics %s: %s\n", o->cmd, o->metrics, err.msg);
+            goto out;
+        }
+        printf("metrics on http://%.*s:%d/metrics\n",
+               (int)(strrchr(o->metrics, ':') ? strrchr(o->metrics, ':') - o->metrics : 0),
+               o->metrics, sked_http_port(srv));
+        fflush(stdout);
+    }
     sked_log(SKED_LOG_INFO, "sked started", "role", o->cmd, "id", id, "version", SKED_VERSION,
              "url", where[0] ? where : NULL, "data", embedded ? o->data : NULL, NULL);
 

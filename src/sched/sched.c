@@ -150,7 +150,9 @@ static void *claimer_main(void *arg)
     pthread_mutex_lock(&s->mu);
     while (!s->stop) {
         sked_walltime now = sked_clock_wall_now();
-        int drained = s->more && s->nheap == 0;
+        /* the last claim hit its limit: claim again before the heap runs
+         * dry, so claims and dispatches overlap under a burst */
+        int drained = s->more && s->nheap < (size_t)s->cfg.claim_limit / 2;
         int do_claim = s->wake || now >= next_claim || drained;
         s->wake = 0;
         pthread_mutex_unlock(&s->mu);
@@ -167,7 +169,7 @@ static void *claimer_main(void *arg)
         }
         pthread_mutex_lock(&s->mu);
         sked_walltime until = next_claim < next_sweep ? next_claim : next_sweep;
-        if (!s->stop && !s->wake && !(s->more && s->nheap == 0) &&
+        if (!s->stop && !s->wake && !(s->more && s->nheap < (size_t)s->cfg.claim_limit / 2) &&
             until > sked_clock_wall_now()) {
             struct timespec ts = {.tv_sec = until / SKED_USEC_PER_SEC,
                                   .tv_nsec = (long)(until % SKED_USEC_PER_SEC) * 1000};

@@ -201,6 +201,13 @@ static const char *overlap_of(const char *spec)
     return "skip";
 }
 
+static int one_time(const char *spec)
+{
+    /* a canonical spec (model/task.c) holds this text only as its own
+     * schedule's first key: inside JSON strings quotes are escaped */
+    return strstr(spec, "\"schedule\":{\"at\":") != NULL;
+}
+
 typedef struct task_ref {
     const char *task_id;
     size_t i;
@@ -224,7 +231,8 @@ static size_t inflight_by_task(sked_sched *s, const due_run *b, size_t n, int *g
     size_t nr = 0, ng = 0;
     for (size_t i = 0; i < n; i++) {
         grp[i] = -1;
-        if (b[i].spec != NULL)
+        /* a one-time task has one occurrence: it cannot overlap itself */
+        if (b[i].spec != NULL && !one_time(b[i].spec))
             refs[nr++] = (task_ref){b[i].rec.task_id, i};
     }
     qsort(refs, nr, sizeof *refs, by_task);
@@ -388,8 +396,8 @@ void *sked_sched_timer_main(void *arg)
                 h->batch = bno;
                 n++;
             }
-            if (s->nheap == 0 && s->more)
-                pthread_cond_signal(&s->claim_cond); /* claim the rest */
+            if (s->more && s->nheap < (size_t)s->cfg.claim_limit / 2)
+                pthread_cond_signal(&s->claim_cond); /* claim the rest, ahead */
             pthread_mutex_unlock(&s->mu);
             dispatch(s, batch, n, bno);
             pthread_mutex_lock(&s->mu);

@@ -35,8 +35,82 @@ typedef struct pending {
     char starter[SKED_WORKER_MAX + 1]; /* ... from this worker         */
 } pending;
 
-static int load(sked_sched *s, const char *id, sked_run_rec *rec)
+/* The runs a batch of events is about, read in one round trip before the
+ * events are planned; an entry goes stale once a change to its run is
+ * written (a later event of that run reads it again). */
+typedef struct run_cache {
+    const char **ids;          /* sorted; borrowed from the events      */
+    sked_run_rec *recs;
+    int *found;
+    size_t n;
+} run_cache;
+
+static int by_str(const void *a, const void *b)
 {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void cache_fill(sked_sched *s, run_cache *c, const sked_event *ev, size_t nev)
+{
+    size_t cap = 0;
+    for (size_t i = 0; i < nev; i++)
+        cap += ev[i].type == SKED_EVENT_HEARTBEAT ? ev[i].nruns : 1;
+    memset(c, 0, sizeof *c);
+    c->ids = malloc((cap ? cap : 1) * sizeof *c->ids);
+    if (c->ids == NULL)
+        abort();
+    for (size_t i = 0; i < nev; i++) {
+        if (ev[i].type != SKED_EVENT_HEARTBEAT)
+            c->ids[c->n++] = ev[i].run_id;
+        for (size_t k = 0; ev[i].type == SKED_EVENT_HEARTBEAT && k < ev[i].nruns; k++)
+            c->ids[c->n++] = ev[i].runs[k];
+    }
+    qsort(c->ids, c->n, sizeof *c->ids, by_str);
+    size_t k = 0;
+    for (size_t i = 0; i < c->n; i++)
+        if (k == 0 || strcmp(c->ids[i], c->ids[k - 1]) != 0)
+            c->ids[k++] = c->ids[i];
+    c->n = k;
+    c->recs = calloc(c->n ? c->n : 1, sizeof *c->recs);
+    c->found = calloc(c->n ? c->n : 1, sizeof *c->found);
+    if (c->recs == NULL || c->found == NULL)
+        abort();
+    sked_err err = {0};
+    if (c->n > 0 && sked_store_run_get_many(s->cfg.store, c->ids, c->n, c->recs, c->found,
+                                            &err) < 0)
+        sked_log(SKED_LOG_WARN, "reading the events' runs failed", "error", err.msg, NULL);
+}
+
+static void cache_forget(run_cache *c, const char *id)
+{
+    const char **hit = bsearch(&id, c->ids, c->n, sizeof *c->ids, by_str);
+    if (hit && c->found[hit - c->ids]) {
+        sked_run_rec_deinit(&c->recs[hit - c->ids]);
+        c->found[hit - c->ids] = 0;
+    }
+}
+
+static void cache_free(run_cache *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (c->found[i])
+            sked_run_rec_deinit(&c->recs[i]);
+    free(c->ids);
+    free(c->recs);
+    free(c->found);
+}
+
+/* A copy of run id: from the cache, else from the store. */
+static int load(sked_sched *s, run_cache *c, const char *id, sked_run_rec *rec)
+{
+    const char **hit = bsearch(&id, c->ids, c->n, sizeof *c->ids, by_str);
+    if (hit && c->found[hit - c->ids]) {
+        const sked_run_rec *r = &c->recs[hit - c->ids];
+        *rec = *r;
+        rec->error = r->error ? strdup(r->error) : NULL;
+        rec->output = r->output ? strdup(r->output) : NULL;
+        return 0;
+    }
     sked_err err = {0};
     if (sked_store_run_get(s->cfg.store, NULL, id, rec, &err) < 0) {
         sked_log(SKED_LOG_WARN, "event for an unknown run", "run", id, "error", err.msg, NULL);
@@ -52,7 +126,7 @@ static void set_str(char **dst, const char *src)
 }
 
 /* Turn one event into zero or more pending changes. */
-static void plan(sked_sched *s, const sked_event *e, pending *p, size_t *np,
+static void plan(sked_sched *s, run_cache *c, const sked_event *e, pending *p, size_t *np,
                  sked_walltime now)
 {
     if (e->type == SKED_EVENT_HEARTBEAT) {
@@ -68,7 +142,7 @@ static void plan(sked_sched *s, const sked_event *e, pending *p, size_t *np,
         for (size_t i = 0; i < e->nruns && *np < EVENT_BATCH * 2; i++) {
             pending *q = &p[*np];
             memset(q, 0, sizeof *q);
-            if (load(s, e->runs[i], &q->rec) < 0)
+            if (load(s, c, e->runs[i], &q->rec) < 0)
                 continue;
             if (q->rec.status != SKED_RUN_RUNNING || q->rec.attempt != e->run_attempts[i]) {
                 sked_run_rec_deinit(&q->rec);
@@ -83,7 +157,7 @@ static void plan(sked_sched *s, const sked_event *e, pending *p, size_t *np,
     }
     pending *q = &p[*np];
     memset(q, 0, sizeof *q);
-    if (load(s, e->run_id, &q->rec) < 0)
+    if (load(s, c, e->run_id, &q->rec) < 0)
         return;
     sked_run_rec *r = &q->rec;
     snprintf(q->task_id, sizeof q->task_id, "%s", r->task_id);
@@ -177,7 +251,7 @@ static void plan(sked_sched *s, const sked_event *e, pending *p, size_t *np,
     (*np)++;
 }
 
-static void apply(sked_sched *s, pending *p, size_t n)
+static void apply(sked_sched *s, run_cache *c, pending *p, size_t n)
 {
     if (n == 0)
         return;
@@ -195,6 +269,7 @@ static void apply(sked_sched *s, pending *p, size_t n)
     int wake = 0;
     for (size_t i = 0; i < n; i++) {
         sked_run_rec *r = &p[i].rec;
+        cache_forget(c, r->id); /* written: read it again if needed */
         if (p[i].settles)
             sked_sched_forget_run(s, r->id); /* applied or stale: it is over here */
         if (rc == 0 && ch[i].result == 0) {
@@ -239,6 +314,9 @@ void *sked_sched_events_main(void *arg)
     sked_sched *s = arg;
     sked_delivery *d = calloc(EVENT_BATCH, sizeof *d);
     pending *p = calloc(EVENT_BATCH * 2 + 1, sizeof *p);
+    sked_event *ev = calloc(EVENT_BATCH, sizeof *ev);
+    if (d == NULL || p == NULL || ev == NULL)
+        abort();
     for (;;) {
         if (sked_sched_stopping(s))
             break;
@@ -249,31 +327,42 @@ void *sked_sched_events_main(void *arg)
         nd = 1;
         while (nd < EVENT_BATCH && sked_queue_consumer_next(s->consumer, 0, &d[nd], &err) == 0)
             nd++;
-        size_t np = 0;
+        size_t np = 0, ne = 0;
         sked_walltime now = sked_clock_wall_now();
-        for (size_t i = 0; i < nd && np < EVENT_BATCH * 2; i++) {
-            sked_event e;
-            if (sked_event_decode(d[i].body, d[i].len, &e, &err) == 0) {
-                /* a second event of a run in this batch is planned on top
-                 * of the first one's result: write what is pending first */
-                for (size_t k = 0; k < np && e.type != SKED_EVENT_HEARTBEAT; k++)
-                    if (strcmp(p[k].rec.id, e.run_id) == 0) {
-                        apply(s, p, np);
-                        np = 0;
-                        break;
-                    }
-                plan(s, &e, p, &np, now);
-                sked_event_deinit(&e);
-            } else {
+        for (size_t i = 0; i < nd; i++) {
+            if (sked_event_decode(d[i].body, d[i].len, &ev[ne], &err) == 0)
+                ne++;
+            else
                 sked_log(SKED_LOG_WARN, "bad event dropped", "error", err.msg, NULL);
-            }
         }
-        apply(s, p, np);
+        run_cache c;
+        cache_fill(s, &c, ev, ne);
+        for (size_t i = 0; i < ne; i++) {
+            const sked_event *e = &ev[i];
+            /* a second event of a run in this batch is planned on top
+             * of the first one's result: write what is pending first */
+            for (size_t k = 0; k < np && e->type != SKED_EVENT_HEARTBEAT; k++)
+                if (strcmp(p[k].rec.id, e->run_id) == 0) {
+                    apply(s, &c, p, np);
+                    np = 0;
+                    break;
+                }
+            if (np + (e->type == SKED_EVENT_HEARTBEAT ? e->nruns : 1) > EVENT_BATCH * 2) {
+                apply(s, &c, p, np);
+                np = 0;
+            }
+            plan(s, &c, e, p, &np, now);
+        }
+        apply(s, &c, p, np);
+        cache_free(&c);
+        for (size_t i = 0; i < ne; i++)
+            sked_event_deinit(&ev[i]);
         for (size_t i = 0; i < nd; i++) {
             sked_queue_ack(s->consumer, d[i].tag, &err);
             sked_delivery_deinit(&d[i]);
         }
     }
+    free(ev);
     free(p);
     free(d);
     return NULL;

@@ -297,3 +297,36 @@ int sked_store_wait_wake(sked_store *st, int64_t timeout_us, sked_err *err)
         return notsup(st, "wait_wake", err);
     return st->ops->wait_wake(st, timeout_us, err);
 }
+
+int sked_store_run_get_many(sked_store *st, const char *const *ids, size_t n,
+                            sked_run_rec *out, int *found, sked_err *err)
+{
+    for (size_t i = 0; i < n; i++)
+        found[i] = 0;
+    if (n == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] == NULL)
+            return sked_err_set(err, SKED_EINVAL, NULL, (int)i + 1, "run get: NULL id");
+    if (HAS(st, 2, run_get_many))
+        return st->ops->run_get_many(st, ids, n, out, found, err);
+    if (!HAS(st, 1, run_get))
+        return notsup(st, "run_get", err);
+    for (size_t i = 0; i < n; i++) {
+        sked_err e = {0};
+        int rc = st->ops->run_get(st, NULL, ids[i], &out[i], &e);
+        if (rc == 0)
+            found[i] = 1;
+        else if (rc != SKED_ENOENT) {
+            for (size_t k = 0; k < i; k++)
+                if (found[k]) {
+                    sked_run_rec_deinit(&out[k]);
+                    found[k] = 0;
+                }
+            if (err)
+                *err = e;
+            return rc;
+        }
+    }
+    return 0;
+}

@@ -374,6 +374,11 @@ typedef struct sked_store_ops {
      * answers SKED_ENOTSUP, and the process wakes its scheduler itself.
      * One thread at a time per store. */
     int (*wait_wake)(sked_store *st, int64_t timeout_us, sked_err *err);
+    /* Runs by id in any namespace, in one round trip: found[i] says
+     * whether out[i] was filled (deinit those).  The wrapper calls run_get
+     * for each id when a backend lacks it. */
+    int (*run_get_many)(sked_store *st, const char *const *ids, size_t n,
+                        sked_run_rec *out, int *found, sked_err *err);
 } sked_store_ops;
 
 /* Every store instance begins with a pointer to its ops. */
@@ -425,6 +430,8 @@ int sked_store_worker_list(sked_store *st, sked_walltime since,
 int sked_store_tasks_active(sked_store *st, const char *const *task_ids,
                             size_t n, int *counts, sked_err *err);
 int sked_store_wait_wake(sked_store *st, int64_t timeout_us, sked_err *err);
+int sked_store_run_get_many(sked_store *st, const char *const *ids, size_t n,
+                            sked_run_rec *out, int *found, sked_err *err);
 
 /* The SQLite backend's ops (store_sqlite.c). */
 extern const sked_store_ops sked_store_sqlite_ops;

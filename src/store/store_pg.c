@@ -587,4 +587,5 @@ const sked_store_ops sked_store_pg_ops = {
     .worker_list = sked_pg_worker_list,
     .tasks_active = sked_pg_tasks_active,
     .wait_wake = sked_pg_wait_wake,
+    .run_get_many = sked_pg_run_get_many,
 };

@@ -69,7 +69,7 @@
     X(SWEEP) X(RUN_UPDATE) X(RUN_INSERT) X(RUN_GET)                       \
     X(PRUNE_WALK) X(PRUNE_WALK_FROM) X(PRUNE_WALK_BELOW) X(PRUNE_TASK)    \
     X(PRUNE_AGED) X(RUN_DELETE) X(WORKER_UPSERT) X(WORKER_LIST)         \
-    X(RUNS_ACTIVE)
+    X(RUNS_ACTIVE) X(RUNS_GET_MANY)
 
 enum {
 #define X(name) SKED_PG_##name,
@@ -356,6 +356,8 @@ int sked_pg_worker_upsert(sked_store *st, const sked_worker_rec *w,
 int sked_pg_tasks_active(sked_store *st, const char *const *task_ids, size_t n,
                          int *counts, sked_err *err);
 int sked_pg_wait_wake(sked_store *st, int64_t timeout_us, sked_err *err);
+int sked_pg_run_get_many(sked_store *st, const char *const *ids, size_t n, sked_run_rec *out,
+                         int *found, sked_err *err);
 int sked_pg_worker_list(sked_store *st, sked_walltime since,
                         sked_worker_rec **out, size_t *n, sked_err *err);
 

@@ -23,6 +23,8 @@
 const char *sked_pg_sched_sql(int slot)
 {
     switch (slot) {
+    case SKED_PG_RUNS_GET_MANY:
+        return "SELECT " SKED_PG_RUN_COLS " FROM runs WHERE id = ANY($1::text[])";
     case SKED_PG_RUNS_ACTIVE:
         /* status > 0 AND status < 3: dispatched or running, by the
          * partial index runs_unfinished (status < 3) */
@@ -31,6 +33,26 @@ const char *sked_pg_sched_sql(int slot)
                "FROM unnest($1::text[]) WITH ORDINALITY AS u(t, i) ORDER BY i";
     }
     return NULL;
+}
+
+/* Execute statement slot with one parameter: ids as a text[] literal.
+ * *res as sked_pg_exec leaves it (PQclear it). */
+static int exec_ids(sked_pg_tx *tx, int slot, const char *const *ids, size_t n,
+                    PGresult **res, const char *what, sked_err *err)
+{
+    *res = NULL;
+    sked_pg_arr arr;
+    sked_pg_arr_begin(&arr);
+    for (size_t i = 0; i < n; i++)
+        sked_pg_arr_text(&arr, ids[i]);
+    char *lit = sked_pg_arr_end(&arr);
+    if (lit == NULL)
+        return sked_err_set(err, SKED_ENOMEM, NULL, 0, "out of memory");
+    sked_pg_params p = {0};
+    sked_pg_p_own(&p, lit);
+    int rc = sked_pg_exec(tx->c, slot, &p, res, what, err);
+    sked_pg_params_free(&p);
+    return rc;
 }
 
 typedef struct active_job {
@@ -42,18 +64,8 @@ typedef struct active_job {
 static int active_fn(sked_pg_tx *tx, void *arg, sked_err *err)
 {
     active_job *a = arg;
-    sked_pg_arr arr;
-    sked_pg_arr_begin(&arr);
-    for (size_t i = 0; i < a->n; i++)
-        sked_pg_arr_text(&arr, a->ids[i]);
-    char *lit = sked_pg_arr_end(&arr);
-    if (lit == NULL)
-        return sked_err_set(err, SKED_ENOMEM, NULL, 0, "out of memory");
-    sked_pg_params p = {0};
-    sked_pg_p_own(&p, lit);
     PGresult *res;
-    int rc = sked_pg_exec(tx->c, SKED_PG_RUNS_ACTIVE, &p, &res, "tasks active", err);
-    sked_pg_params_free(&p);
+    int rc = exec_ids(tx, SKED_PG_RUNS_ACTIVE, a->ids, a->n, &res, "tasks active", err);
     if (rc == 0 && (size_t)PQntuples(res) != a->n)
         rc = sked_err_set(err, SKED_EINTERNAL, NULL, 0, "tasks active: %d rows for %zu ids",
                           PQntuples(res), a->n);
@@ -71,6 +83,63 @@ int sked_pg_tasks_active(sked_store *st, const char *const *task_ids, size_t n,
             return sked_err_set(err, SKED_EINVAL, NULL, (int)i + 1, "tasks active: NULL id");
     active_job a = {.ids = task_ids, .n = n, .counts = counts};
     return sked_pg_run(S(st), SKED_PG_READ, active_fn, &a, err);
+}
+
+typedef struct many_job {
+    const char *const *ids;
+    size_t n;
+    sked_run_rec *out;
+    int *found;
+} many_job;
+
+static void many_reset(many_job *a)
+{
+    for (size_t i = 0; i < a->n; i++)
+        if (a->found[i]) {
+            sked_run_rec_deinit(&a->out[i]);
+            a->found[i] = 0;
+        }
+}
+
+static int many_fn(sked_pg_tx *tx, void *arg, sked_err *err)
+{
+    many_job *a = arg;
+    many_reset(a); /* a second run of the transaction starts over */
+    PGresult *res;
+    int rc = exec_ids(tx, SKED_PG_RUNS_GET_MANY, a->ids, a->n, &res, "run get", err);
+    int rows = rc == 0 ? PQntuples(res) : 0;
+    for (int row = 0; rc == 0 && row < rows; row++) {
+        sked_run_rec r;
+        if ((rc = sked_pg_read_run(res, row, &r, err)) != 0)
+            break;
+        int placed = 0; /* every slot asking for this id (ids may repeat) */
+        for (size_t i = 0; i < a->n; i++) {
+            if (a->found[i] || strcmp(a->ids[i], r.id) != 0)
+                continue;
+            if (!placed) {
+                a->out[i] = r;
+                placed = 1;
+            } else {
+                a->out[i] = r;
+                a->out[i].error = r.error ? strdup(r.error) : NULL;
+                a->out[i].output = r.output ? strdup(r.output) : NULL;
+            }
+            a->found[i] = 1;
+        }
+        if (!placed)
+            sked_run_rec_deinit(&r);
+    }
+    PQclear(res);
+    if (rc != 0)
+        many_reset(a);
+    return rc;
+}
+
+int sked_pg_run_get_many(sked_store *st, const char *const *ids, size_t n, sked_run_rec *out,
+                         int *found, sked_err *err)
+{
+    many_job a = {.ids = ids, .n = n, .out = out, .found = found};
+    return sked_pg_run(S(st), SKED_PG_READ, many_fn, &a, err);
 }
 
 /* ---- wake-ups ------------------------------------------------------------ */

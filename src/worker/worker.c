@@ -44,6 +44,8 @@ typedef struct outbox_item {
     sked_consumer *consumer;         /* NULL: nothing to settle         */
     uint64_t tag;
     int requeue;                     /* settle with nack(requeue)       */
+    char run_id[SKED_ID_LEN + 1];    /* the event's run and attempt     */
+    int run_attempt;
     struct outbox_item *next;
 } outbox_item;
 
@@ -181,6 +183,21 @@ static void outbox_put(sked_worker *w, const sked_event *e, sked_consumer *c, ui
     it->tag = tag;
     it->requeue = requeue;
     pthread_mutex_lock(&w->mu);
+    if (e && e->type == SKED_EVENT_FINISHED && e->started_at != SKED_TIME_NONE) {
+        /* its started event has not gone out yet: the finished one says
+         * when it started, send only that (half the events under load) */
+        for (outbox_item *o = w->out_head; o; o = o->next)
+            if (o->text && o->consumer == NULL && o->run_attempt == e->attempt &&
+                strcmp(o->run_id, e->run_id) == 0) {
+                free(o->text);
+                o->text = NULL;
+                break;
+            }
+    }
+    if (e) {
+        snprintf(it->run_id, sizeof it->run_id, "%s", e->run_id);
+        it->run_attempt = e->attempt;
+    }
     if (w->out_tail)
         w->out_tail->next = it;
     else

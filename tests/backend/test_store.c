@@ -2680,6 +2680,37 @@ static void test_tasks_active(void **state)
     assert_int_equal(sked_store_tasks_active(f->st, ask, 0, counts, &err), 0);
 }
 
+/* Several runs in one call, any namespace; repeated and unknown ids. */
+static void test_run_get_many(void **state)
+{
+    fixture *f = *state;
+    sked_walltime T = new_base();
+    char ids[2][SKED_ID_LEN + 1];
+    mk_due(f->st, f->ns, 1, T + 3600 * SEC, NULL, ids);
+    mk_due(f->st, f->ns2, 1, T + 3600 * SEC, NULL, ids + 1);
+    sked_run_rec a, b;
+    mk_run(&a, f->ns, ids[0], T);
+    mk_run(&b, f->ns2, ids[1], T + SEC);
+    run_insert_ok(f->st, &a);
+    run_insert_ok(f->st, &b);
+    const char *ask[4] = {b.id, "no-such-run", a.id, b.id};
+    sked_run_rec out[4];
+    int found[4] = {7, 7, 7, 7};
+    sked_err err = {0};
+    assert_int_equal(sked_store_run_get_many(f->st, ask, 4, out, found, &err), 0);
+    assert_int_equal(found[0], 1);
+    assert_int_equal(found[1], 0);
+    assert_int_equal(found[2], 1);
+    assert_int_equal(found[3], 1);
+    assert_same_run(&b, &out[0]);
+    assert_same_run(&a, &out[2]);
+    assert_same_run(&b, &out[3]);
+    for (int i = 0; i < 4; i++)
+        if (found[i])
+            sked_run_rec_deinit(&out[i]);
+    assert_int_equal(sked_store_run_get_many(f->st, ask, 0, out, found, &err), 0);
+}
+
 static void test_sqlite_wait_wake(void **state)
 {
     fixture *f = *state;
@@ -2799,6 +2830,7 @@ int main(void)
         T(test_pg_reconnect),
         T(test_pg_notify),
         R(test_tasks_active),
+        R(test_run_get_many),
         T(test_sqlite_wait_wake),
         T(test_pg_wait_wake),
     };
