@@ -477,3 +477,12 @@ def bring_down(S, state):
                     break
     S.check(not reports, "sanitizer reports in the sked processes' logs: %s" % reports)
     c.cleanup()
+
+
+def run_suite(S, state):
+    """Run a cluster file's tests; whatever happens, the cluster goes down."""
+    try:
+        S.run()
+    finally:
+        if state["cluster"] is not None:
+            state["cluster"].cleanup()

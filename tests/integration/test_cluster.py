@@ -40,7 +40,7 @@ sys.dont_write_bytecode = True      # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from skedtest import Suite, format_time, parse_time, wait_until  # noqa: E402
 from clustertest import (brief, bring_down, bring_up, check_invariants,  # noqa: E402
-                         fetch_runs, must, wait_runs_settled, wait_state)
+                         fetch_runs, must, run_suite, wait_runs_settled, wait_state)
 
 S = Suite("test_cluster", timeout=90)
 C = {"cluster": None, "load": None}
@@ -319,8 +319,4 @@ def cluster_down():
 
 
 if __name__ == "__main__":
-    try:
-        S.run()
-    finally:
-        if C["cluster"] is not None:
-            C["cluster"].cleanup()
+    run_suite(S, C)

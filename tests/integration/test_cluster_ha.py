@@ -20,7 +20,8 @@ import time
 sys.dont_write_bytecode = True      # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from skedtest import Suite, wait_until  # noqa: E402
-from clustertest import bring_down, bring_up, check_invariants, wait_state  # noqa: E402
+from clustertest import (bring_down, bring_up, check_invariants, run_suite,  # noqa: E402
+                         wait_state)
 
 S = Suite("test_cluster_ha", timeout=90)
 C = {"cluster": None, "load": None}
@@ -61,8 +62,4 @@ def cluster_down():
 
 
 if __name__ == "__main__":
-    try:
-        S.run()
-    finally:
-        if C["cluster"] is not None:
-            C["cluster"].cleanup()
+    run_suite(S, C)
