@@ -155,7 +155,8 @@ void sked_sched_heap_replace(sked_sched *s, due_run *runs, size_t n,
         if (s->handled[i].batch > done_before)
             s->handled[k++] = s->handled[i];
     s->nhandled = k;
-    qsort(s->handled, s->nhandled, sizeof *s->handled, by_handled);
+    if (s->nhandled > 1)
+        qsort(s->handled, s->nhandled, sizeof *s->handled, by_handled);
     while (s->nheap > 0) {
         due_run d = heap_pop(s);
         due_free(&d);

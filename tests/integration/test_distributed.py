@@ -70,6 +70,7 @@ def runs_of(cl, task_id):
 class Sink(http.server.ThreadingHTTPServer):
     """Counts X-Sked-Run-Id headers of the POSTs it gets."""
     daemon_threads = True
+    request_queue_size = 1024    # bursts of hundreds of connections
 
     def __init__(self):
         self.seen = {}
