@@ -22,6 +22,7 @@ import os
 import random
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -480,7 +481,12 @@ def bring_down(S, state):
 
 
 def run_suite(S, state):
-    """Run a cluster file's tests; whatever happens, the cluster goes down."""
+    """Run a cluster file's tests (named ones: with cluster_up and
+    cluster_down around them); whatever happens, the cluster goes down."""
+    if len(sys.argv) > 1:
+        for name in ("cluster_up", "cluster_down"):
+            if name not in sys.argv:
+                sys.argv.append(name)
     try:
         S.run()
     finally:
