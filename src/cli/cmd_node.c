@@ -180,10 +180,13 @@ static void on_changed(void *ctx)
         sked_sched_wake(sc->sched);
 }
 
+/* /readyz beyond the store: the queue, for a process that schedules or
+ * runs work.  An api alone only sends cancel orders through the queue: it
+ * stays ready (creates, lists) while RabbitMQ is away. */
 static int on_ready(void *ctx, sked_err *err)
 {
     server_ctx *sc = ctx;
-    return sc->queue ? sked_queue_ping(sc->queue, err) : 0;
+    return sc->queue && (sc->sched || sc->worker) ? sked_queue_ping(sc->queue, err) : 0;
 }
 
 static void on_canceled(void *ctx, const sked_run_rec *r)

@@ -357,16 +357,36 @@ static void dispatch(sked_sched *s, due_run *batch, size_t n, uint64_t bno)
     }
     sked_err perr = {0};
     sked_queue_publish_batch(s->cfg.queue, msgs, nm, &perr);
+    /* Not published: back to SCHEDULED, due now and free for any
+     * scheduler's next claim (this one is woken), instead of waiting for
+     * the dispatch lease.  A message that was sent but not confirmed may
+     * still arrive: its run then starts from SCHEDULED's successor or is
+     * refused as a late start (sched_events.c). */
+    sked_run_change *back = calloc(nm ? nm : 1, sizeof *back);
+    size_t nb = 0;
     for (size_t k = 0; k < nm; k++) {
         sked_run_rec *r = &recs[msg_of[k]];
-        if (msgs[k].result != 0)
-            sked_log(SKED_LOG_ERROR, "publish failed; the sweep will retry", "run", r->id,
-                     "error", perr.msg, NULL);
-        else
+        free((void *)msgs[k].body);
+        if (msgs[k].result == 0) {
             sked_log(SKED_LOG_DEBUG, "run dispatched", "run", r->id, "task", r->task_id,
                      "queue", r->queue, NULL);
-        free((void *)msgs[k].body);
+            continue;
+        }
+        sked_log(SKED_LOG_ERROR, "publish failed; the run goes back to be claimed again",
+                 "run", r->id, "error", perr.msg, NULL);
+        int attempt = r->attempt;
+        r->error = NULL;
+        sked_sched_lose(r, NULL, sked_clock_wall_now(), "");
+        back[nb++] = (sked_run_change){.rec = r, .attempt = attempt,
+                                       .from = SKED_RUN_BIT(SKED_RUN_DISPATCHED)};
     }
+    sked_err berr = {0};
+    if (nb > 0 && sked_store_run_update(s->cfg.store, back, nb, &berr) < 0)
+        sked_log(SKED_LOG_ERROR, "cannot give unpublished runs back; the sweep will",
+                 "error", berr.msg, NULL);
+    if (nb > 0)
+        sked_sched_wake(s);
+    free(back);
     free(msgs);
     free(msg_of);
     for (size_t i = 0; i < n; i++)

@@ -14,6 +14,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/log.h"
 #include "model/run.h"
@@ -251,10 +252,12 @@ static void plan(sked_sched *s, run_cache *c, const sked_event *e, pending *p, s
     (*np)++;
 }
 
-static void apply(sked_sched *s, run_cache *c, pending *p, size_t n)
+/* Write the pending changes; -1 when the store failed (nothing to trust:
+ * the caller hands the events back to be read again). */
+static int apply(sked_sched *s, run_cache *c, pending *p, size_t n)
 {
     if (n == 0)
-        return;
+        return 0;
     sked_run_change *ch = calloc(n, sizeof *ch);
     for (size_t i = 0; i < n; i++) {
         ch[i] = p[i].change;
@@ -307,6 +310,7 @@ static void apply(sked_sched *s, run_cache *c, pending *p, size_t n)
     free(ch);
     if (wake)
         sked_sched_wake(s);
+    return rc < 0 ? -1 : 0;
 }
 
 void *sked_sched_events_main(void *arg)
@@ -328,6 +332,7 @@ void *sked_sched_events_main(void *arg)
         while (nd < EVENT_BATCH && sked_queue_consumer_next(s->consumer, 0, &d[nd], &err) == 0)
             nd++;
         size_t np = 0, ne = 0;
+        int failed = 0;
         sked_walltime now = sked_clock_wall_now();
         for (size_t i = 0; i < nd; i++) {
             if (sked_event_decode(d[i].body, d[i].len, &ev[ne], &err) == 0)
@@ -343,23 +348,33 @@ void *sked_sched_events_main(void *arg)
              * of the first one's result: write what is pending first */
             for (size_t k = 0; k < np && e->type != SKED_EVENT_HEARTBEAT; k++)
                 if (strcmp(p[k].rec.id, e->run_id) == 0) {
-                    apply(s, &c, p, np);
+                    failed |= apply(s, &c, p, np);
                     np = 0;
                     break;
                 }
             if (np + (e->type == SKED_EVENT_HEARTBEAT ? e->nruns : 1) > EVENT_BATCH * 2) {
-                apply(s, &c, p, np);
+                failed |= apply(s, &c, p, np);
                 np = 0;
             }
             plan(s, &c, e, p, &np, now);
         }
-        apply(s, &c, p, np);
+        failed |= apply(s, &c, p, np);
         cache_free(&c);
         for (size_t i = 0; i < ne; i++)
             sked_event_deinit(&ev[i]);
+        /* Written: acknowledged.  The store failed (a failover, say): the
+         * events go back and come again; those already written are fenced
+         * out as repeats then. */
         for (size_t i = 0; i < nd; i++) {
-            sked_queue_ack(s->consumer, d[i].tag, &err);
+            if (failed)
+                sked_queue_nack(s->consumer, d[i].tag, 1, &err);
+            else
+                sked_queue_ack(s->consumer, d[i].tag, &err);
             sked_delivery_deinit(&d[i]);
+        }
+        if (failed) {
+            struct timespec pause = {0, 200 * 1000 * 1000}; /* do not spin on a dead store */
+            nanosleep(&pause, NULL);
         }
     }
     free(ev);
