@@ -58,6 +58,7 @@ extern char **environ;
  * 4 KiB once the user is over pipe-user-pages-soft (cap is checked too). */
 #define SCRIPT_MAX (32 * 1024)
 #define REFILL_DELAY_US (20 * SKED_USEC_PER_MSEC)
+#define BACKLOG_QUIET_US (100 * SKED_USEC_PER_MSEC)
 #define BACKOFF_MIN_US (10 * SKED_USEC_PER_MSEC)
 #define BACKOFF_MAX_US (1 * SKED_USEC_PER_SEC)
 
@@ -84,6 +85,7 @@ typedef struct shell_pool {
     int waiting;               /* (mu) spawner asleep until a take        */
     int stop;                  /* (mu)                                    */
     uint64_t spawned, used, direct; /* (mu) for sked_exec_pool_stats     */
+    sked_monotime last_direct; /* (mu) the last run spawned directly      */
     /* executor thread only */
     member *pend, **pend_tail; /* taken for a run, script not yet written */
     char script[SCRIPT_MAX];   /* the script being built                  */
@@ -202,6 +204,14 @@ static void *spawner_main(void *arg)
             while (p->waiting && !p->stop)
                 pthread_cond_wait(&p->cond, &p->mu);
             pause_for(p, REFILL_DELAY_US);
+            continue;
+        }
+        /* More runs than the pool holds are starting (the executor spawns
+         * directly): a member made now would cost its run a second exec
+         * and the backlog CPU.  Refill once that has stopped for a while. */
+        sked_monotime since = sked_clock_mono_now() - p->last_direct;
+        if (p->last_direct && since < BACKLOG_QUIET_US) {
+            pause_for(p, BACKLOG_QUIET_US - since);
             continue;
         }
         pthread_mutex_unlock(&p->mu);
@@ -392,6 +402,7 @@ int pool_start(run *r)
     }
     pthread_mutex_lock(&p->mu);
     p->direct++;
+    p->last_direct = sked_clock_mono_now();
     pthread_mutex_unlock(&p->mu);
     return 0;
 }
