@@ -144,11 +144,70 @@ int sked_store_token_revoke(sked_store *st, const char *ns, const char *id,
     return st->ops->token_revoke(st, ns, id, at, err);
 }
 
+/* ---- what every backend relies on in its arguments ------------------------ */
+
+/* Longest claim, and longest lease, a caller may ask for. */
+#define CLAIM_MAX_LIMIT 10000
+#define CLAIM_MAX_LEASE (INT64_C(86400) * SKED_USEC_PER_SEC)
+
+static int check_len(const char *s, size_t max, const char *field, int col, sked_err *err)
+{
+    if (s == NULL || s[0] == '\0')
+        return sked_err_set(err, SKED_EINVAL, field, col, "%s is empty", field);
+    if (strlen(s) > max)
+        return sked_err_set(err, SKED_EINVAL, field, col, "%s is longer than %zu bytes",
+                            field, max);
+    return 0;
+}
+
+/* A run the store writes; i is a 1-based index into a batch, or 0. */
+static int check_run(const sked_run_rec *r, int i, sked_err *err)
+{
+    if (r == NULL)
+        return sked_err_set(err, SKED_EINVAL, "run", i, "no run record");
+    if (strnlen(r->id, sizeof r->id) == 0)
+        return sked_err_set(err, SKED_EINVAL, "id", i, "run id is empty");
+    if ((int)r->status < SKED_RUN_SCHEDULED || (int)r->status > SKED_RUN_CANCELED)
+        return sked_err_set(err, SKED_EINVAL, "status", i,
+                            "status %d is not a run status", (int)r->status);
+    if (r->attempt < 1)
+        return sked_err_set(err, SKED_EINVAL, "attempt", i, "attempt %d is below 1",
+                            r->attempt);
+    if (r->due_at == SKED_TIME_NONE)
+        return sked_err_set(err, SKED_EINVAL, "due_at", i, "a run needs a due_at");
+    return 0;
+}
+
+static int check_claim(const sked_claim *c, sked_err *err)
+{
+    int rc = check_len(c->owner, SKED_OWNER_MAX, "owner", 0, err);
+    if (rc != 0)
+        return rc;
+    if (c->limit < 1 || c->limit > CLAIM_MAX_LIMIT)
+        return sked_err_set(err, SKED_EINVAL, "limit", 0, "limit %d is not within 1..%d",
+                            c->limit, CLAIM_MAX_LIMIT);
+    if (c->lease_us <= 0 || c->lease_us > CLAIM_MAX_LEASE)
+        return sked_err_set(err, SKED_EINVAL, "lease_us", 0,
+                            "lease of %lld us is not within 1 us..1 day",
+                            (long long)c->lease_us);
+    if (c->advance == NULL)
+        return sked_err_set(err, SKED_EINVAL, "advance", 0,
+                            "a claim needs an advance function");
+    if (c->now == SKED_TIME_NONE || c->horizon == SKED_TIME_NONE)
+        return sked_err_set(err, SKED_EINVAL, "horizon", 0, "a claim needs now and a horizon");
+    return 0;
+}
+
 int sked_store_claim_due(sked_store *st, sked_claim *c, sked_err *err)
 {
     if (!HAS(st, 1, claim_due))
         return notsup(st, "claim_due", err);
-    return st->ops->claim_due(st, c, err);
+    c->runs = NULL;
+    c->specs = NULL;
+    c->nruns = 0;
+    c->more = 0;
+    int rc = check_claim(c, err);
+    return rc != 0 ? rc : st->ops->claim_due(st, c, err);
 }
 
 int sked_store_run_update(sked_store *st, sked_run_change *changes, size_t n,
@@ -156,6 +215,15 @@ int sked_store_run_update(sked_store *st, sked_run_change *changes, size_t n,
 {
     if (!HAS(st, 1, run_update))
         return notsup(st, "run_update", err);
+    if (n == 0)
+        return 0;
+    if (changes == NULL)
+        return sked_err_set(err, SKED_EINVAL, NULL, 0, "no changes");
+    for (size_t i = 0; i < n; i++) {
+        int rc = check_run(changes[i].rec, (int)i + 1, err);
+        if (rc != 0)
+            return rc;
+    }
     return st->ops->run_update(st, changes, n, err);
 }
 
@@ -171,7 +239,15 @@ int sked_store_run_insert(sked_store *st, const sked_run_rec *r, sked_err *err)
 {
     if (!HAS(st, 1, run_insert))
         return notsup(st, "run_insert", err);
-    return st->ops->run_insert(st, r, err);
+    int rc = check_run(r, 0, err);
+    if (rc == 0 && ((rc = check_len(r->id, SKED_ID_LEN, "id", 0, err)) ||
+                    (rc = check_len(r->task_id, SKED_ID_LEN, "task_id", 0, err)) ||
+                    (rc = check_len(r->ns, SKED_NS_MAX, "namespace", 0, err)) ||
+                    (rc = check_len(r->queue, SKED_NS_MAX, "queue", 0, err))))
+        return rc;
+    if (rc == 0 && r->scheduled_at == SKED_TIME_NONE)
+        rc = sked_err_set(err, SKED_EINVAL, "scheduled_at", 0, "a run needs a scheduled_at");
+    return rc != 0 ? rc : st->ops->run_insert(st, r, err);
 }
 
 int sked_store_run_get(sked_store *st, const char *ns, const char *id,

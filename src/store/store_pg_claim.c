@@ -45,10 +45,6 @@
 
 #define S(st) ((sked_pg_store *)(st))
 
-/* Largest limit a claim may ask for. */
-#define CLAIM_MAX_LIMIT 10000
-/* Longest lease a claim may ask for: a day. */
-#define CLAIM_MAX_LEASE (INT64_C(86400) * SKED_USEC_PER_SEC)
 
 /* Arrays of the occurrences (runs to insert) and of the advances. */
 enum {
@@ -292,27 +288,7 @@ static int claim_fn(sked_pg_tx *tx, void *arg, sked_err *err)
 
 int sked_pg_claim_due(sked_store *st, sked_claim *c, sked_err *err)
 {
-    c->runs = NULL;
-    c->specs = NULL;
-    c->nruns = 0;
-    c->more = 0;
-    int rc = sked_pg_check_len(c->owner, SKED_OWNER_MAX, "owner", 0, err);
-    if (rc != 0)
-        return rc;
-    if (c->limit < 1 || c->limit > CLAIM_MAX_LIMIT)
-        return sked_err_set(err, SKED_EINVAL, "limit", 0,
-                            "limit %d is not within 1..%d", c->limit,
-                            CLAIM_MAX_LIMIT);
-    if (c->lease_us <= 0 || c->lease_us > CLAIM_MAX_LEASE)
-        return sked_err_set(err, SKED_EINVAL, "lease_us", 0,
-                            "lease of %lld us is not within 1 us..1 day",
-                            (long long)c->lease_us);
-    if (c->advance == NULL)
-        return sked_err_set(err, SKED_EINVAL, "advance", 0,
-                            "a claim needs an advance function");
-    if (c->now == SKED_TIME_NONE || c->horizon == SKED_TIME_NONE)
-        return sked_err_set(err, SKED_EINVAL, "horizon", 0,
-                            "a claim needs now and a horizon");
+    int rc;
     claim_job a = {.c = c};
     rc = sked_pg_run(S(st), SKED_PG_WRITE, claim_fn, &a, err);
     if (rc != 0) {

@@ -176,27 +176,6 @@ nomem:
                         "out of memory reading runs");
 }
 
-/* What the store relies on in a run it writes; i is a 1-based index into a
- * batch, or 0. */
-static int check_run(const sked_run_rec *r, int i, sked_err *err)
-{
-    if (r == NULL)
-        return sked_err_set(err, SKED_EINVAL, "run", i, "no run record");
-    if (strnlen(r->id, sizeof r->id) == 0)
-        return sked_err_set(err, SKED_EINVAL, "id", i, "run id is empty");
-    if ((int)r->status < SKED_RUN_SCHEDULED ||
-        (int)r->status > SKED_RUN_CANCELED)
-        return sked_err_set(err, SKED_EINVAL, "status", i,
-                            "status %d is not a run status", (int)r->status);
-    if (r->attempt < 1)
-        return sked_err_set(err, SKED_EINVAL, "attempt", i,
-                            "attempt %d is below 1", r->attempt);
-    if (r->due_at == SKED_TIME_NONE)
-        return sked_err_set(err, SKED_EINVAL, "due_at", i,
-                            "a run needs a due_at");
-    return 0;
-}
-
 /* ---- run_update -------------------------------------------------------- */
 
 /* A batch may change one run twice (in order: the second sees the first).
@@ -348,13 +327,6 @@ int sked_pg_run_update(sked_store *st, sked_run_change *changes, size_t n,
                        sked_err *err)
 {
     int rc;
-    if (n == 0)
-        return 0;
-    if (changes == NULL)
-        return sked_err_set(err, SKED_EINVAL, NULL, 0, "no changes");
-    for (size_t i = 0; i < n; i++)
-        if ((rc = check_run(changes[i].rec, (int)i + 1, err)) != 0)
-            return rc;
     update_job a = {.ch = changes, .n = n};
     if ((a.results = calloc(n, sizeof *a.results)) == NULL)
         return sked_err_set(err, SKED_ENOMEM, NULL, 0, "out of memory");
@@ -424,18 +396,6 @@ static int insert_fn(sked_pg_tx *tx, void *arg, sked_err *err)
 
 int sked_pg_run_insert(sked_store *st, const sked_run_rec *r, sked_err *err)
 {
-    int rc = check_run(r, 0, err);
-    if (rc != 0)
-        return rc;
-    if ((rc = sked_pg_check_len(r->id, SKED_ID_LEN, "id", 0, err)) ||
-        (rc = sked_pg_check_len(r->task_id, SKED_ID_LEN, "task_id", 0,
-                                err)) ||
-        (rc = sked_pg_check_len(r->ns, SKED_NS_MAX, "namespace", 0, err)) ||
-        (rc = sked_pg_check_len(r->queue, SKED_NS_MAX, "queue", 0, err)))
-        return rc;
-    if (r->scheduled_at == SKED_TIME_NONE)
-        return sked_err_set(err, SKED_EINVAL, "scheduled_at", 0,
-                            "a run needs a scheduled_at");
     return sked_pg_run(S(st), SKED_PG_WRITE, insert_fn, (void *)r, err);
 }
 
