@@ -402,7 +402,9 @@ def retries():
         def settled():
             ok = True
             for t in (bad, second):
-                for r in runs_of(cl, t["id"]):
+                rs = runs_of(cl, t["id"])
+                ok &= bool(rs)  # not claimed yet is not settled
+                for r in rs:
                     seen.add((t["id"], r["status"], r["attempt"]))
                     ok &= r["status"] in FINAL
             return ok
