@@ -104,25 +104,47 @@ json_t *sked_run_json(const sked_run_rec *r)
     return j;
 }
 
+/* Append s to b as a JSON string; b has room (6 bytes per byte + 2). */
+static size_t put_json_string(char *b, const char *s)
+{
+    size_t n = 0;
+    b[n++] = '"';
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') {
+            b[n++] = '\\';
+            b[n++] = (char)*p;
+        } else if (*p < 0x20) {
+            n += (size_t)sprintf(b + n, "\\u%04x", *p);
+        } else {
+            b[n++] = (char)*p;
+        }
+    }
+    b[n++] = '"';
+    return n;
+}
+
+/* The spec goes in verbatim: it is canonical JSON already (model/task.c),
+ * and the dispatch path must not parse and print it again for every run. */
 char *sked_job_message(const sked_run_rec *r, const char *spec_text, size_t *len)
 {
-    json_t *spec = json_loads(spec_text, 0, NULL);
-    if (spec == NULL)
+    if (spec_text == NULL || spec_text[0] != '{')
         return NULL;
-    json_t *m = json_object();
-    json_object_set_new(m, "run_id", json_string(r->id));
-    json_object_set_new(m, "task_id", json_string(r->task_id));
-    json_object_set_new(m, "attempt", json_integer(r->attempt));
-    json_object_set_new(m, "scheduled_at", json_integer(r->scheduled_at));
-    json_object_set_new(m, "queue", json_string(r->queue));
-    json_object_set(m, "target", json_object_get(spec, "target"));
-    json_object_set(m, "retry", json_object_get(spec, "retry"));
-    char *text = json_dumps(m, JSON_COMPACT);
-    json_decref(m);
-    json_decref(spec);
-    if (text && len)
-        *len = strlen(text);
-    return text;
+    size_t cap = 160 + 6 * (strlen(r->id) + strlen(r->task_id) + strlen(r->queue)) +
+                 strlen(spec_text);
+    char *b = malloc(cap);
+    if (b == NULL)
+        return NULL;
+    size_t n = (size_t)sprintf(b, "{\"run_id\":");
+    n += put_json_string(b + n, r->id);
+    n += (size_t)sprintf(b + n, ",\"task_id\":");
+    n += put_json_string(b + n, r->task_id);
+    n += (size_t)sprintf(b + n, ",\"attempt\":%d,\"scheduled_at\":%lld,\"queue\":",
+                         r->attempt, (long long)r->scheduled_at);
+    n += put_json_string(b + n, r->queue);
+    n += (size_t)sprintf(b + n, ",\"spec\":%s}", spec_text);
+    if (len)
+        *len = n;
+    return b;
 }
 
 static const char *const event_types[] = {"started", "finished", "heartbeat", "returned",

@@ -28,8 +28,9 @@ json_t *sked_run_json(const sked_run_rec *r);
 const char *sked_run_status_name(sked_run_status s);
 int sked_run_status_parse(const char *name);
 
-/* The job message of run r of a task whose canonical spec is spec_text.
- * malloc'ed text; NULL when the spec is not readable. */
+/* The job message of run r of a task whose canonical spec is spec_text:
+ * {"run_id", "task_id", "attempt", "scheduled_at", "queue", "spec"}, the
+ * spec as stored.  malloc'ed text; NULL when the spec is not an object. */
 char *sked_job_message(const sked_run_rec *r, const char *spec_text,
                        size_t *len);
 

@@ -66,15 +66,32 @@ int sked_sched_lose(sked_run_rec *r, const char *spec, sked_walltime now, const 
 static int claim(sked_sched *s, sked_walltime now)
 {
     sked_monotime t0 = sked_clock_mono_now();
+    /* the runs of batches not written yet: the store would hand them back
+     * as still scheduled, taking the places of the runs after them */
     pthread_mutex_lock(&s->mu);
     uint64_t done_before = s->done_batch;
+    size_t nex = 0;
+    char (*ex)[SKED_ID_LEN + 1] = malloc((s->nhandled ? s->nhandled : 1) * sizeof *ex);
+    const char **exp = malloc((s->nhandled ? s->nhandled : 1) * sizeof *exp);
+    if (ex == NULL || exp == NULL)
+        abort();
+    for (size_t i = 0; i < s->nhandled; i++)
+        if (s->handled[i].batch > done_before) {
+            memcpy(ex[nex], s->handled[i].run_id, sizeof ex[nex]);
+            exp[nex] = ex[nex];
+            nex++;
+        }
     pthread_mutex_unlock(&s->mu);
     sked_policy_ctx pc = {.now = now, .horizon = now + s->cfg.window_us};
     sked_claim c = {.owner = s->owner, .now = now, .horizon = pc.horizon,
                     .limit = s->cfg.claim_limit, .lease_us = s->cfg.lease_us,
-                    .advance = sked_policy_advance, .ctx = &pc};
+                    .advance = sked_policy_advance, .ctx = &pc,
+                    .exclude = exp, .nexclude = nex};
     sked_err err = {0};
-    if (sked_store_claim_due(s->cfg.store, &c, &err) < 0) {
+    int rc = sked_store_claim_due(s->cfg.store, &c, &err);
+    free(exp);
+    free(ex);
+    if (rc < 0) {
         sked_log(SKED_LOG_ERROR, "claim failed", "error", err.msg, NULL);
         return 0;
     }

@@ -2,7 +2,8 @@
  * sched_events.c - the scheduler's events thread: workers' started,
  * finished and heartbeat events, written to the store in batches.
  *
- * Each turn takes every event waiting (up to EVENT_BATCH), turns each into
+ * Each turn takes every event waiting (deliveries until about EVENT_BATCH
+ * events; a worker packs several per message, one per line), turns each into
  * a fenced run change (only the current attempt, only from the statuses it
  * can follow), applies them in one store transaction, and only then acks
  * the deliveries: an event is never lost, and a redelivered one is fenced
@@ -313,37 +314,99 @@ static int apply(sked_sched *s, run_cache *c, pending *p, size_t n)
     return rc < 0 ? -1 : 0;
 }
 
+/* Decode the events of one delivery, one per line (worker.c packs them),
+ * appending to *ev; a bad line is dropped with a warning. */
+static void decode_delivery(const sked_delivery *d, sked_event **ev, size_t *ne, size_t *cap)
+{
+    const char *p = d->body, *end = d->body + d->len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *line_end = nl ? nl : end;
+        if (*ne == *cap) {
+            size_t ncap = *cap * 2;
+            sked_event *grown = realloc(*ev, ncap * sizeof **ev);
+            if (grown == NULL)
+                abort();
+            *ev = grown;
+            *cap = ncap;
+        }
+        sked_err err = {0};
+        if (line_end > p) {
+            if (sked_event_decode(p, (size_t)(line_end - p), &(*ev)[*ne], &err) == 0)
+                (*ne)++;
+            else
+                sked_log(SKED_LOG_WARN, "bad event dropped", "error", err.msg, NULL);
+        }
+        p = line_end + 1;
+    }
+}
+
+/* Started events made redundant by a finished event of the same attempt
+ * later in the batch, which carries the start (worker.c): planning only
+ * the finished one writes each such run once instead of twice. */
+typedef struct fin_key {
+    const char *run_id;
+    int attempt;
+} fin_key;
+
+static int by_fin(const void *a, const void *b)
+{
+    const fin_key *x = a, *y = b;
+    int c = strcmp(x->run_id, y->run_id);
+    return c ? c : (x->attempt > y->attempt) - (x->attempt < y->attempt);
+}
+
+static void mark_redundant(const sked_event *ev, size_t ne, char *redundant)
+{
+    fin_key *fin = malloc((ne ? ne : 1) * sizeof *fin);
+    if (fin == NULL)
+        abort();
+    size_t nf = 0;
+    for (size_t i = 0; i < ne; i++)
+        if (ev[i].type == SKED_EVENT_FINISHED && ev[i].started_at != SKED_TIME_NONE)
+            fin[nf++] = (fin_key){ev[i].run_id, ev[i].attempt};
+    qsort(fin, nf, sizeof *fin, by_fin);
+    for (size_t i = 0; i < ne; i++) {
+        fin_key k = {ev[i].run_id, ev[i].attempt};
+        redundant[i] = ev[i].type == SKED_EVENT_STARTED && nf > 0 &&
+                       bsearch(&k, fin, nf, sizeof k, by_fin) != NULL;
+    }
+    free(fin);
+}
+
 void *sked_sched_events_main(void *arg)
 {
     sked_sched *s = arg;
     sked_delivery *d = calloc(EVENT_BATCH, sizeof *d);
     pending *p = calloc(EVENT_BATCH * 2 + 1, sizeof *p);
-    sked_event *ev = calloc(EVENT_BATCH, sizeof *ev);
+    size_t evcap = EVENT_BATCH;
+    sked_event *ev = calloc(evcap, sizeof *ev);
     if (d == NULL || p == NULL || ev == NULL)
         abort();
     for (;;) {
         if (sked_sched_stopping(s))
             break;
         sked_err err = {0};
-        size_t nd = 0;
+        size_t nd = 0, ne = 0;
         if (sked_queue_consumer_next(s->consumer, -1, &d[0], &err) < 0)
             continue;
-        nd = 1;
-        while (nd < EVENT_BATCH && sked_queue_consumer_next(s->consumer, 0, &d[nd], &err) == 0)
-            nd++;
-        size_t np = 0, ne = 0;
+        decode_delivery(&d[nd++], &ev, &ne, &evcap);
+        while (nd < EVENT_BATCH && ne < EVENT_BATCH &&
+               sked_queue_consumer_next(s->consumer, 0, &d[nd], &err) == 0)
+            decode_delivery(&d[nd++], &ev, &ne, &evcap);
+        size_t np = 0;
         int failed = 0;
         sked_walltime now = sked_clock_wall_now();
-        for (size_t i = 0; i < nd; i++) {
-            if (sked_event_decode(d[i].body, d[i].len, &ev[ne], &err) == 0)
-                ne++;
-            else
-                sked_log(SKED_LOG_WARN, "bad event dropped", "error", err.msg, NULL);
-        }
+        char *redundant = malloc(ne ? ne : 1);
+        if (redundant == NULL)
+            abort();
+        mark_redundant(ev, ne, redundant);
         run_cache c;
         cache_fill(s, &c, ev, ne);
         for (size_t i = 0; i < ne; i++) {
             const sked_event *e = &ev[i];
+            if (redundant[i])
+                continue;
             /* a second event of a run in this batch is planned on top
              * of the first one's result: write what is pending first */
             for (size_t k = 0; k < np && e->type != SKED_EVENT_HEARTBEAT; k++)
@@ -360,6 +423,7 @@ void *sked_sched_events_main(void *arg)
         }
         failed |= apply(s, &c, p, np);
         cache_free(&c);
+        free(redundant);
         for (size_t i = 0; i < ne; i++)
             sked_event_deinit(&ev[i]);
         /* Written: acknowledged.  The store failed (a failover, say): the

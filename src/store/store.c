@@ -195,7 +195,49 @@ static int check_claim(const sked_claim *c, sked_err *err)
                             "a claim needs an advance function");
     if (c->now == SKED_TIME_NONE || c->horizon == SKED_TIME_NONE)
         return sked_err_set(err, SKED_EINVAL, "horizon", 0, "a claim needs now and a horizon");
+    if (c->nexclude > 0 && c->exclude == NULL)
+        return sked_err_set(err, SKED_EINVAL, "exclude", 0, "a claim's exclude list is missing");
     return 0;
+}
+
+static int by_id(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The backends answer with up to limit + nexclude runs, the excluded ones
+ * among them (PostgreSQL's anti-join against an array parameter cost
+ * hundreds of milliseconds per claim): leave those out and keep at most
+ * limit, in order. */
+static void claim_exclude(sked_claim *c)
+{
+    const char **ex = NULL;
+    if (c->nexclude > 0) {
+        ex = malloc(c->nexclude * sizeof *ex);
+        if (ex == NULL)
+            abort();
+        memcpy(ex, c->exclude, c->nexclude * sizeof *ex);
+        qsort(ex, c->nexclude, sizeof *ex, by_id);
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < c->nruns; i++) {
+        const char *id = c->runs[i].id;
+        int excluded = ex != NULL && bsearch(&id, ex, c->nexclude, sizeof *ex, by_id) != NULL;
+        if (!excluded && k == (size_t)c->limit)
+            c->more = 1;
+        if (excluded || k == (size_t)c->limit) {
+            sked_run_rec_deinit(&c->runs[i]);
+            if (c->specs != NULL)
+                free(c->specs[i]);
+            continue;
+        }
+        c->runs[k] = c->runs[i];
+        if (c->specs != NULL)
+            c->specs[k] = c->specs[i];
+        k++;
+    }
+    c->nruns = k;
+    free(ex);
 }
 
 int sked_store_claim_due(sked_store *st, sked_claim *c, sked_err *err)
@@ -207,7 +249,11 @@ int sked_store_claim_due(sked_store *st, sked_claim *c, sked_err *err)
     c->nruns = 0;
     c->more = 0;
     int rc = check_claim(c, err);
-    return rc != 0 ? rc : st->ops->claim_due(st, c, err);
+    if (rc == 0)
+        rc = st->ops->claim_due(st, c, err);
+    if (rc == 0)
+        claim_exclude(c);
+    return rc;
 }
 
 int sked_store_run_update(sked_store *st, sked_run_change *changes, size_t n,

@@ -198,11 +198,16 @@ typedef struct sked_claim {
                                        an expired lease                   */
     sked_advance_fn advance;
     void *ctx;
+    /* Runs the owner is dispatching right now, whose marks it may not have
+     * written yet: left out of the answer (and of its limit), so a claim
+     * made during a dispatch brings the runs after them.  May be empty. */
+    const char *const *exclude;
+    size_t nexclude;
     /* out: every run now SCHEDULED and leased to owner with due_at <=
      * horizon: new occurrences, retries that came due, runs whose lease
      * expired, triggered runs, and the runs earlier claims of this owner
      * leased that are still scheduled (so each claim returns the owner's
-     * whole due set again: replace, don't add).  Earliest due_at first
+     * whole due set again, but for `exclude`: replace, don't add).  Earliest due_at first
      * (then id), at most limit.  specs[i] is the canonical spec of
      * runs[i]'s task (malloc'ed), NULL when the task no longer exists.
      * Free with sked_claim_deinit.  On error nothing was claimed and the

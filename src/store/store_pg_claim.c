@@ -22,7 +22,8 @@
  *      most limit, earliest first, locked SKIP LOCKED and leased to the
  *      owner in one statement;
  *   3. the answer: every scheduled run leased to the owner and due by
- *      horizon, earliest first, at most limit, with its task's spec.
+ *      horizon, earliest first, at most limit + nexclude (the wrapper
+ *      leaves the excluded out, store.c), with its task's spec.
  *
  * So a claim is six round trips (BEGIN, 1 read, 1 write, 2, 3, COMMIT)
  * however many tasks it takes.  The transaction may be run again after a
@@ -262,12 +263,13 @@ static int owned(sked_pg_tx *tx, claim_job *a, sked_err *err)
     PGresult *res;
     sked_pg_p_text(&p, cl->owner);
     sked_pg_p_i64(&p, cl->horizon);
-    sked_pg_p_i64(&p, (int64_t)cl->limit + 1);
+    /* the excluded ones come too; the wrapper leaves them out (store.c) */
+    size_t want = (size_t)cl->limit + cl->nexclude;
+    sked_pg_p_i64(&p, (int64_t)want + 1);
     int rc = sked_pg_exec(tx->c, SKED_PG_CLAIM_OWNED, &p, &res,
                           "claim: owned runs", err);
     if (rc == 0)
-        rc = sked_pg_collect_runs(res, 1, (size_t)cl->limit, &a->out,
-                                  &a->more, err);
+        rc = sked_pg_collect_runs(res, 1, want, &a->out, &a->more, err);
     PQclear(res);
     return rc;
 }

@@ -15,9 +15,10 @@
  *      leased: retries, triggers; or expired: their scheduler died) are
  *      leased to the owner, at most limit;
  *   3. the answer: every scheduled run leased to the owner and due by
- *      horizon, earliest first, at most limit, with its task's spec - the
- *      new ones, the re-leased ones, and the ones leased by earlier claims
- *      of the same owner (so a scheduler restarted under the same id gets
+ *      horizon, earliest first, at most limit + nexclude (the wrapper
+ *      leaves the excluded out, store.c), with its task's spec - the new
+ *      ones, the re-leased ones, and the ones leased by earlier claims of
+ *      the same owner (so a scheduler restarted under the same id gets
  *      its runs back).
  *
  * SQLite has one writer, so two claims never interleave here; the unique
@@ -253,9 +254,10 @@ static int owned(sked_sqlite_conn *c, claim_job *a, sked_err *err)
         return rc;
     sked_sqlite_bind_text(q, 1, cl->owner);
     sqlite3_bind_int64(q, 2, cl->horizon);
-    sqlite3_bind_int(q, 3, cl->limit + 1);
-    rc = sked_sqlite_collect_runs(c, q, 1, (size_t)cl->limit, &a->out,
-                                  &a->more, err);
+    /* the excluded ones come too; the wrapper leaves them out (store.c) */
+    size_t want = (size_t)cl->limit + cl->nexclude;
+    sqlite3_bind_int64(q, 3, (sqlite3_int64)want + 1);
+    rc = sked_sqlite_collect_runs(c, q, 1, want, &a->out, &a->more, err);
     sqlite3_reset(q);
     return rc;
 }

@@ -107,7 +107,7 @@ int sked_job_decode(const char *text, size_t len, sked_job **out, sked_err *err)
     json_t *m = json_loadb(text, len, 0, &je);
     if (m == NULL)
         return sked_err_set(err, SKED_EINVAL, NULL, 0, "job message: %s", je.text);
-    json_t *t = json_object_get(m, "target");
+    json_t *t = json_object_get(json_object_get(m, "spec"), "target");
     const char *run = json_string_value(json_object_get(m, "run_id"));
     const char *task = json_string_value(json_object_get(m, "task_id"));
     const char *type = json_string_value(json_object_get(t, "type"));
@@ -207,23 +207,57 @@ static void outbox_put(sked_worker *w, const sked_event *e, sked_consumer *c, ui
     pthread_mutex_unlock(&w->mu);
 }
 
-/* Publish a gathered list of items in one batch, retrying what failed for
- * a few seconds, then settle their deliveries in order. */
+/* Events gathered in one flush go out several to a message, one event per
+ * line (the events thread splits them, sched_events.c): a run then costs
+ * the broker its job message and a small share of one event message. */
+#define PACK_EVENTS 256
+#define PACK_BYTES (256 * 1024)
+
+/* Pack the items' texts into messages (bodies malloc'ed); their number. */
+static size_t outbox_pack(const outbox_item *items, sked_message *m)
+{
+    size_t nm = 0, count = 0;
+    char *body = NULL;
+    size_t len = 0;
+    for (const outbox_item *it = items; it; it = it->next) {
+        if (it->text == NULL)
+            continue;
+        if (body && (count == PACK_EVENTS || len + 1 + it->len > PACK_BYTES)) {
+            m[nm++] = (sked_message){.queue = SKED_EVENTS_QUEUE, .body = body, .len = len};
+            body = NULL;
+        }
+        if (body == NULL)
+            len = count = 0;
+        char *grown = realloc(body, len + (len ? 1 : 0) + it->len + 1);
+        if (grown == NULL)
+            abort();
+        body = grown;
+        if (len)
+            body[len++] = '\n';
+        memcpy(body + len, it->text, it->len);
+        len += it->len;
+        count++;
+    }
+    if (body)
+        m[nm++] = (sked_message){.queue = SKED_EVENTS_QUEUE, .body = body, .len = len};
+    return nm;
+}
+
+/* Publish a gathered list of items, packed, retrying what failed for a few
+ * seconds, then settle their deliveries in order. */
 static void outbox_flush(sked_worker *w, outbox_item *items)
 {
     size_t n = 0;
     for (outbox_item *it = items; it; it = it->next)
         n++;
     sked_message *m = calloc(n ? n : 1, sizeof *m);
-    outbox_item **of = calloc(n ? n : 1, sizeof *of);
-    if (m == NULL || of == NULL)
+    if (m == NULL)
         abort();
-    size_t nm = 0;
-    for (outbox_item *it = items; it; it = it->next)
-        if (it->text) {
-            m[nm] = (sked_message){.queue = SKED_EVENTS_QUEUE, .body = it->text, .len = it->len};
-            of[nm++] = it;
-        }
+    size_t nm = outbox_pack(items, m), total = nm;
+    sked_message *all = calloc(nm ? nm : 1, sizeof *all);
+    if (all == NULL)
+        abort();
+    memcpy(all, m, nm * sizeof *m);
     sked_err err = {0};
     for (int round = 0; nm > 0 && round < 50; round++) {
         if (sked_queue_publish_batch(w->cfg.queue, m, nm, &err) == 0) {
@@ -232,10 +266,8 @@ static void outbox_flush(sked_worker *w, outbox_item *items)
         }
         size_t k = 0; /* keep the failed ones, in order */
         for (size_t i = 0; i < nm; i++)
-            if (m[i].result != 0) {
-                m[k] = m[i];
-                of[k++] = of[i];
-            }
+            if (m[i].result != 0)
+                m[k++] = m[i];
         nm = k;
         usleep(100000);
     }
@@ -252,8 +284,10 @@ static void outbox_flush(sked_worker *w, outbox_item *items)
         free(it->text);
         free(it);
     }
+    for (size_t i = 0; i < total; i++)
+        free((void *)all[i].body);
+    free(all);
     free(m);
-    free(of);
 }
 
 static void *outbox_main(void *arg)

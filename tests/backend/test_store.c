@@ -1295,6 +1295,48 @@ static void test_claim_invalid(void **state)
     assert_null(c.runs);
 }
 
+/* A claim made while the owner dispatches some of its runs leaves those
+ * out and fills its limit with the runs after them; a limit reached past
+ * the excluded ones says more. */
+static void test_claim_exclude(void **state)
+{
+    fixture *f = *state;
+    sked_walltime T = new_base();
+    char owner[64];
+    new_owner(owner, sizeof owner);
+    mk_due(f->st, f->ns, 5, T, NULL, NULL);
+    sked_claim c = claim_of(owner, T, T + SEC, 100, NULL);
+    claim_ok(f->st, &c);
+    assert_int_equal(c.nruns, 5);
+    const char *ex[3] = {c.runs[0].id, c.runs[2].id, "no-such-run"};
+    sked_claim d = claim_of(owner, T, T + SEC, 2, NULL);
+    d.exclude = ex;
+    d.nexclude = 3;
+    claim_ok(f->st, &d);
+    assert_int_equal(d.nruns, 2);
+    assert_int_equal(d.more, 1);
+    assert_string_equal(d.runs[0].id, c.runs[1].id);
+    assert_string_equal(d.runs[1].id, c.runs[3].id);
+    sked_claim_deinit(&d);
+    d = claim_of(owner, T, T + SEC, 3, NULL);
+    d.exclude = ex;
+    d.nexclude = 3;
+    claim_ok(f->st, &d);
+    assert_int_equal(d.nruns, 3);
+    assert_int_equal(d.more, 0);
+    assert_string_equal(d.runs[2].id, c.runs[4].id);
+    for (size_t i = 0; i < d.nruns; i++)
+        assert_string_not_equal(d.runs[i].id, c.runs[0].id);
+    sked_claim_deinit(&d);
+    /* a list said to be there but missing is refused */
+    sked_err err = {0};
+    d = claim_of(owner, T, T + SEC, 3, NULL);
+    d.nexclude = 1;
+    assert_int_equal(sked_store_claim_due(f->st, &d, &err), SKED_EINVAL);
+    assert_string_equal(err.field, "exclude");
+    sked_claim_deinit(&c);
+}
+
 /* Two owners on the same due tasks: each occurrence is one row, held by
  * one owner; a claim that sees an occurrence already recorded (a task
  * written back to an older next_run_at) records nothing. */
@@ -2805,6 +2847,7 @@ int main(void)
         T(test_two_openers),
         R(test_claim_basic),
         R(test_claim_invalid),
+        R(test_claim_exclude),
         R(test_claim_two_owners),
         R(test_claim_concurrent),
         R(test_claim_two_stores),
