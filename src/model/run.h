@@ -5,13 +5,16 @@
  *
  * Messages are small JSON documents (DESIGN.md §7):
  *   job:      {"run_id","task_id","attempt","scheduled_at","queue",
- *              "target":{canonical target},"retry":{canonical retry}}
+ *              "spec":{the task's canonical spec, as stored}}
  *   started:  {"type":"started","run_id","attempt","worker","at"}
  *   finished: {"type":"finished","run_id","attempt","worker","at",
- *              "outcome","exit_code","http_status","error","output"}
+ *              "started_at","outcome","exit_code","http_status","error",
+ *              "output"}
  *   heartbeat:{"type":"heartbeat","worker","host","queues":[..],
  *              "slots","busy","runs":[[run_id,attempt],..],"at","version"}
- * Times in messages are integer microseconds since the epoch.
+ * Times in messages are integer microseconds since the epoch.  A message
+ * on the events queue holds one or more events, one per line (worker.c
+ * packs what gathered; JSON text never holds a raw newline).
  */
 #ifndef SKED_RUN_H
 #define SKED_RUN_H

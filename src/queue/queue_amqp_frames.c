@@ -84,6 +84,16 @@ static int publish_channel_lost(ahandle *h, const char *why)
     return 0;
 }
 
+/* The broker refused a message (basic.nack): seen while a quorum queue's
+ * leader was lost, after which one channel kept refusing while others
+ * published again.  A fresh channel costs little: close this one and send
+ * what was in flight again on a new one (publish_channel_lost). */
+static int publish_channel_reset(ahandle *h)
+{
+    sked_queue_amqp_close_channel(h, CH_PUBLISH);
+    return publish_channel_lost(h, "a message was refused (basic.nack)");
+}
+
 /* ---- deliveries and the rest ------------------------------------------- */
 
 /* A complete delivery: into its consumer's buffer. */
@@ -242,10 +252,11 @@ static int method(ahandle *h, amqp_frame_t *f)
                     ((amqp_basic_ack_t *)m)->multiple, 1);
         return 0;
     case AMQP_BASIC_NACK_METHOD:
-        if (ch == CH_PUBLISH)
-            confirm(h, ((amqp_basic_nack_t *)m)->delivery_tag,
-                    ((amqp_basic_nack_t *)m)->multiple, 0);
-        return 0;
+        if (ch != CH_PUBLISH)
+            return 0;
+        confirm(h, ((amqp_basic_nack_t *)m)->delivery_tag,
+                ((amqp_basic_nack_t *)m)->multiple, 0);
+        return publish_channel_reset(h);
     case AMQP_BASIC_RETURN_METHOD:
         if (ch == CH_PUBLISH) {
             rx_free(&h->pub_rx);

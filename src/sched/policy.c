@@ -49,7 +49,6 @@ int sked_policy_advance(void *ctx, const sked_task_rec *task, int unfinished,
                         sked_advance *out)
 {
     const sked_policy_ctx *pc = ctx;
-    (void)unfinished; /* overlap is decided when the run is due */
     sked_task_spec spec;
     sked_err err;
     if (sked_task_spec_parse(task->spec, &spec, &err) < 0) {
@@ -94,6 +93,18 @@ int sked_policy_advance(void *ctx, const sked_task_rec *task, int unfinished,
     out->next_run_at = t;
     if (t == SKED_TIME_NONE)
         out->state = SKED_TASK_COMPLETED;
+    /* Overlap is decided when a run is due (sched_dispatch.c), but a run
+     * already due now, the only one recorded for a task with nothing
+     * unfinished, cannot overlap anything: the claim records it
+     * dispatched and it is published at once (a burst, a late claim). */
+    int real = 0, k = -1;
+    for (int i = 0; i < out->nocc; i++)
+        if (!out->occ[i].skipped) {
+            real++;
+            k = i;
+        }
+    if (real == 1 && unfinished == 0 && out->occ[k].due_at <= pc->now)
+        out->occ[k].dispatch = 1;
     sked_task_spec_deinit(&spec);
     return 0;
 }

@@ -86,7 +86,8 @@ static int claim(sked_sched *s, sked_walltime now)
     sked_claim c = {.owner = s->owner, .now = now, .horizon = pc.horizon,
                     .limit = s->cfg.claim_limit, .lease_us = s->cfg.lease_us,
                     .advance = sked_policy_advance, .ctx = &pc,
-                    .exclude = exp, .nexclude = nex};
+                    .exclude = exp, .nexclude = nex,
+                    .dispatch_lease_us = s->cfg.dispatch_lease_us};
     sked_err err = {0};
     int rc = sked_store_claim_due(s->cfg.store, &c, &err);
     free(exp);
@@ -105,9 +106,21 @@ static int claim(sked_sched *s, sked_walltime now)
     }
     int more = c.more;
     size_t n = c.nruns;
-    sked_claim_deinit(&c);
     sked_sched_heap_replace(s, runs, n, done_before, more);
     free(runs);
+    /* Due already and recorded dispatched by the claim itself (policy.c):
+     * out at once, from this thread, so that a crash leaves them as short
+     * a time unpublished as a mark does. */
+    if (c.ndispatched > 0) {
+        sked_run_rec **pub = malloc(c.ndispatched * sizeof *pub);
+        if (pub == NULL)
+            abort();
+        for (size_t i = 0; i < c.ndispatched; i++)
+            pub[i] = &c.dispatched[i];
+        sked_sched_publish(s, pub, (const char *const *)c.dispatched_specs, c.ndispatched);
+        free(pub);
+    }
+    sked_claim_deinit(&c);
     sked_histogram_observe(s->claim_seconds,
                            (double)(sked_clock_mono_now() - t0) / 1e6);
     return more;

@@ -257,6 +257,59 @@ static size_t inflight_by_task(sked_sched *s, const due_run *b, size_t n, int *g
 
 /* --- dispatch ---------------------------------------------------------------- */
 
+/* (sched_internal.h) A message that was sent but not confirmed may still
+ * arrive: its run then starts from SCHEDULED's successor or is refused as
+ * a late start (sched_events.c). */
+void sked_sched_publish(sked_sched *s, sked_run_rec *const *runs, const char *const *specs,
+                        size_t n)
+{
+    sked_message *msgs = calloc(n ? n : 1, sizeof *msgs);
+    size_t *msg_of = malloc((n ? n : 1) * sizeof *msg_of), nm = 0;
+    if (msgs == NULL || msg_of == NULL)
+        abort();
+    for (size_t i = 0; i < n; i++) {
+        sked_run_rec *r = runs[i];
+        sked_sched_count_status(r->queue, r->status);
+        size_t len = 0;
+        char *body = sked_job_message(r, specs[i], &len);
+        if (body == NULL) {
+            sked_log(SKED_LOG_ERROR, "cannot encode a job; the sweep will retry", "run", r->id, NULL);
+            continue;
+        }
+        msgs[nm] = (sked_message){.queue = r->queue, .body = body, .len = len};
+        msg_of[nm++] = i;
+    }
+    sked_err perr = {0};
+    sked_queue_publish_batch(s->cfg.queue, msgs, nm, &perr);
+    sked_run_change *back = calloc(nm ? nm : 1, sizeof *back);
+    size_t nb = 0;
+    for (size_t k = 0; k < nm; k++) {
+        sked_run_rec *r = runs[msg_of[k]];
+        free((void *)msgs[k].body);
+        if (msgs[k].result == 0) {
+            sked_log(SKED_LOG_DEBUG, "run dispatched", "run", r->id, "task", r->task_id,
+                     "queue", r->queue, NULL);
+            continue;
+        }
+        sked_log(SKED_LOG_ERROR, "publish failed; the run goes back to be claimed again",
+                 "run", r->id, "error", perr.msg, NULL);
+        int attempt = r->attempt;
+        r->error = NULL;
+        sked_sched_lose(r, NULL, sked_clock_wall_now(), "");
+        back[nb++] = (sked_run_change){.rec = r, .attempt = attempt,
+                                       .from = SKED_RUN_BIT(SKED_RUN_DISPATCHED)};
+    }
+    sked_err berr = {0};
+    if (nb > 0 && sked_store_run_update(s->cfg.store, back, nb, &berr) < 0)
+        sked_log(SKED_LOG_ERROR, "cannot give unpublished runs back; the sweep will",
+                 "error", berr.msg, NULL);
+    if (nb > 0)
+        sked_sched_wake(s);
+    free(back);
+    free(msgs);
+    free(msg_of);
+}
+
 /* Decide, mark and publish one batch of due runs (taken over). */
 static void dispatch(sked_sched *s, due_run *batch, size_t n, uint64_t bno)
 {
@@ -331,64 +384,28 @@ static void dispatch(sked_sched *s, due_run *batch, size_t n, uint64_t bno)
     pthread_mutex_unlock(&s->mu);
 
     /* publish what was marked, all in flight together */
-    sked_message *msgs = calloc(nt ? nt : 1, sizeof *msgs);
-    size_t *msg_of = malloc((nt ? nt : 1) * sizeof *msg_of), nm = 0;
-    if (msgs == NULL || msg_of == NULL)
+    sked_run_rec **pub = malloc((nt ? nt : 1) * sizeof *pub);
+    const char **pub_spec = malloc((nt ? nt : 1) * sizeof *pub_spec);
+    size_t np = 0;
+    if (pub == NULL || pub_spec == NULL)
         abort();
     for (size_t k = 0; k < nt && rc == 0; k++) {
         sked_run_rec *r = &recs[todo_of[k]];
         if (todo[k].result != 0)
             continue; /* changed meanwhile (canceled, taken over): not ours */
+        if (r->status == SKED_RUN_DISPATCHED) {
+            pub[np] = r;
+            pub_spec[np++] = batch[todo_of[k]].spec;
+            continue;
+        }
         sked_sched_count_status(r->queue, r->status);
-        if (r->status != SKED_RUN_DISPATCHED) {
-            sked_log(SKED_LOG_INFO, r->status == SKED_RUN_SKIPPED ? "run skipped" : "run canceled",
-                     "run", r->id, "task", r->task_id, "reason",
-                     r->status == SKED_RUN_SKIPPED ? "overlap" : "task deleted", NULL);
-            continue;
-        }
-        size_t len = 0;
-        char *body = sked_job_message(r, batch[todo_of[k]].spec, &len);
-        if (body == NULL) {
-            sked_log(SKED_LOG_ERROR, "cannot encode a job; the sweep will retry", "run", r->id, NULL);
-            continue;
-        }
-        msgs[nm] = (sked_message){.queue = r->queue, .body = body, .len = len};
-        msg_of[nm++] = todo_of[k];
+        sked_log(SKED_LOG_INFO, r->status == SKED_RUN_SKIPPED ? "run skipped" : "run canceled",
+                 "run", r->id, "task", r->task_id, "reason",
+                 r->status == SKED_RUN_SKIPPED ? "overlap" : "task deleted", NULL);
     }
-    sked_err perr = {0};
-    sked_queue_publish_batch(s->cfg.queue, msgs, nm, &perr);
-    /* Not published: back to SCHEDULED, due now and free for any
-     * scheduler's next claim (this one is woken), instead of waiting for
-     * the dispatch lease.  A message that was sent but not confirmed may
-     * still arrive: its run then starts from SCHEDULED's successor or is
-     * refused as a late start (sched_events.c). */
-    sked_run_change *back = calloc(nm ? nm : 1, sizeof *back);
-    size_t nb = 0;
-    for (size_t k = 0; k < nm; k++) {
-        sked_run_rec *r = &recs[msg_of[k]];
-        free((void *)msgs[k].body);
-        if (msgs[k].result == 0) {
-            sked_log(SKED_LOG_DEBUG, "run dispatched", "run", r->id, "task", r->task_id,
-                     "queue", r->queue, NULL);
-            continue;
-        }
-        sked_log(SKED_LOG_ERROR, "publish failed; the run goes back to be claimed again",
-                 "run", r->id, "error", perr.msg, NULL);
-        int attempt = r->attempt;
-        r->error = NULL;
-        sked_sched_lose(r, NULL, sked_clock_wall_now(), "");
-        back[nb++] = (sked_run_change){.rec = r, .attempt = attempt,
-                                       .from = SKED_RUN_BIT(SKED_RUN_DISPATCHED)};
-    }
-    sked_err berr = {0};
-    if (nb > 0 && sked_store_run_update(s->cfg.store, back, nb, &berr) < 0)
-        sked_log(SKED_LOG_ERROR, "cannot give unpublished runs back; the sweep will",
-                 "error", berr.msg, NULL);
-    if (nb > 0)
-        sked_sched_wake(s);
-    free(back);
-    free(msgs);
-    free(msg_of);
+    sked_sched_publish(s, pub, pub_spec, np);
+    free(pub);
+    free(pub_spec);
     for (size_t i = 0; i < n; i++)
         due_free(&batch[i]);
     free(grp);

@@ -127,6 +127,17 @@ static void set_str(char **dst, const char *src)
     *dst = src ? strdup(src) : NULL;
 }
 
+/* A start refused only because it repeats what is known (a redelivered
+ * event, or its finished event was written first, maybe by another
+ * scheduler): nothing to stop. */
+static int start_repeats(const sked_run_rec *r, int attempt, const char *worker)
+{
+    return r->attempt == attempt && strcmp(r->worker, worker) == 0 &&
+           (r->status == SKED_RUN_RUNNING ||
+            (r->status != SKED_RUN_CANCELED &&
+             !(SKED_RUN_UNFINISHED & SKED_RUN_BIT(r->status))));
+}
+
 /* Turn one event into zero or more pending changes. */
 static void plan(sked_sched *s, run_cache *c, const sked_event *e, pending *p, size_t *np,
                  sked_walltime now)
@@ -186,16 +197,12 @@ static void plan(sked_sched *s, run_cache *c, const sked_event *e, pending *p, s
         (*np)++;
         return;
     }
-    int same_worker = strcmp(r->worker, e->worker) == 0;
+    int repeats = start_repeats(r, e->attempt, e->worker);
     snprintf(r->worker, sizeof r->worker, "%s", e->worker);
     if (e->type == SKED_EVENT_STARTED) {
         q->start = 1;
         snprintf(q->starter, sizeof q->starter, "%s", e->worker);
-        /* refused only because it repeats what is known (a redelivered
-         * event, or its finished event was written first): nothing to stop */
-        q->benign = r->attempt == e->attempt && same_worker &&
-                    (r->status == SKED_RUN_RUNNING ||
-                     (r->status != SKED_RUN_CANCELED && !(SKED_RUN_UNFINISHED & SKED_RUN_BIT(r->status))));
+        q->benign = repeats;
         r->status = SKED_RUN_RUNNING;
         if (r->started_at == SKED_TIME_NONE)
             r->started_at = e->at;
@@ -253,6 +260,19 @@ static void plan(sked_sched *s, run_cache *c, const sked_event *e, pending *p, s
     (*np)++;
 }
 
+/* A refused start, judged on the run as stored now: what was read before
+ * the write may predate a finished event another scheduler wrote. */
+static int start_repeats_now(sked_sched *s, const sked_run_rec *r, const pending *q)
+{
+    sked_run_rec now;
+    sked_err err = {0};
+    if (sked_store_run_get(s->cfg.store, NULL, r->id, &now, &err) < 0)
+        return 0;
+    int repeats = start_repeats(&now, q->change.attempt, q->starter);
+    sked_run_rec_deinit(&now);
+    return repeats;
+}
+
 /* Write the pending changes; -1 when the store failed (nothing to trust:
  * the caller hands the events back to be read again). */
 static int apply(sked_sched *s, run_cache *c, pending *p, size_t n)
@@ -295,7 +315,7 @@ static int apply(sked_sched *s, run_cache *c, pending *p, size_t n)
                          "lag_ms", lag, "worker", r->worker, NULL);
                 sked_sched_count_status(r->queue, r->status);
             }
-        } else if (rc == 0 && p[i].start && !p[i].benign) {
+        } else if (rc == 0 && p[i].start && !p[i].benign && !start_repeats_now(s, r, &p[i])) {
             /* started after it was canceled, or after its attempt was
              * given up: that execution must stop */
             sked_err e2 = {0};

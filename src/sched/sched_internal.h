@@ -72,6 +72,15 @@ void sked_sched_heap_replace(sked_sched *s, due_run *runs, size_t n,
                              uint64_t done_before, int partial);
 void sked_sched_heap_free(sked_sched *s);
 
+/* Publish runs[0..n) (DISPATCHED in the store) with their tasks' specs,
+ * all in flight together (one round of publisher confirms).  A run not
+ * published goes back to SCHEDULED, due now and free for any scheduler's
+ * next claim (this one is woken), instead of waiting for its dispatch
+ * lease.  The timer thread calls it after its mark, the claimer thread
+ * for the runs its claim recorded dispatched. */
+void sked_sched_publish(sked_sched *s, sked_run_rec *const *runs, const char *const *specs,
+                        size_t n);
+
 /* r, DISPATCHED or RUNNING as read from the store, lost its worker: a
  * dispatched run goes back to SCHEDULED, due now, same attempt (published
  * again); a running one has lost that attempt (r->error = why): retried

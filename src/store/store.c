@@ -10,6 +10,7 @@
  */
 #include "store/store.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -195,6 +196,10 @@ static int check_claim(const sked_claim *c, sked_err *err)
                             "a claim needs an advance function");
     if (c->now == SKED_TIME_NONE || c->horizon == SKED_TIME_NONE)
         return sked_err_set(err, SKED_EINVAL, "horizon", 0, "a claim needs now and a horizon");
+    if (c->dispatch_lease_us < 0 || c->dispatch_lease_us > CLAIM_MAX_LEASE)
+        return sked_err_set(err, SKED_EINVAL, "dispatch_lease_us", 0,
+                            "dispatch lease of %lld us is not within 0..1 day",
+                            (long long)c->dispatch_lease_us);
     if (c->nexclude > 0 && c->exclude == NULL)
         return sked_err_set(err, SKED_EINVAL, "exclude", 0, "a claim's exclude list is missing");
     return 0;
@@ -248,6 +253,9 @@ int sked_store_claim_due(sked_store *st, sked_claim *c, sked_err *err)
     c->specs = NULL;
     c->nruns = 0;
     c->more = 0;
+    c->dispatched = NULL;
+    c->dispatched_specs = NULL;
+    c->ndispatched = 0;
     int rc = check_claim(c, err);
     if (rc == 0)
         rc = st->ops->claim_due(st, c, err);
@@ -370,10 +378,69 @@ void sked_run_rec_deinit(sked_run_rec *r)
     r->output = NULL;
 }
 
+void sked_claim_dispatched_rec(const sked_claim *c, const sked_task_rec *t,
+                               const char *run_id, const sked_occurrence *o,
+                               sked_run_rec *out)
+{
+    memset(out, 0, sizeof *out);
+    snprintf(out->id, sizeof out->id, "%s", run_id);
+    snprintf(out->task_id, sizeof out->task_id, "%s", t->id);
+    snprintf(out->ns, sizeof out->ns, "%s", t->ns);
+    snprintf(out->queue, sizeof out->queue, "%s", t->queue);
+    snprintf(out->lease_owner, sizeof out->lease_owner, "%s", c->owner);
+    out->scheduled_at = o->scheduled_at;
+    out->due_at = o->due_at == SKED_TIME_NONE ? o->scheduled_at : o->due_at;
+    out->status = SKED_RUN_DISPATCHED;
+    out->attempt = 1;
+    out->dispatched_at = c->now;
+    out->lease_expires_at = c->now > INT64_MAX - c->dispatch_lease_us
+                                ? INT64_MAX : c->now + c->dispatch_lease_us;
+    out->started_at = out->finished_at = out->lag_us = SKED_TIME_NONE;
+    out->exit_code = SKED_NO_CODE;
+}
+
+int sked_claim_list_add(sked_run_rec **runs, char ***specs, size_t *n,
+                        const sked_run_rec *r, const char *spec, sked_err *err)
+{
+    /* room for 16, then doubled whenever full */
+    if (*n == 0 || (*n >= 16 && (*n & (*n - 1)) == 0)) {
+        size_t cap = *n ? *n * 2 : 16;
+        sked_run_rec *nr = realloc(*runs, cap * sizeof *nr);
+        if (nr != NULL)
+            *runs = nr;
+        char **ns = nr ? realloc(*specs, cap * sizeof *ns) : NULL;
+        if (ns != NULL)
+            *specs = ns;
+        if (nr == NULL || ns == NULL)
+            return sked_err_set(err, SKED_ENOMEM, NULL, 0, "out of memory claiming");
+    }
+    char *copy = spec ? strdup(spec) : NULL;
+    if (spec != NULL && copy == NULL)
+        return sked_err_set(err, SKED_ENOMEM, NULL, 0, "out of memory claiming");
+    (*runs)[*n] = *r;
+    (*specs)[*n] = copy;
+    (*n)++;
+    return 0;
+}
+
+void sked_claim_list_free(sked_run_rec **runs, char ***specs, size_t *n)
+{
+    for (size_t i = 0; i < *n; i++) {
+        sked_run_rec_deinit(&(*runs)[i]);
+        free((*specs)[i]);
+    }
+    free(*runs);
+    free(*specs);
+    *runs = NULL;
+    *specs = NULL;
+    *n = 0;
+}
+
 void sked_claim_deinit(sked_claim *c)
 {
     if (c == NULL)
         return;
+    sked_claim_list_free(&c->dispatched, &c->dispatched_specs, &c->ndispatched);
     for (size_t i = 0; i < c->nruns; i++) {
         sked_run_rec_deinit(&c->runs[i]);
         if (c->specs != NULL)

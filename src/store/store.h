@@ -174,6 +174,12 @@ typedef struct sked_occurrence {
     sked_walltime due_at;           /* scheduled_at + jitter               */
     int skipped;                    /* record as skipped, with reason      */
     const char *reason;             /* static: "overlap", "misfire"        */
+    /* Record it DISPATCHED, leased to the owner for dispatch_lease_us, and
+     * hand it back in `dispatched` to be published at once: for a run due
+     * by the claim's now whose task has nothing unfinished (no overlap can
+     * arise), one write instead of a claim and a mark.  Ignored when
+     * skipped or when the claim's dispatch_lease_us is 0. */
+    int dispatch;
 } sked_occurrence;
 
 typedef struct sked_advance {
@@ -203,6 +209,8 @@ typedef struct sked_claim {
      * made during a dispatch brings the runs after them.  May be empty. */
     const char *const *exclude;
     size_t nexclude;
+    int64_t dispatch_lease_us;      /* lease of a run recorded dispatched;
+                                       0: none is (sked_occurrence)       */
     /* out: every run now SCHEDULED and leased to owner with due_at <=
      * horizon: new occurrences, retries that came due, runs whose lease
      * expired, triggered runs, and the runs earlier claims of this owner
@@ -217,9 +225,27 @@ typedef struct sked_claim {
     size_t nruns;
     int more;                       /* a limit was reached: claim again
                                        (once these are published)         */
+    /* out: the occurrences recorded DISPATCHED (sked_occurrence.dispatch)
+     * that were new, as stored, with their tasks' specs: publish them now.
+     * Never also in runs. */
+    sked_run_rec *dispatched;
+    char **dispatched_specs;
+    size_t ndispatched;
 } sked_claim;
 
 void sked_claim_deinit(sked_claim *c);
+
+/* For the backends' claims.  The run occurrence o of task t becomes when
+ * claim c records it dispatched (id run_id). */
+void sked_claim_dispatched_rec(const sked_claim *c, const sked_task_rec *t,
+                               const char *run_id, const sked_occurrence *o,
+                               sked_run_rec *out);
+/* Append r (its error and output taken over) and a copy of spec to the
+ * list (*runs, *specs, *n); SKED_ENOMEM. */
+int sked_claim_list_add(sked_run_rec **runs, char ***specs, size_t *n,
+                        const sked_run_rec *r, const char *spec, sked_err *err);
+/* Free such a list and empty it. */
+void sked_claim_list_free(sked_run_rec **runs, char ***specs, size_t *n);
 
 /* One transition of a run, applied only if the stored run still has
  * `attempt` and a status in `from` (fencing: a late event of an attempt

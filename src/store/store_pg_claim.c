@@ -17,6 +17,8 @@
  *      occurrence (arrays, ON CONFLICT (task_id, scheduled_at) DO NOTHING:
  *      an occurrence is one row however many claims see it) and moves
  *      every task on (next_run_at, state, run_count += rows inserted);
+ *      an occurrence the policy says to dispatch (store.h) is inserted
+ *      DISPATCHED, and handed back if the insert was new;
  *   2. free runs: scheduled runs due by horizon whose lease is free (never
  *      leased: retries, triggers; or expired: their scheduler died), at
  *      most limit, earliest first, locked SKIP LOCKED and leased to the
@@ -50,7 +52,7 @@
 /* Arrays of the occurrences (runs to insert) and of the advances. */
 enum {
     O_ID, O_TASK, O_NS, O_SCHED, O_DUE, O_STATUS, O_REASON, O_QUEUE,
-    O_OWNER, O_LEASE, O_FINISHED, A_ID, A_NEXT, A_STATE, NARR
+    O_OWNER, O_LEASE, O_FINISHED, O_DISPATCHED, A_ID, A_NEXT, A_STATE, NARR
 };
 
 const char *sked_pg_claim_sql(int slot)
@@ -65,23 +67,25 @@ const char *sked_pg_claim_sql(int slot)
     case SKED_PG_CLAIM_ADVANCE:
         return "WITH ins AS (INSERT INTO runs (id, task_id, namespace, "
                "scheduled_at, due_at, status, reason, attempt, queue, "
-               "lease_owner, lease_expires_at, finished_at) "
+               "lease_owner, lease_expires_at, finished_at, dispatched_at) "
                "SELECT o.id, o.task_id, o.ns, o.sched, o.due, o.status, "
-               "o.reason, 1, o.queue, o.owner, o.lease, o.finished "
+               "o.reason, 1, o.queue, o.owner, o.lease, o.finished, o.disp "
                "FROM unnest($1::text[], $2::text[], $3::text[], "
                "$4::bigint[], $5::bigint[], $6::smallint[], $7::text[], "
-               "$8::text[], $9::text[], $10::bigint[], $11::bigint[]) "
+               "$8::text[], $9::text[], $10::bigint[], $11::bigint[], "
+               "$12::bigint[]) "
                "AS o(id, task_id, ns, sched, due, status, reason, queue, "
-               "owner, lease, finished) "
+               "owner, lease, finished, disp) "
                "ON CONFLICT (task_id, scheduled_at) DO NOTHING "
-               "RETURNING task_id), "
+               "RETURNING id, task_id, status), "
                "n AS (SELECT task_id, count(*) AS k FROM ins "
-               "GROUP BY task_id) "
-               "UPDATE tasks AS t SET next_run_at = a.next, state = a.state, "
-               "run_count = t.run_count + coalesce(n.k, 0) "
-               "FROM unnest($12::text[], $13::bigint[], $14::smallint[]) "
+               "GROUP BY task_id), "
+               "adv AS (UPDATE tasks AS t SET next_run_at = a.next, "
+               "state = a.state, run_count = t.run_count + coalesce(n.k, 0) "
+               "FROM unnest($13::text[], $14::bigint[], $15::smallint[]) "
                "AS a(id, next, state) LEFT JOIN n ON n.task_id = a.id "
-               "WHERE t.id = a.id";
+               "WHERE t.id = a.id) "
+               "SELECT id FROM ins WHERE status = 1";
     /* Free: never leased (NULL), or expired.  Two ranges of runs_lease
      * rather than an OR, each locked SKIP LOCKED; the lease runs from the
      * later of due_at and now (a run found late is not born expired),
@@ -119,6 +123,12 @@ typedef struct claim_job {
     const sked_claim *c;
     sked_pg_runbuf out;                 /* out: step 3 */
     int more;                           /* out */
+    sked_run_rec *cand;                 /* to record dispatched, if new */
+    char **cand_specs;
+    size_t ncand;
+    sked_run_rec *disp;                 /* out: recorded dispatched */
+    char **disp_specs;
+    size_t ndisp;
 } claim_job;
 
 /* The lease of a run claimed now (see CLAIM_LEASE). */
@@ -145,15 +155,17 @@ static int advance_ok(const sked_advance *adv)
 /* Ask the policy about task t and add its occurrences and its advance to
  * the arrays; a task whose advance fails (its spec cannot be read) is
  * left out, so it stays as it is.  1 when the task was added. */
-static int advance_task(const sked_claim *cl, const sked_task_rec *t,
-                        int unfinished, sked_pg_arr *arr)
+static int advance_task(claim_job *a, const sked_task_rec *t, int unfinished,
+                        sked_pg_arr *arr, sked_err *err)
 {
+    const sked_claim *cl = a->c;
     sked_advance adv;
     adv.nocc = 0;
     adv.next_run_at = SKED_TIME_NONE;
     adv.state = SKED_TASK_ACTIVE;
     if (cl->advance(cl->ctx, t, unfinished, &adv) < 0 || !advance_ok(&adv))
         return 0;
+    int rc = 0;
     for (int i = 0; i < adv.nocc; i++) {
         const sked_occurrence *o = &adv.occ[i];
         sked_walltime due =
@@ -173,6 +185,19 @@ static int advance_task(const sked_claim *cl, const sked_task_rec *t,
             sked_pg_arr_null(&arr[O_OWNER]);
             sked_pg_arr_null(&arr[O_LEASE]);
             sked_pg_arr_i64(&arr[O_FINISHED], cl->now);
+        } else if (o->dispatch && cl->dispatch_lease_us > 0) {
+            sked_run_rec d;
+            sked_claim_dispatched_rec(cl, t, id, o, &d);
+            sked_pg_arr_i64(&arr[O_STATUS], SKED_RUN_DISPATCHED);
+            sked_pg_arr_null(&arr[O_REASON]);
+            sked_pg_arr_text(&arr[O_OWNER], cl->owner);
+            sked_pg_arr_i64(&arr[O_LEASE], d.lease_expires_at);
+            sked_pg_arr_null(&arr[O_FINISHED]);
+            sked_pg_arr_i64(&arr[O_DISPATCHED], cl->now);
+            if (rc == 0)
+                rc = sked_claim_list_add(&a->cand, &a->cand_specs, &a->ncand, &d,
+                                         t->spec, err);
+            continue;
         } else {
             sked_pg_arr_i64(&arr[O_STATUS], SKED_RUN_SCHEDULED);
             sked_pg_arr_null(&arr[O_REASON]);
@@ -181,6 +206,7 @@ static int advance_task(const sked_claim *cl, const sked_task_rec *t,
                             lease_end(due, cl->now, cl->lease_us));
             sked_pg_arr_null(&arr[O_FINISHED]);
         }
+        sked_pg_arr_null(&arr[O_DISPATCHED]);
     }
     /* The claim moves the task along its schedule but leaves `version`
      * and `updated_at` alone: the ETag stands for the user's spec, and a
@@ -188,7 +214,36 @@ static int advance_task(const sked_claim *cl, const sked_task_rec *t,
     sked_pg_arr_text(&arr[A_ID], t->id);
     sked_pg_arr_time(&arr[A_NEXT], adv.next_run_at);
     sked_pg_arr_i64(&arr[A_STATE], (int64_t)adv.state);
-    return 1;
+    return rc != 0 ? rc : 1;
+}
+
+static int by_str(const void *x, const void *y)
+{
+    return strcmp(*(const char *const *)x, *(const char *const *)y);
+}
+
+/* Keep the candidates the statement says it inserted (res: their ids). */
+static int keep_inserted(claim_job *a, const PGresult *res, sked_err *err)
+{
+    size_t n = (size_t)PQntuples(res);
+    int rc = 0;
+    const char **ids = malloc((n ? n : 1) * sizeof *ids);
+    if (ids == NULL)
+        rc = sked_err_set(err, SKED_ENOMEM, NULL, 0, "out of memory claiming");
+    for (size_t k = 0; ids != NULL && k < n; k++)
+        ids[k] = PQgetvalue(res, (int)k, 0);
+    if (ids != NULL)
+        qsort(ids, n, sizeof *ids, by_str);
+    for (size_t i = 0; ids != NULL && i < a->ncand; i++) {
+        const char *id = a->cand[i].id;
+        int hit = bsearch(&id, ids, n, sizeof *ids, by_str) != NULL;
+        if (hit && rc == 0)
+            rc = sked_claim_list_add(&a->disp, &a->disp_specs, &a->ndisp, &a->cand[i],
+                                     a->cand_specs[i], err);
+    }
+    free(ids);
+    sked_claim_list_free(&a->cand, &a->cand_specs, &a->ncand);
+    return rc;
 }
 
 /* Step 1. */
@@ -217,8 +272,12 @@ static int claim_tasks(sked_pg_tx *tx, claim_job *a, sked_err *err)
         sked_task_rec t;
         if ((rc = sked_pg_read_task(res, i, &t, err)) != 0)
             break;
-        added += advance_task(cl, &t, (int)sked_pg_i64(res, i, 11), arr);
+        int got = advance_task(a, &t, (int)sked_pg_i64(res, i, 11), arr, err);
         sked_task_rec_deinit(&t);
+        if (got < 0)
+            rc = got;
+        else
+            added += got;
     }
     PQclear(res);
     p.n = 0;
@@ -229,10 +288,14 @@ static int claim_tasks(sked_pg_tx *tx, claim_job *a, sked_err *err)
                               "out of memory claiming %d tasks", n);
         sked_pg_p_own(&p, lit);
     }
+    PGresult *ins = NULL;
     if (rc == 0 && added > 0)
-        rc = sked_pg_exec(tx->c, SKED_PG_CLAIM_ADVANCE, &p, NULL,
+        rc = sked_pg_exec(tx->c, SKED_PG_CLAIM_ADVANCE, &p, &ins,
                           "claim: advance", err);
     sked_pg_params_free(&p);
+    if (rc == 0 && ins != NULL)
+        rc = keep_inserted(a, ins, err);
+    PQclear(ins);
     return rc;
 }
 
@@ -279,6 +342,8 @@ static int claim_fn(sked_pg_tx *tx, void *arg, sked_err *err)
     claim_job *a = arg;
     /* A transaction run again starts from scratch. */
     sked_pg_runbuf_free(&a->out);
+    sked_claim_list_free(&a->cand, &a->cand_specs, &a->ncand);
+    sked_claim_list_free(&a->disp, &a->disp_specs, &a->ndisp);
     a->more = 0;
     int rc = claim_tasks(tx, a, err);
     if (rc == 0)
@@ -293,14 +358,19 @@ int sked_pg_claim_due(sked_store *st, sked_claim *c, sked_err *err)
     int rc;
     claim_job a = {.c = c};
     rc = sked_pg_run(S(st), SKED_PG_WRITE, claim_fn, &a, err);
+    sked_claim_list_free(&a.cand, &a.cand_specs, &a.ncand);
     if (rc != 0) {
         sked_pg_runbuf_free(&a.out);
+        sked_claim_list_free(&a.disp, &a.disp_specs, &a.ndisp);
         return rc;
     }
     c->runs = a.out.runs;
     c->specs = a.out.specs;
     c->nruns = a.out.n;
     c->more = a.more;
+    c->dispatched = a.disp;
+    c->dispatched_specs = a.disp_specs;
+    c->ndispatched = a.ndisp;
     return 0;
 }
 

@@ -91,8 +91,8 @@
       "WHERE task_id = ?1 AND status < 3")                                \
     X(CLAIM_INSERT, "INSERT INTO runs (id, task_id, namespace, "          \
       "scheduled_at, due_at, status, reason, attempt, queue, "            \
-      "lease_owner, lease_expires_at, finished_at) VALUES (?1, ?2, ?3, "  \
-      "?4, ?5, ?6, ?7, 1, ?8, ?9, ?10, ?11) "                             \
+      "lease_owner, lease_expires_at, finished_at, dispatched_at) "       \
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, ?9, ?10, ?11, ?12) "    \
       "ON CONFLICT (task_id, scheduled_at) DO NOTHING")                   \
     X(CLAIM_ADVANCE, "UPDATE tasks SET next_run_at = ?2, state = ?3, "    \
       "run_count = run_count + ?4 WHERE id = ?1")                         \

@@ -45,6 +45,9 @@ typedef struct claim_job {
     sked_task_rec *tasks;             /* scratch: c->limit due tasks */
     sked_sqlite_runbuf out;           /* out: step 3 */
     int more;                         /* out */
+    sked_run_rec *disp;               /* out: recorded dispatched */
+    char **disp_specs;
+    size_t ndisp;
 } claim_job;
 
 /* The lease of a run claimed now: it runs from the later of due and now,
@@ -110,11 +113,12 @@ static int count_unfinished(sked_sqlite_conn *c, const char *id, int *out,
 }
 
 /* Insert the occurrences of adv for task t; *inserted counts the rows
- * that were new. */
-static int insert_occurrences(sked_sqlite_conn *c, const sked_claim *cl,
+ * that were new; those recorded dispatched go to a's list. */
+static int insert_occurrences(sked_sqlite_conn *c, claim_job *a,
                               const sked_task_rec *t, const sked_advance *adv,
                               int *inserted, sked_err *err)
 {
+    const sked_claim *cl = a->c;
     sqlite3_stmt *q;
     int rc = sked_sqlite_stmt(c, SKED_SQLITE_CLAIM_INSERT, &q, err);
     if (rc != 0)
@@ -126,6 +130,10 @@ static int insert_occurrences(sked_sqlite_conn *c, const sked_claim *cl,
             o->due_at == SKED_TIME_NONE ? o->scheduled_at : o->due_at;
         char id[SKED_UUID_TEXT];
         sked_uuid7(id);
+        int dispatch = o->dispatch && !o->skipped && cl->dispatch_lease_us > 0;
+        sked_run_rec d;
+        if (dispatch)
+            sked_claim_dispatched_rec(cl, t, id, o, &d);
         sked_sqlite_bind_text(q, 1, id);
         sked_sqlite_bind_text(q, 2, t->id);
         sked_sqlite_bind_text(q, 3, t->ns);
@@ -139,6 +147,12 @@ static int insert_occurrences(sked_sqlite_conn *c, const sked_claim *cl,
             sqlite3_bind_null(q, 9);
             sqlite3_bind_null(q, 10);
             sqlite3_bind_int64(q, 11, cl->now);
+        } else if (dispatch) {
+            sqlite3_bind_int(q, 6, SKED_RUN_DISPATCHED);
+            sqlite3_bind_null(q, 7);
+            sked_sqlite_bind_text(q, 9, cl->owner);
+            sqlite3_bind_int64(q, 10, d.lease_expires_at);
+            sqlite3_bind_null(q, 11);
         } else {
             sqlite3_bind_int(q, 6, SKED_RUN_SCHEDULED);
             sqlite3_bind_null(q, 7);
@@ -146,20 +160,30 @@ static int insert_occurrences(sked_sqlite_conn *c, const sked_claim *cl,
             sqlite3_bind_int64(q, 10, lease_end(due, cl->now, cl->lease_us));
             sqlite3_bind_null(q, 11);
         }
+        if (dispatch)
+            sqlite3_bind_int64(q, 12, cl->now);
+        else
+            sqlite3_bind_null(q, 12);
         int src = sqlite3_step(q);
         sqlite3_reset(q);
         if (src != SQLITE_DONE)
             return sked_sqlite_fail(c->db, src, err, "claim: insert run");
-        *inserted += sqlite3_changes(c->db);
+        int changed = sqlite3_changes(c->db);
+        *inserted += changed;
+        if (dispatch && changed &&
+            (rc = sked_claim_list_add(&a->disp, &a->disp_specs, &a->ndisp, &d, t->spec,
+                                      err)) != 0)
+            return rc;
     }
     return 0;
 }
 
 /* Step 1 for one task.  A task whose advance fails (its spec cannot be
  * read) is left as it is. */
-static int advance_task(sked_sqlite_conn *c, const sked_claim *cl,
+static int advance_task(sked_sqlite_conn *c, claim_job *a,
                         const sked_task_rec *t, sked_err *err)
 {
+    const sked_claim *cl = a->c;
     int unfinished = 0, inserted = 0;
     int rc = count_unfinished(c, t->id, &unfinished, err);
     if (rc != 0)
@@ -170,7 +194,7 @@ static int advance_task(sked_sqlite_conn *c, const sked_claim *cl,
     adv.state = SKED_TASK_ACTIVE;
     if (cl->advance(cl->ctx, t, unfinished, &adv) < 0 || !advance_ok(&adv))
         return 0;
-    if ((rc = insert_occurrences(c, cl, t, &adv, &inserted, err)) != 0)
+    if ((rc = insert_occurrences(c, a, t, &adv, &inserted, err)) != 0)
         return rc;
 
     /* The claim moves the task along its schedule but leaves `version` and
@@ -216,7 +240,7 @@ static int claim_tasks(sked_sqlite_conn *c, claim_job *a, sked_err *err)
     if (rc == 0 && src != SQLITE_ROW && src != SQLITE_DONE)
         rc = sked_sqlite_fail(c->db, src, err, "claim: due tasks");
     for (size_t i = 0; rc == 0 && i < n; i++)
-        rc = advance_task(c, cl, &a->tasks[i], err);
+        rc = advance_task(c, a, &a->tasks[i], err);
     for (size_t i = 0; i < n; i++)
         sked_task_rec_deinit(&a->tasks[i]);
     return rc;
@@ -267,6 +291,7 @@ static int claim_fn(sked_sqlite_conn *c, void *arg, sked_err *err)
     claim_job *a = arg;
     /* A retried transaction runs the job again from scratch. */
     sked_sqlite_runbuf_free(&a->out);
+    sked_claim_list_free(&a->disp, &a->disp_specs, &a->ndisp);
     a->more = 0;
     int rc = claim_tasks(c, a, err);
     if (rc == 0)
@@ -286,11 +311,15 @@ int sked_sqlite_claim_due(sked_store *st, sked_claim *c, sked_err *err)
     free(a.tasks);
     if (rc != 0) {
         sked_sqlite_runbuf_free(&a.out);
+        sked_claim_list_free(&a.disp, &a.disp_specs, &a.ndisp);
         return rc;
     }
     c->runs = a.out.runs;
     c->specs = a.out.specs;
     c->nruns = a.out.n;
     c->more = a.more;
+    c->dispatched = a.disp;
+    c->dispatched_specs = a.disp_specs;
+    c->ndispatched = a.ndisp;
     return 0;
 }

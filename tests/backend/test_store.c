@@ -961,6 +961,7 @@ static int teardown_runs(void **state)
  * `overlap` records an occurrence as skipped while a run is unfinished. */
 typedef struct tpolicy {
     int overlap;
+    int dispatch;              /* 1: when nothing is unfinished; 2: always */
     atomic_int calls;
 } tpolicy;
 
@@ -979,6 +980,8 @@ static int tadvance(void *ctx, const sked_task_rec *t, int unfinished,
         out->occ[0].skipped = 1;
         out->occ[0].reason = "overlap";
     }
+    if (p != NULL && (p->dispatch == 2 || (p->dispatch == 1 && unfinished == 0)))
+        out->occ[0].dispatch = 1;
     if (strstr(t->spec, "\"at\"") != NULL) {
         out->next_run_at = SKED_TIME_NONE;
         out->state = SKED_TASK_COMPLETED;
@@ -1335,6 +1338,80 @@ static void test_claim_exclude(void **state)
     assert_int_equal(sked_store_claim_due(f->st, &d, &err), SKED_EINVAL);
     assert_string_equal(err.field, "exclude");
     sked_claim_deinit(&c);
+}
+
+/* Occurrences the policy says to dispatch: recorded DISPATCHED with the
+ * dispatch lease and handed back in `dispatched` (not in runs) - but only
+ * when the claim gives a dispatch lease, and only when the row is new. */
+static void test_claim_dispatch(void **state)
+{
+    fixture *f = *state;
+    enum { N = 3 };
+    sked_walltime T = new_base();
+    char a_ids[2][SKED_ID_LEN + 1], ids[N][SKED_ID_LEN + 1], owner[64];
+    new_owner(owner, sizeof owner);
+    tpolicy pol = {.dispatch = 1};
+
+    mk_due(f->st, f->ns, 2, T, NULL, a_ids);
+    sked_claim c = claim_of(owner, T, T + SEC, 100, &pol);
+    claim_ok(f->st, &c); /* no dispatch lease: scheduled as usual */
+    assert_int_equal(c.nruns, 2);
+    assert_int_equal(c.ndispatched, 0);
+    sked_claim_deinit(&c);
+
+    sked_walltime now = T + 2 * SEC;
+    mk_due(f->st, f->ns, N, now, "{\"n\":3}", ids);
+    c = claim_of(owner, now, now + SEC, 100, &pol);
+    c.dispatch_lease_us = 60 * SEC;
+    claim_ok(f->st, &c);
+    assert_int_equal(c.nruns, 2); /* the first two, still scheduled */
+    assert_int_equal(c.ndispatched, N);
+    for (size_t i = 0; i < c.ndispatched; i++) {
+        sked_run_rec *r = &c.dispatched[i];
+        assert_false(claimed(&c, r->id));
+        assert_string_equal(c.dispatched_specs[i], "{\"n\":3}");
+        assert_int_equal(r->status, SKED_RUN_DISPATCHED);
+        assert_int_equal(r->attempt, 1);
+        assert_string_equal(r->lease_owner, owner);
+        assert_true(r->lease_expires_at == now + 60 * SEC);
+        assert_true(r->dispatched_at == now);
+        assert_true(r->scheduled_at == now && r->due_at == now);
+        assert_string_equal(r->queue, "q-runs");
+        sked_run_rec got = run_of(f->st, f->ns, r->id);
+        assert_same_run(r, &got);
+        sked_run_rec_deinit(&got);
+    }
+    sked_claim_deinit(&c);
+    for (int i = 0; i < N; i++) {
+        sked_task_rec t = task_of(f->st, f->ns, ids[i]);
+        assert_int_equal(t.run_count, 1);
+        assert_true(t.next_run_at == now + 60 * SEC);
+        sked_task_rec_deinit(&t);
+    }
+
+    /* Written back to the same instant: the occurrence exists, nothing is
+     * handed back to publish a second time. */
+    for (int i = 0; i < N; i++) {
+        sked_task_rec t = task_of(f->st, f->ns, ids[i]);
+        sked_err err = {0};
+        t.next_run_at = now;
+        assert_int_equal(sked_store_task_update(f->st, &t, 0, &err), 0);
+        sked_task_rec_deinit(&t);
+    }
+    pol.dispatch = 2;
+    c = claim_of(owner, now, now + SEC, 100, &pol);
+    c.dispatch_lease_us = 60 * SEC;
+    claim_ok(f->st, &c);
+    assert_int_equal(c.ndispatched, 0);
+    sked_claim_deinit(&c);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(count_runs(f->st, runs_of_task(f->ns, ids[i])), 1);
+
+    sked_err err = {0};
+    c = claim_of(owner, now, now + SEC, 100, &pol);
+    c.dispatch_lease_us = -1;
+    assert_int_equal(sked_store_claim_due(f->st, &c, &err), SKED_EINVAL);
+    assert_string_equal(err.field, "dispatch_lease_us");
 }
 
 /* Two owners on the same due tasks: each occurrence is one row, held by
@@ -2848,6 +2925,7 @@ int main(void)
         R(test_claim_basic),
         R(test_claim_invalid),
         R(test_claim_exclude),
+        R(test_claim_dispatch),
         R(test_claim_two_owners),
         R(test_claim_concurrent),
         R(test_claim_two_stores),

@@ -140,10 +140,39 @@ static void test_completion(void **state)
     assert_int_equal(a.state, SKED_TASK_COMPLETED);
 }
 
+/* A run already due, the only one recorded for a task with nothing
+ * unfinished, is recorded dispatched by the claim; one ahead of now, one
+ * of a task with a run unfinished, or one of several, is not. */
+static void test_dispatch_at_claim(void **state)
+{
+    (void)state;
+    sked_advance a;
+    sked_walltime t0 = T("2030-01-01T10:00:00Z");
+    const char *every = EVERY10("run_all");
+    sked_task_rec r = task(every, t0, 0);
+    sked_policy_ctx pc = {.now = t0 + S, .horizon = t0 + 2 * S};
+    assert_int_equal(sked_policy_advance(&pc, &r, 0, &a), 0);
+    assert_int_equal(a.nocc, 1);
+    assert_int_equal(a.occ[0].dispatch, 1);
+    assert_int_equal(sked_policy_advance(&pc, &r, 1, &a), 0);
+    assert_int_equal(a.nocc, 1);
+    assert_int_equal(a.occ[0].dispatch, 0);
+    pc.now = t0 - S; /* claimed ahead of its time */
+    assert_int_equal(sked_policy_advance(&pc, &r, 0, &a), 0);
+    assert_int_equal(a.occ[0].dispatch, 0);
+    pc.now = t0 + 15 * S; /* two due (run_all): overlap is decided later */
+    pc.horizon = t0 + 16 * S;
+    assert_int_equal(sked_policy_advance(&pc, &r, 0, &a), 0);
+    assert_int_equal(a.nocc, 2);
+    assert_int_equal(a.occ[0].dispatch + a.occ[1].dispatch, 0);
+    free(r.spec);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_misfire),
+        cmocka_unit_test(test_dispatch_at_claim),
         cmocka_unit_test(test_claim_cap),
         cmocka_unit_test(test_jitter_bounds),
         cmocka_unit_test(test_completion),
