@@ -50,6 +50,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "store/migrate.h"
 
 #define POOL_MAX 8
@@ -199,6 +200,7 @@ int sked_pg_conn_open(const sked_pg_store *s, sked_pg_conn **out,
     sked_pg_conn *c = calloc(1, sizeof *c);
     if (c == NULL)
         return sked_err_set(err, SKED_ENOMEM, NULL, 0, "out of memory");
+    c->plans_since = sked_clock_mono_now();
     c->db = PQconnectdbParams(keys, vals, 1);
     if (c->db == NULL) {
         free(c);
@@ -227,10 +229,30 @@ int sked_pg_conn_open(const sked_pg_store *s, sked_pg_conn **out,
 static int conn_reset(sked_pg_conn *c)
 {
     memset(c->prepared, 0, sizeof c->prepared);
+    c->plans_since = sked_clock_mono_now();
     PQreset(c->db);
     if (PQstatus(c->db) != CONNECTION_OK)
         return -1;
     return conn_setup(c, NULL) == 0 ? 0 : -1;
+}
+
+/* Generic plans (conn_setup) are made on a statement's first use and kept:
+ * one made while a table was small (a new install, tables just emptied)
+ * walks the whole table for ever after - measured 2.1 ms per run update
+ * at 10,000 runs instead of tens of microseconds.  So a connection's
+ * statements are prepared again, on the table as it is, every
+ * PLANS_MAX_AGE. */
+#define PLANS_MAX_AGE (30 * SKED_USEC_PER_SEC)
+
+static void plans_refresh(sked_pg_conn *c)
+{
+    sked_monotime now = sked_clock_mono_now();
+    if (now - c->plans_since < PLANS_MAX_AGE)
+        return;
+    sked_err err = {0};
+    if (command(c, "DEALLOCATE ALL", "deallocate", &err) == 0)
+        memset(c->prepared, 0, sizeof c->prepared);
+    c->plans_since = now;
 }
 
 static int conn_get(sked_pg_store *s, sked_pg_conn **out, sked_err *err)
@@ -265,6 +287,7 @@ static int conn_get(sked_pg_store *s, sked_pg_conn **out, sked_err *err)
         return sked_err_set(err, SKED_EUNAVAIL, "store", 0,
                             "postgres store: cannot reconnect: %s", msg);
     }
+    plans_refresh(c);
     c->next = NULL;
     c->fail = SKED_PG_OK;
     *out = c;

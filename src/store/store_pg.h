@@ -106,6 +106,7 @@ typedef struct sked_pg_conn {
     PGconn *db;
     int fail;                            /* SKED_PG_FAIL_* of the last error */
     unsigned char prepared[SKED_PG_SLOTS];
+    int64_t plans_since;                 /* monotonic us: prepared since  */
     struct sked_pg_conn *next;           /* in the idle list */
 } sked_pg_conn;
 
