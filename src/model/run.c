@@ -216,8 +216,10 @@ int sked_event_decode(const char *text, size_t len, sked_event *e, sked_err *err
     }
     e->type = (sked_event_type)t;
     copy_str(e->worker, sizeof e->worker, json_object_get(j, "worker"));
-    copy_str(e->run_id, sizeof e->run_id, json_object_get(j, "run_id"));
-    e->attempt = (int)json_integer_value(json_object_get(j, "attempt"));
+    if (e->type != SKED_EVENT_HEARTBEAT) { /* a heartbeat names its runs in "runs" */
+        copy_str(e->run_id, sizeof e->run_id, json_object_get(j, "run_id"));
+        e->attempt = (int)json_integer_value(json_object_get(j, "attempt"));
+    }
     e->at = json_integer_value(json_object_get(j, "at"));
     e->outcome = (int)json_integer_value(json_object_get(j, "outcome"));
     json_t *sa = json_object_get(j, "started_at");
