@@ -105,3 +105,8 @@ void sked_token_new(char out[SKED_TOKEN_TEXT])
     }
     out[48] = '\0';
 }
+
+int sked_id_ptr_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}

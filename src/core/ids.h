@@ -28,4 +28,7 @@ void sked_token_new(char out[SKED_TOKEN_TEXT]);
 /* Fill buf with n random bytes from getrandom(2). */
 void sked_random_bytes(void *buf, size_t n);
 
+/* qsort/bsearch order of an array of `const char *` ids (strcmp). */
+int sked_id_ptr_cmp(const void *a, const void *b);
+
 #endif

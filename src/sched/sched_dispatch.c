@@ -41,7 +41,7 @@ static int before(const due_run *a, const due_run *b)
                                           : a->seq < b->seq;
 }
 
-static void *grow(void *p, size_t *cap, size_t need, size_t size)
+void *sked_sched_grow(void *p, size_t *cap, size_t need, size_t size)
 {
     if (need <= *cap)
         return p;
@@ -57,7 +57,7 @@ static void *grow(void *p, size_t *cap, size_t need, size_t size)
 
 static void heap_push(sked_sched *s, due_run d)
 {
-    s->heap = grow(s->heap, &s->capheap, s->nheap + 1, sizeof *s->heap);
+    s->heap = sked_sched_grow(s->heap, &s->capheap, s->nheap + 1, sizeof *s->heap);
     size_t i = s->nheap++;
     while (i > 0 && before(&d, &s->heap[(i - 1) / 2])) {
         s->heap[i] = s->heap[(i - 1) / 2];
@@ -430,7 +430,7 @@ void *sked_sched_timer_main(void *arg)
             uint64_t bno = ++s->batch;
             while (s->nheap > 0 && s->heap[0].rec.due_at <= now && n < BATCH_MAX) {
                 batch[n] = heap_pop(s);
-                s->handled = grow(s->handled, &s->caphandled, s->nhandled + 1,
+                s->handled = sked_sched_grow(s->handled, &s->caphandled, s->nhandled + 1,
                                   sizeof *s->handled);
                 handled_run *h = &s->handled[s->nhandled++];
                 snprintf(h->run_id, sizeof h->run_id, "%s", batch[n].rec.id);

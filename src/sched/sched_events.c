@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/ids.h"
 #include "core/log.h"
 #include "model/run.h"
 #include "worker/exec.h"
@@ -47,11 +48,6 @@ typedef struct run_cache {
     size_t n;
 } run_cache;
 
-static int by_str(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 static void cache_fill(sked_sched *s, run_cache *c, const sked_event *ev, size_t nev)
 {
     size_t cap = 0;
@@ -67,7 +63,7 @@ static void cache_fill(sked_sched *s, run_cache *c, const sked_event *ev, size_t
         for (size_t k = 0; ev[i].type == SKED_EVENT_HEARTBEAT && k < ev[i].nruns; k++)
             c->ids[c->n++] = ev[i].runs[k];
     }
-    qsort(c->ids, c->n, sizeof *c->ids, by_str);
+    qsort(c->ids, c->n, sizeof *c->ids, sked_id_ptr_cmp);
     size_t k = 0;
     for (size_t i = 0; i < c->n; i++)
         if (k == 0 || strcmp(c->ids[i], c->ids[k - 1]) != 0)
@@ -85,7 +81,7 @@ static void cache_fill(sked_sched *s, run_cache *c, const sked_event *ev, size_t
 
 static void cache_forget(run_cache *c, const char *id)
 {
-    const char **hit = bsearch(&id, c->ids, c->n, sizeof *c->ids, by_str);
+    const char **hit = bsearch(&id, c->ids, c->n, sizeof *c->ids, sked_id_ptr_cmp);
     if (hit && c->found[hit - c->ids]) {
         sked_run_rec_deinit(&c->recs[hit - c->ids]);
         c->found[hit - c->ids] = 0;
@@ -105,7 +101,7 @@ static void cache_free(run_cache *c)
 /* A copy of run id: from the cache, else from the store. */
 static int load(sked_sched *s, run_cache *c, const char *id, sked_run_rec *rec)
 {
-    const char **hit = bsearch(&id, c->ids, c->n, sizeof *c->ids, by_str);
+    const char **hit = bsearch(&id, c->ids, c->n, sizeof *c->ids, sked_id_ptr_cmp);
     if (hit && c->found[hit - c->ids]) {
         const sked_run_rec *r = &c->recs[hit - c->ids];
         *rec = *r;
@@ -342,14 +338,7 @@ static void decode_delivery(const sked_delivery *d, sked_event **ev, size_t *ne,
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         const char *line_end = nl ? nl : end;
-        if (*ne == *cap) {
-            size_t ncap = *cap * 2;
-            sked_event *grown = realloc(*ev, ncap * sizeof **ev);
-            if (grown == NULL)
-                abort();
-            *ev = grown;
-            *cap = ncap;
-        }
+        *ev = sked_sched_grow(*ev, cap, *ne + 1, sizeof **ev);
         sked_err err = {0};
         if (line_end > p) {
             if (sked_event_decode(p, (size_t)(line_end - p), &(*ev)[*ne], &err) == 0)

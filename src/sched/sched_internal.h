@@ -72,6 +72,10 @@ void sked_sched_heap_replace(sked_sched *s, due_run *runs, size_t n,
                              uint64_t done_before, int partial);
 void sked_sched_heap_free(sked_sched *s);
 
+/* p (an array of *cap items of size bytes) with room for need items:
+ * doubled from 64 as needed; aborts when memory is out. */
+void *sked_sched_grow(void *p, size_t *cap, size_t need, size_t size);
+
 /* Publish runs[0..n) (DISPATCHED in the store) with their tasks' specs,
  * all in flight together (one round of publisher confirms).  A run not
  * published goes back to SCHEDULED, due now and free for any scheduler's

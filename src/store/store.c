@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/ids.h"
+
 /* Every backend linked into the binary, by the URL schemes it serves
  * (its ops->scheme and aliases), tried in order. */
 static const struct {
@@ -205,11 +207,6 @@ static int check_claim(const sked_claim *c, sked_err *err)
     return 0;
 }
 
-static int by_id(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 /* The backends answer with up to limit + nexclude runs, the excluded ones
  * among them (PostgreSQL's anti-join against an array parameter cost
  * hundreds of milliseconds per claim): leave those out and keep at most
@@ -222,12 +219,12 @@ static void claim_exclude(sked_claim *c)
         if (ex == NULL)
             abort();
         memcpy(ex, c->exclude, c->nexclude * sizeof *ex);
-        qsort(ex, c->nexclude, sizeof *ex, by_id);
+        qsort(ex, c->nexclude, sizeof *ex, sked_id_ptr_cmp);
     }
     size_t k = 0;
     for (size_t i = 0; i < c->nruns; i++) {
         const char *id = c->runs[i].id;
-        int excluded = ex != NULL && bsearch(&id, ex, c->nexclude, sizeof *ex, by_id) != NULL;
+        int excluded = ex != NULL && bsearch(&id, ex, c->nexclude, sizeof *ex, sked_id_ptr_cmp) != NULL;
         if (!excluded && k == (size_t)c->limit)
             c->more = 1;
         if (excluded || k == (size_t)c->limit) {
@@ -378,11 +375,13 @@ void sked_run_rec_deinit(sked_run_rec *r)
     r->output = NULL;
 }
 
-void sked_claim_dispatched_rec(const sked_claim *c, const sked_task_rec *t,
-                               const char *run_id, const sked_occurrence *o,
-                               sked_run_rec *out)
+int sked_claim_dispatched_rec(const sked_claim *c, const sked_task_rec *t,
+                              const char *run_id, const sked_occurrence *o,
+                              sked_run_rec *out)
 {
     memset(out, 0, sizeof *out);
+    if (!o->dispatch || o->skipped || c->dispatch_lease_us <= 0)
+        return 0;
     snprintf(out->id, sizeof out->id, "%s", run_id);
     snprintf(out->task_id, sizeof out->task_id, "%s", t->id);
     snprintf(out->ns, sizeof out->ns, "%s", t->ns);
@@ -397,6 +396,7 @@ void sked_claim_dispatched_rec(const sked_claim *c, const sked_task_rec *t,
                                 ? INT64_MAX : c->now + c->dispatch_lease_us;
     out->started_at = out->finished_at = out->lag_us = SKED_TIME_NONE;
     out->exit_code = SKED_NO_CODE;
+    return 1;
 }
 
 int sked_claim_list_add(sked_run_rec **runs, char ***specs, size_t *n,

@@ -235,11 +235,12 @@ typedef struct sked_claim {
 
 void sked_claim_deinit(sked_claim *c);
 
-/* For the backends' claims.  The run occurrence o of task t becomes when
- * claim c records it dispatched (id run_id). */
-void sked_claim_dispatched_rec(const sked_claim *c, const sked_task_rec *t,
-                               const char *run_id, const sked_occurrence *o,
-                               sked_run_rec *out);
+/* For the backends' claims.  1 when claim c records occurrence o of task
+ * t dispatched (o->dispatch, not skipped, a dispatch lease given), with
+ * *out the run as it is then stored (id run_id); else 0. */
+int sked_claim_dispatched_rec(const sked_claim *c, const sked_task_rec *t,
+                              const char *run_id, const sked_occurrence *o,
+                              sked_run_rec *out);
 /* Append r (its error and output taken over) and a copy of spec to the
  * list (*runs, *specs, *n); SKED_ENOMEM. */
 int sked_claim_list_add(sked_run_rec **runs, char ***specs, size_t *n,

@@ -172,6 +172,8 @@ static int advance_task(claim_job *a, const sked_task_rec *t, int unfinished,
             o->due_at == SKED_TIME_NONE ? o->scheduled_at : o->due_at;
         char id[SKED_UUID_TEXT];
         sked_uuid7(id);
+        sked_run_rec d;
+        int dispatch = sked_claim_dispatched_rec(cl, t, id, o, &d);
         sked_pg_arr_text(&arr[O_ID], id);
         sked_pg_arr_text(&arr[O_TASK], t->id);
         sked_pg_arr_text(&arr[O_NS], t->ns);
@@ -185,19 +187,15 @@ static int advance_task(claim_job *a, const sked_task_rec *t, int unfinished,
             sked_pg_arr_null(&arr[O_OWNER]);
             sked_pg_arr_null(&arr[O_LEASE]);
             sked_pg_arr_i64(&arr[O_FINISHED], cl->now);
-        } else if (o->dispatch && cl->dispatch_lease_us > 0) {
-            sked_run_rec d;
-            sked_claim_dispatched_rec(cl, t, id, o, &d);
+        } else if (dispatch) {
             sked_pg_arr_i64(&arr[O_STATUS], SKED_RUN_DISPATCHED);
             sked_pg_arr_null(&arr[O_REASON]);
             sked_pg_arr_text(&arr[O_OWNER], cl->owner);
             sked_pg_arr_i64(&arr[O_LEASE], d.lease_expires_at);
             sked_pg_arr_null(&arr[O_FINISHED]);
-            sked_pg_arr_i64(&arr[O_DISPATCHED], cl->now);
             if (rc == 0)
                 rc = sked_claim_list_add(&a->cand, &a->cand_specs, &a->ncand, &d,
                                          t->spec, err);
-            continue;
         } else {
             sked_pg_arr_i64(&arr[O_STATUS], SKED_RUN_SCHEDULED);
             sked_pg_arr_null(&arr[O_REASON]);
@@ -206,7 +204,7 @@ static int advance_task(claim_job *a, const sked_task_rec *t, int unfinished,
                             lease_end(due, cl->now, cl->lease_us));
             sked_pg_arr_null(&arr[O_FINISHED]);
         }
-        sked_pg_arr_null(&arr[O_DISPATCHED]);
+        sked_pg_arr_time(&arr[O_DISPATCHED], dispatch ? cl->now : SKED_TIME_NONE);
     }
     /* The claim moves the task along its schedule but leaves `version`
      * and `updated_at` alone: the ETag stands for the user's spec, and a
@@ -215,11 +213,6 @@ static int advance_task(claim_job *a, const sked_task_rec *t, int unfinished,
     sked_pg_arr_time(&arr[A_NEXT], adv.next_run_at);
     sked_pg_arr_i64(&arr[A_STATE], (int64_t)adv.state);
     return rc != 0 ? rc : 1;
-}
-
-static int by_str(const void *x, const void *y)
-{
-    return strcmp(*(const char *const *)x, *(const char *const *)y);
 }
 
 /* Keep the candidates the statement says it inserted (res: their ids). */
@@ -233,10 +226,10 @@ static int keep_inserted(claim_job *a, const PGresult *res, sked_err *err)
     for (size_t k = 0; ids != NULL && k < n; k++)
         ids[k] = PQgetvalue(res, (int)k, 0);
     if (ids != NULL)
-        qsort(ids, n, sizeof *ids, by_str);
+        qsort(ids, n, sizeof *ids, sked_id_ptr_cmp);
     for (size_t i = 0; ids != NULL && i < a->ncand; i++) {
         const char *id = a->cand[i].id;
-        int hit = bsearch(&id, ids, n, sizeof *ids, by_str) != NULL;
+        int hit = bsearch(&id, ids, n, sizeof *ids, sked_id_ptr_cmp) != NULL;
         if (hit && rc == 0)
             rc = sked_claim_list_add(&a->disp, &a->disp_specs, &a->ndisp, &a->cand[i],
                                      a->cand_specs[i], err);

@@ -130,10 +130,8 @@ static int insert_occurrences(sked_sqlite_conn *c, claim_job *a,
             o->due_at == SKED_TIME_NONE ? o->scheduled_at : o->due_at;
         char id[SKED_UUID_TEXT];
         sked_uuid7(id);
-        int dispatch = o->dispatch && !o->skipped && cl->dispatch_lease_us > 0;
         sked_run_rec d;
-        if (dispatch)
-            sked_claim_dispatched_rec(cl, t, id, o, &d);
+        int dispatch = sked_claim_dispatched_rec(cl, t, id, o, &d);
         sked_sqlite_bind_text(q, 1, id);
         sked_sqlite_bind_text(q, 2, t->id);
         sked_sqlite_bind_text(q, 3, t->ns);

@@ -1195,6 +1195,20 @@ static void assert_same_run(const sked_run_rec *a, const sked_run_rec *b)
 
 /* ---- claim -------------------------------------------------------------- */
 
+/* Tasks ids[0..n) moved back to next_run_at `at`, as a writer racing a
+ * claim could leave them. */
+static void write_back(sked_store *st, const char *ns, char (*ids)[SKED_ID_LEN + 1], int n,
+                       sked_walltime at)
+{
+    for (int i = 0; i < n; i++) {
+        sked_task_rec t = task_of(st, ns, ids[i]);
+        sked_err err = {0};
+        t.next_run_at = at;
+        assert_int_equal(sked_store_task_update(st, &t, 0, &err), 0);
+        sked_task_rec_deinit(&t);
+    }
+}
+
 static void test_claim_basic(void **state)
 {
     fixture *f = *state;
@@ -1391,13 +1405,7 @@ static void test_claim_dispatch(void **state)
 
     /* Written back to the same instant: the occurrence exists, nothing is
      * handed back to publish a second time. */
-    for (int i = 0; i < N; i++) {
-        sked_task_rec t = task_of(f->st, f->ns, ids[i]);
-        sked_err err = {0};
-        t.next_run_at = now;
-        assert_int_equal(sked_store_task_update(f->st, &t, 0, &err), 0);
-        sked_task_rec_deinit(&t);
-    }
+    write_back(f->st, f->ns, ids, N, now);
     pol.dispatch = 2;
     c = claim_of(owner, now, now + SEC, 100, &pol);
     c.dispatch_lease_us = 60 * SEC;
@@ -1447,13 +1455,7 @@ static void test_claim_two_owners(void **state)
     sked_claim_deinit(&ca);
 
     /* Every task back to T, as a racing writer could leave it. */
-    for (int i = 0; i < N; i++) {
-        sked_task_rec t = task_of(f->st, f->ns, ids[i]);
-        sked_err err = {0};
-        t.next_run_at = T;
-        assert_int_equal(sked_store_task_update(f->st, &t, 0, &err), 0);
-        sked_task_rec_deinit(&t);
-    }
+    write_back(f->st, f->ns, ids, N, T);
     cb = claim_of(b, T, T + SEC, 100, NULL);
     claim_ok(f->st, &cb);
     assert_int_equal(cb.nruns, N - 5); /* b's own, nothing new */
