@@ -483,6 +483,9 @@ int main(int argc, char **argv)
          redelivered = 0, sink_unseen = 0, unknown_task = 0;
     sked_walltime first_sched = INT64_MAX, last_start = INT64_MIN, last_fin = INT64_MIN;
     char path[256] = "/v1/runs?limit=1000";
+    /* LAG_DUMP=FILE: one line per run, "scheduled_us lag_ms timer_ms
+     * dispatched_to_started_ms", to see which instants set the tail */
+    FILE *dump = getenv("LAG_DUMP") ? fopen(getenv("LAG_DUMP"), "w") : NULL;
     for (int page = 0; page < 100000; page++) {
         json_t *res = api(c, "GET", path, NULL, &st);
         if (res == NULL)
@@ -512,6 +515,9 @@ int main(int argc, char **argv)
             }
             if (json_is_number(lag)) {
                 double l = json_number_value(lag);
+                if (dump && disp != SKED_TIME_NONE && started != SKED_TIME_NONE)
+                    fprintf(dump, "%lld %.3f %.3f %.3f\n", (long long)sched, l,
+                            (double)(disp - sched) / 1e3, (double)(started - disp) / 1e3);
                 if (l < 0)
                     early++;
                 if (n < cap)
@@ -567,6 +573,8 @@ int main(int argc, char **argv)
             extra_runs += tasks[i].runs[k] > 1 ? tasks[i].runs[k] - 1 : 0;
         }
     long dup = extra_runs + retried + redelivered;
+    if (dump)
+        fclose(dump);
     qsort(lags, n, sizeof *lags, cmp_d);
     qsort(dlags, nd, sizeof *dlags, cmp_d);
     qsort(slags, nd, sizeof *slags, cmp_d);
