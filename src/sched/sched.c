@@ -87,7 +87,9 @@ static int claim(sked_sched *s, sked_walltime now)
                     .limit = s->cfg.claim_limit, .lease_us = s->cfg.lease_us,
                     .advance = sked_policy_advance, .ctx = &pc,
                     .exclude = exp, .nexclude = nex,
-                    .dispatch_lease_us = s->cfg.dispatch_lease_us};
+                    .dispatch_lease_us = s->cfg.dispatch_lease_us,
+                    /* embedded: what a lost claim held is claimed again */
+                    .may_lose = s->cfg.recover_all_on_start};
     sked_err err = {0};
     int rc = sked_store_claim_due(s->cfg.store, &c, &err);
     free(exp);
@@ -254,9 +256,9 @@ void sked_sched_wake(sked_sched *s)
 
 void sked_sched_forget_run(sked_sched *s, const char *run_id)
 {
-    (void)run_id;
     if (s == NULL)
         return;
+    sked_sched_ready_drop(s, run_id);
     /* a run waiting behind it (queue_one) may go now: claim again */
     pthread_mutex_lock(&s->mu);
     int waiting = s->nwaiting > 0;

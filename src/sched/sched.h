@@ -31,8 +31,18 @@ typedef struct sked_sched_config {
     int64_t retention_age_us;    /* finished runs older are pruned; 0: 7 days  */
     int retention_keep;          /* finished runs kept per task; 0: 1000       */
     /* Embedded mode: nothing else runs against this store, so at start every
-     * dispatched or running run belonged to a process that is gone. */
+     * dispatched or running run belonged to a process that is gone.  Hence
+     * the scheduler's writes (claims, marks, events) may be lost in a crash
+     * of the machine and are committed without waiting for the disk
+     * (sked_run_change.may_lose). */
     int recover_all_on_start;
+    /* Mark runs DISPATCHED this long before their due time and publish them
+     * at it, so the store write is not between the due time and the start.
+     * Only where a crash between mark and publish costs nothing: in
+     * embedded mode a run found DISPATCHED at start is published again, as
+     * one found SCHEDULED would be; elsewhere it would wait out its
+     * dispatch lease.  0: mark at the due time. */
+    int64_t premark_us;
 } sked_sched_config;
 
 typedef struct sked_sched sked_sched;
@@ -44,7 +54,8 @@ int sked_sched_start(const sked_sched_config *cfg, sked_sched **out, sked_err *e
 void sked_sched_wake(sked_sched *s);
 
 /* A run dispatched from here is over (canceled through the API): forget
- * it for the overlap policy.  Thread-safe, idempotent. */
+ * it for the overlap policy, and if it was marked ahead of its due time
+ * and not yet published, do not publish it.  Thread-safe, idempotent. */
 void sked_sched_forget_run(sked_sched *s, const char *run_id);
 
 /* Stop both threads (runs in the heap stay SCHEDULED and leased: another

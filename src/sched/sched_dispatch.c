@@ -16,6 +16,12 @@
  * DISPATCHED with a lease, and the sweep publishes it again — never twice
  * while a worker may have it.  Never publishes a run before its due_at.
  *
+ * With cfg.premark_us (embedded mode), steps 1-2 run that long before the
+ * due time and the marked runs wait in a second heap, s->ready, to be
+ * published at their due time: the store write is off the path from due
+ * time to start.  A cancel through the API drops a run from s->ready
+ * (sked_sched_ready_drop); overlap is judged at the mark.
+ *
  * The claimer thread (sched.c) replaces the heap with each claim.  A claim
  * reads the store while this thread may be writing a batch; runs of
  * batches not yet written when the claim began are left out of the new
@@ -55,34 +61,37 @@ void *sked_sched_grow(void *p, size_t *cap, size_t need, size_t size)
     return p;
 }
 
-static void heap_push(sked_sched *s, due_run d)
+/* The two heaps, s->heap (claimed) and s->ready (marked ahead of time),
+ * are min-heaps of v[0..*n) by due time. */
+static void heap_push(due_run **v, size_t *n, size_t *cap, due_run d)
 {
-    s->heap = sked_sched_grow(s->heap, &s->capheap, s->nheap + 1, sizeof *s->heap);
-    size_t i = s->nheap++;
-    while (i > 0 && before(&d, &s->heap[(i - 1) / 2])) {
-        s->heap[i] = s->heap[(i - 1) / 2];
+    *v = sked_sched_grow(*v, cap, *n + 1, sizeof **v);
+    due_run *h = *v;
+    size_t i = (*n)++;
+    while (i > 0 && before(&d, &h[(i - 1) / 2])) {
+        h[i] = h[(i - 1) / 2];
         i = (i - 1) / 2;
     }
-    s->heap[i] = d;
+    h[i] = d;
 }
 
-static due_run heap_pop(sked_sched *s)
+static due_run heap_pop(due_run *h, size_t *n)
 {
-    due_run top = s->heap[0], last = s->heap[--s->nheap];
+    due_run top = h[0], last = h[--*n];
     size_t i = 0;
     for (;;) {
         size_t c = 2 * i + 1;
-        if (c >= s->nheap)
+        if (c >= *n)
             break;
-        if (c + 1 < s->nheap && before(&s->heap[c + 1], &s->heap[c]))
+        if (c + 1 < *n && before(&h[c + 1], &h[c]))
             c++;
-        if (!before(&s->heap[c], &last))
+        if (!before(&h[c], &last))
             break;
-        s->heap[i] = s->heap[c];
+        h[i] = h[c];
         i = c;
     }
-    if (s->nheap > 0)
-        s->heap[i] = last;
+    if (*n > 0)
+        h[i] = last;
     return top;
 }
 
@@ -95,10 +104,15 @@ static void due_free(due_run *d)
 void sked_sched_heap_free(sked_sched *s)
 {
     while (s->nheap > 0) {
-        due_run d = heap_pop(s);
+        due_run d = heap_pop(s->heap, &s->nheap);
+        due_free(&d);
+    }
+    while (s->nready > 0) { /* DISPATCHED in the store: recovered at start */
+        due_run d = heap_pop(s->ready, &s->nready);
         due_free(&d);
     }
     free(s->heap);
+    free(s->ready);
     free(s->handled);
     for (int b = 0; b < 256; b++)
         while (s->waiting[b]) {
@@ -158,7 +172,7 @@ void sked_sched_heap_replace(sked_sched *s, due_run *runs, size_t n,
     if (s->nhandled > 1)
         qsort(s->handled, s->nhandled, sizeof *s->handled, by_handled);
     while (s->nheap > 0) {
-        due_run d = heap_pop(s);
+        due_run d = heap_pop(s->heap, &s->nheap);
         due_free(&d);
     }
     for (size_t i = 0; i < n; i++) {
@@ -170,7 +184,7 @@ void sked_sched_heap_replace(sked_sched *s, due_run *runs, size_t n,
             continue;
         }
         runs[i].seq = s->seq++;
-        heap_push(s, runs[i]);
+        heap_push(&s->heap, &s->nheap, &s->capheap, runs[i]);
     }
     /* a waiting (queue_one) run that the store no longer gives us was
      * canceled, paused or taken over: stop holding its place */
@@ -310,7 +324,39 @@ void sked_sched_publish(sked_sched *s, sked_run_rec *const *runs, const char *co
     free(msg_of);
 }
 
-/* Decide, mark and publish one batch of due runs (taken over). */
+/* Publish ready[0..n) (taken over) and free them; those dropped
+ * meanwhile (canceled through the API) stay unpublished. */
+static void publish_ready(sked_sched *s, due_run *ready, size_t n)
+{
+    sked_run_rec **pub = malloc((n ? n : 1) * sizeof *pub);
+    const char **pub_spec = malloc((n ? n : 1) * sizeof *pub_spec);
+    if (pub == NULL || pub_spec == NULL)
+        abort();
+    size_t np = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!ready[i].dropped) {
+            pub[np] = &ready[i].rec;
+            pub_spec[np++] = ready[i].spec;
+        }
+    sked_sched_publish(s, pub, pub_spec, np);
+    for (size_t i = 0; i < n; i++)
+        due_free(&ready[i]);
+    free(pub);
+    free(pub_spec);
+}
+
+void sked_sched_ready_drop(sked_sched *s, const char *run_id)
+{
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < s->nready; i++)
+        if (strcmp(s->ready[i].rec.id, run_id) == 0)
+            s->ready[i].dropped = 1;
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Decide, mark and publish one batch of runs (taken over), due by now or,
+ * with premark_us, soon: those are marked now and wait in s->ready until
+ * their due time. */
 static void dispatch(sked_sched *s, due_run *batch, size_t n, uint64_t bno)
 {
     sked_monotime t0 = sked_clock_mono_now();
@@ -359,8 +405,9 @@ static void dispatch(sked_sched *s, due_run *batch, size_t n, uint64_t bno)
             if (w != NULL && strcmp((*w)->run_id, d->rec.id) == 0)
                 waiting_drop(s, w); /* the waiting one goes now */
             recs[i].status = SKED_RUN_DISPATCHED;
-            recs[i].dispatched_at = now;
-            recs[i].lease_expires_at = now + s->cfg.dispatch_lease_us;
+            /* marked ahead: it goes out at its due time */
+            recs[i].dispatched_at = d->rec.due_at > now ? d->rec.due_at : now;
+            recs[i].lease_expires_at = recs[i].dispatched_at + s->cfg.dispatch_lease_us;
             if (grp[i] >= 0)
                 inflight[grp[i]]++;
         }
@@ -383,19 +430,30 @@ static void dispatch(sked_sched *s, due_run *batch, size_t n, uint64_t bno)
     s->done_batch = bno;
     pthread_mutex_unlock(&s->mu);
 
-    /* publish what was marked, all in flight together */
+    /* publish what was marked and is due, all in flight together; what
+     * is not due yet waits in s->ready */
     sked_run_rec **pub = malloc((nt ? nt : 1) * sizeof *pub);
     const char **pub_spec = malloc((nt ? nt : 1) * sizeof *pub_spec);
     size_t np = 0;
     if (pub == NULL || pub_spec == NULL)
         abort();
+    sked_walltime marked = sked_clock_wall_now();
     for (size_t k = 0; k < nt && rc == 0; k++) {
         sked_run_rec *r = &recs[todo_of[k]];
+        due_run *d = &batch[todo_of[k]];
         if (todo[k].result != 0)
             continue; /* changed meanwhile (canceled, taken over): not ours */
+        if (r->status == SKED_RUN_DISPATCHED && r->due_at > marked) {
+            due_run w = {.rec = *r, .spec = d->spec, .seq = d->seq};
+            d->spec = NULL; /* the ready heap owns it now */
+            pthread_mutex_lock(&s->mu);
+            heap_push(&s->ready, &s->nready, &s->capready, w);
+            pthread_mutex_unlock(&s->mu);
+            continue;
+        }
         if (r->status == SKED_RUN_DISPATCHED) {
             pub[np] = r;
-            pub_spec[np++] = batch[todo_of[k]].spec;
+            pub_spec[np++] = d->spec;
             continue;
         }
         sked_sched_count_status(r->queue, r->status);
@@ -425,11 +483,22 @@ void *sked_sched_timer_main(void *arg)
     pthread_mutex_lock(&s->mu);
     while (!s->stop) {
         sked_walltime now = sked_clock_wall_now();
-        if (s->nheap > 0 && s->heap[0].rec.due_at <= now) {
+        /* runs marked ahead whose time has come go out first */
+        if (s->nready > 0 && s->ready[0].rec.due_at <= now) {
+            size_t n = 0;
+            while (s->nready > 0 && s->ready[0].rec.due_at <= now && n < BATCH_MAX)
+                batch[n++] = heap_pop(s->ready, &s->nready);
+            pthread_mutex_unlock(&s->mu);
+            publish_ready(s, batch, n);
+            pthread_mutex_lock(&s->mu);
+            continue;
+        }
+        sked_walltime horizon = now + s->cfg.premark_us;
+        if (s->nheap > 0 && s->heap[0].rec.due_at <= horizon) {
             size_t n = 0;
             uint64_t bno = ++s->batch;
-            while (s->nheap > 0 && s->heap[0].rec.due_at <= now && n < BATCH_MAX) {
-                batch[n] = heap_pop(s);
+            while (s->nheap > 0 && s->heap[0].rec.due_at <= horizon && n < BATCH_MAX) {
+                batch[n] = heap_pop(s->heap, &s->nheap);
                 s->handled = sked_sched_grow(s->handled, &s->caphandled, s->nhandled + 1,
                                   sizeof *s->handled);
                 handled_run *h = &s->handled[s->nhandled++];
@@ -445,10 +514,14 @@ void *sked_sched_timer_main(void *arg)
             pthread_mutex_lock(&s->mu);
             continue;
         }
-        if (s->nheap == 0) {
+        sked_walltime until = INT64_MAX;
+        if (s->nheap > 0)
+            until = s->heap[0].rec.due_at - s->cfg.premark_us;
+        if (s->nready > 0 && s->ready[0].rec.due_at < until)
+            until = s->ready[0].rec.due_at;
+        if (until == INT64_MAX) {
             pthread_cond_wait(&s->cond, &s->mu);
         } else {
-            sked_walltime until = s->heap[0].rec.due_at;
             struct timespec ts = {.tv_sec = until / SKED_USEC_PER_SEC,
                                   .tv_nsec = (long)(until % SKED_USEC_PER_SEC) * 1000};
             pthread_cond_timedwait(&s->cond, &s->mu, &ts);

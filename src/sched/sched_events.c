@@ -279,6 +279,8 @@ static int apply(sked_sched *s, run_cache *c, pending *p, size_t n)
     for (size_t i = 0; i < n; i++) {
         ch[i] = p[i].change;
         ch[i].rec = &p[i].rec;
+        /* embedded: a run whose events were lost is recovered at start */
+        ch[i].may_lose = s->cfg.recover_all_on_start;
     }
     sked_monotime t0 = sked_clock_mono_now();
     sked_err err = {0};

@@ -211,6 +211,8 @@ typedef struct sked_claim {
     size_t nexclude;
     int64_t dispatch_lease_us;      /* lease of a run recorded dispatched;
                                        0: none is (sked_occurrence)       */
+    int may_lose;                   /* the caller recovers this claim if
+                                       it is lost (sked_run_change)       */
     /* out: every run now SCHEDULED and leased to owner with due_at <=
      * horizon: new occurrences, retries that came due, runs whose lease
      * expired, triggered runs, and the runs earlier claims of this owner
@@ -259,7 +261,7 @@ typedef struct sked_run_change {
     unsigned from;                  /* mask of SKED_RUN_BIT(status)        */
     /* The caller recovers this change if it is lost: it may be written
      * without waiting for the disk (SQLite: a commit of only such changes
-     * runs with synchronous=NORMAL, so it survives a crash of the process
+     * runs with synchronous=OFF, so it survives a crash of the process
      * but maybe not of the machine).  Backends may ignore it (PostgreSQL
      * does: a standby must have every change before a failover). */
     int may_lose;

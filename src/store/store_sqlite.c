@@ -6,7 +6,7 @@
  * explains how the pieces fit.
  *
  * Every connection runs in WAL mode with synchronous=FULL (a commit is on
- * disk when COMMIT returns), foreign keys on and a 5 s busy timeout.  Other
+ * disk when COMMIT returns; but see lazy commits below), foreign keys on and a 5 s busy timeout.  Other
  * processes may write the same file (`sked token create --data DIR` while
  * the server runs): every write transaction is BEGIN IMMEDIATE, so a busy
  * file means waiting for its lock, never a failed upgrade mid-transaction.
@@ -18,6 +18,12 @@
  * aborts the whole transaction (SQLite does that on I/O errors, a full
  * disk, out of memory), the failing job gets its error and the others go
  * back to the head of the queue to run again in the next group.
+ *
+ * Lazy commits: a group made only of jobs the caller can recover (the
+ * scheduler's claims, marks and events in the embedded mode, pruning,
+ * heartbeats) commits with synchronous=OFF and does not wait for the
+ * disk; the sync thread (store_sqlite_sync.c) fsyncs the WAL within 50 ms
+ * and runs the checkpoints, so no commit of the writer absorbs one.
  */
 #include "store/store_sqlite.h"
 
@@ -28,10 +34,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "store/migrate.h"
+#include "core/log.h"
+#include "store/store_sqlite_sync.h"
 
 #define BUSY_TIMEOUT_MS 5000
 #define GROUP_MAX 256
+#define SLOW_GROUP_MS 100 /* a commit that took longer is logged */
 
 static const char *const stmt_sql[SKED_SQLITE_STMT_COUNT] = {
 #define X(name, sql) [SKED_SQLITE_##name] = sql,
@@ -58,6 +66,7 @@ struct sked_sqlite_store {
 
     /* The writer: its connection and thread; the queue under mu. */
     sked_sqlite_conn *w;
+    sked_sqlite_sync *sync;    /* fsyncs lazy commits, checkpoints */
     pthread_t writer;
     pthread_mutex_t mu;
     pthread_cond_t work;
@@ -117,7 +126,7 @@ int sked_sqlite_fail(sqlite3 *db, int rc, sked_err *err, const char *what)
                         detail);
 }
 
-static int exec(sqlite3 *db, const char *sql, sked_err *err)
+int sked_sqlite_exec(sqlite3 *db, const char *sql, sked_err *err)
 {
     int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
     if (rc != SQLITE_OK)
@@ -205,12 +214,12 @@ static int conn_open(const char *path, int writer, sked_sqlite_conn **out,
         sqlite3_finalize(st);
         st = NULL;
     }
-    rc = exec(c->db, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;", err);
+    rc = sked_sqlite_exec(c->db, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;", err);
     /* The writer's savepoints (one per job) keep the pages they change in
      * a sub-journal; in memory it costs no write(2) per page (a claim of
      * 1000 tasks touches megabytes). */
     if (rc == 0 && writer)
-        rc = exec(c->db, "PRAGMA cache_size=-16000; PRAGMA temp_store=MEMORY",
+        rc = sked_sqlite_exec(c->db, "PRAGMA cache_size=-16000; PRAGMA temp_store=MEMORY",
                   err);
     if (rc != 0)
         goto fail;
@@ -248,96 +257,6 @@ void sked_sqlite_reader_put(sked_sqlite_store *s, sked_sqlite_conn *c)
     pthread_mutex_unlock(&s->pool_mu);
 }
 
-/* ---- migrations -------------------------------------------------------- */
-
-static int schema_version(sqlite3 *db, int *out, sked_err *err)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(
-        db, "SELECT coalesce(max(version), 0) FROM schema_version", -1, &st,
-        NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    if (rc != SQLITE_ROW) {
-        rc = sked_sqlite_fail(db, rc, err, "reading schema_version");
-        sqlite3_finalize(st);
-        return rc;
-    }
-    *out = sqlite3_column_int(st, 0);
-    sqlite3_finalize(st);
-    return 0;
-}
-
-/* Apply migration m in its own transaction with its schema_version row,
- * unless another process got there first (hence BEGIN IMMEDIATE and a
- * second look at the version). */
-static int apply_one(sqlite3 *db, const sked_migration *m, sked_err *err)
-{
-    char *ins = NULL;
-    int cur = 0;
-    int rc = exec(db, "BEGIN IMMEDIATE", err);
-    if (rc != 0)
-        return rc;
-    rc = schema_version(db, &cur, err);
-    if (rc != 0)
-        goto fail;
-    if (m->number > cur) {
-        if (sqlite3_exec(db, m->sql, NULL, NULL, NULL) != SQLITE_OK) {
-            rc = sked_err_set(err, SKED_EINTERNAL, NULL, 0,
-                              "sqlite store: migration %s failed: %s",
-                              m->name, sqlite3_errmsg(db));
-            goto fail;
-        }
-        ins = sqlite3_mprintf("INSERT INTO schema_version VALUES "
-                              "(%d, %Q, %lld)", m->number, m->name,
-                              (long long)sked_clock_wall_now());
-        if (ins == NULL) {
-            rc = sked_err_set(err, SKED_ENOMEM, NULL, 0, "out of memory");
-            goto fail;
-        }
-        if ((rc = exec(db, ins, err)) != 0)
-            goto fail;
-    }
-    if ((rc = exec(db, "COMMIT", err)) != 0)
-        goto fail;
-    sqlite3_free(ins);
-    return 0;
-fail:
-    sqlite3_free(ins);
-    if (!sqlite3_get_autocommit(db))
-        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-    return rc;
-}
-
-/* Bring the file to the newest embedded schema; refuse a file written by a
- * newer sked. */
-static int migrate(sqlite3 *db, const char *path, sked_err *err)
-{
-    const sked_migration *m = sked_sqlite_migrations;
-    size_t count = sked_sqlite_migrations_count;
-    int known = count > 0 ? m[count - 1].number : 0;
-    int cur = 0;
-    int rc = exec(db,
-                  "CREATE TABLE IF NOT EXISTS schema_version ("
-                  " version INTEGER PRIMARY KEY,"
-                  " name TEXT NOT NULL,"
-                  " applied_at INTEGER NOT NULL)",
-                  err);
-    if (rc == 0)
-        rc = schema_version(db, &cur, err);
-    if (rc != 0)
-        return rc;
-    if (cur > known)
-        return sked_err_set(err, SKED_EINVAL, "store", 0,
-                            "sqlite store: %s has schema version %d, newer "
-                            "than this sked knows (%d); use a newer sked",
-                            path, cur, known);
-    for (size_t i = 0; i < count; i++)
-        if (m[i].number > cur && (rc = apply_one(db, &m[i], err)) != 0)
-            return rc;
-    return 0;
-}
-
 /* ---- the writer -------------------------------------------------------- */
 
 /* Roll the whole transaction back after group[i] failed in a way that
@@ -350,7 +269,7 @@ static void abort_group(sked_sqlite_store *s, size_t n, size_t i)
         s->outcome[k] = k == i ? JOB_DONE : JOB_RETRY;
 }
 
-static void run_group_tx(sked_sqlite_store *s, size_t n);
+static int run_group_tx(sked_sqlite_store *s, size_t n);
 
 /* Run s->group[0..n) in one transaction; set each job's rc/err and its
  * outcome (JOB_DONE or JOB_RETRY) in s->outcome.  The jobs' `state` is
@@ -358,19 +277,35 @@ static void run_group_tx(sked_sqlite_store *s, size_t n);
 static void run_group(sked_sqlite_store *s, size_t n)
 {
     sqlite3 *db = s->w->db;
-    /* A group of changes that may be lost commits without the fsync; the
-     * next durable commit syncs the WAL, these frames with it. */
+    /* A group of changes that may be lost commits without any fsync: OFF,
+     * not NORMAL, which still syncs the WAL's header when the WAL starts
+     * over (hundreds of ms now and then on a busy disk).  Only the WAL is
+     * written (checkpoints run with FULL), the sync thread syncs it within
+     * moments, and the next durable commit syncs these frames with it. */
     int lazy = 1;
     for (size_t i = 0; i < n && lazy; i++)
         lazy = s->group[i]->may_lose;
+    sked_monotime t0 = sked_clock_mono_now();
     if (lazy)
-        sqlite3_exec(db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
-    run_group_tx(s, n);
+        sqlite3_exec(db, "PRAGMA synchronous=OFF", NULL, NULL, NULL);
+    int ckpt = run_group_tx(s, n) == 0 && sked_sqlite_sync_committed(s->sync, lazy);
     if (lazy)
         sqlite3_exec(db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
+    if (ckpt)
+        sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    int64_t ms = (sked_clock_mono_now() - t0) / SKED_USEC_PER_MSEC;
+    if (ms >= SLOW_GROUP_MS) { /* every queued write waited this long */
+        char text[3][24];
+        snprintf(text[0], sizeof text[0], "%lld", (long long)ms);
+        snprintf(text[1], sizeof text[1], "%zu", n);
+        snprintf(text[2], sizeof text[2], "%s", ckpt ? "yes" : "no");
+        sked_log(SKED_LOG_WARN, "slow store commit", "ms", text[0], "jobs", text[1],
+                 "durable", lazy ? "no" : "yes", "checkpoint", text[2], NULL);
+    }
 }
 
-static void run_group_tx(sked_sqlite_store *s, size_t n)
+/* Returns 0 when the transaction committed. */
+static int run_group_tx(sked_sqlite_store *s, size_t n)
 {
     sqlite3 *db = s->w->db;
     int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
@@ -380,15 +315,15 @@ static void run_group_tx(sked_sqlite_store *s, size_t n)
             j->rc = sked_sqlite_fail(db, rc, &j->err, "begin");
             s->outcome[i] = JOB_DONE;
         }
-        return;
+        return -1;
     }
     for (size_t i = 0; i < n; i++) {
         job *j = s->group[i];
         sked_err_clear(&j->err);
-        j->rc = exec(db, "SAVEPOINT job", &j->err);
+        j->rc = sked_sqlite_exec(db, "SAVEPOINT job", &j->err);
         if (j->rc != 0) {
             abort_group(s, n, i);
-            return;
+            return -1;
         }
         j->rc = j->fn(s->w, j->arg, &j->err);
         if (j->rc != 0) {
@@ -396,18 +331,18 @@ static void run_group_tx(sked_sqlite_store *s, size_t n)
              * disk) took the earlier jobs' work with it. */
             sked_err tmp;
             if (sqlite3_get_autocommit(db) ||
-                exec(db, "ROLLBACK TO job", &tmp) != 0 ||
-                exec(db, "RELEASE job", &tmp) != 0) {
+                sked_sqlite_exec(db, "ROLLBACK TO job", &tmp) != 0 ||
+                sked_sqlite_exec(db, "RELEASE job", &tmp) != 0) {
                 abort_group(s, n, i);
-                return;
+                return -1;
             }
-        } else if ((j->rc = exec(db, "RELEASE job", &j->err)) != 0) {
+        } else if ((j->rc = sked_sqlite_exec(db, "RELEASE job", &j->err)) != 0) {
             abort_group(s, n, i);
-            return;
+            return -1;
         }
     }
     sked_err cerr;
-    rc = exec(db, "COMMIT", &cerr);
+    rc = sked_sqlite_exec(db, "COMMIT", &cerr);
     if (rc != 0 && !sqlite3_get_autocommit(db))
         sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
     for (size_t i = 0; i < n; i++) {
@@ -418,6 +353,7 @@ static void run_group_tx(sked_sqlite_store *s, size_t n)
         }
         s->outcome[i] = JOB_DONE;
     }
+    return rc;
 }
 
 static void *writer_main(void *arg)
@@ -529,6 +465,7 @@ static void store_close(sked_store *st)
     pthread_cond_signal(&s->work);
     pthread_mutex_unlock(&s->mu);
     pthread_join(s->writer, NULL);
+    sked_sqlite_sync_stop(s->sync, s->w->db);
     conn_close(s->w);
     while (s->idle != NULL) {
         sked_sqlite_conn *c = s->idle;
@@ -571,7 +508,9 @@ static int store_open(const char *url, sked_store **out, sked_err *err)
     int rc = conn_open(s->path, 1, &s->w, err);
     if (rc != 0)
         goto fail;
-    if ((rc = migrate(s->w->db, s->path, err)) != 0)
+    if ((rc = sked_sqlite_migrate(s->w->db, s->path, err)) != 0)
+        goto fail;
+    if ((rc = sked_sqlite_sync_start(s->path, s->w->db, &s->sync, err)) != 0)
         goto fail;
     if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
         rc = sked_err_set(err, SKED_EINTERNAL, NULL, 0,
@@ -581,6 +520,8 @@ static int store_open(const char *url, sked_store **out, sked_err *err)
     *out = &s->base;
     return 0;
 fail:
+    if (s->w)
+        sked_sqlite_sync_stop(s->sync, s->w->db);
     conn_close(s->w);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->work);
@@ -588,6 +529,11 @@ fail:
     free(s->path);
     free(s);
     return rc;
+}
+
+void sked_sqlite_store_sync_stats(sked_store *st, sked_sqlite_sync_stats *out)
+{
+    sked_sqlite_sync_get_stats(((sked_sqlite_store *)st)->sync, out);
 }
 
 static int store_ping(sked_store *st, sked_err *err)

@@ -7,7 +7,9 @@
  *   store_sqlite_tasks.c  the task methods;
  *   store_sqlite_tokens.c the token methods;
  *   store_sqlite_claim.c  the claim (the scheduler's one big write);
- *   store_sqlite_runs.c   the other run methods, retention, workers.
+ *   store_sqlite_runs.c   the other run methods, retention, workers;
+ *   store_sqlite_migrate.c the schema migrations;
+ *   store_sqlite_sync.c   background fsync of lazy commits, checkpoints.
  *
  * Writes: one writer thread owns the write connection.  A method packs its
  * work into a job function and calls sked_sqlite_write, which queues the
@@ -220,6 +222,13 @@ char *sked_sqlite_prune_cursor(sked_sqlite_store *s);
  * CONSTRAINT -> ECONFLICT, NOMEM -> ENOMEM, TOOBIG -> ETOOBIG, else
  * EINTERNAL. */
 int sked_sqlite_fail(sqlite3 *db, int rc, sked_err *err, const char *what);
+
+/* sqlite3_exec of sql without results; 0 or sked_sqlite_fail's code. */
+int sked_sqlite_exec(sqlite3 *db, const char *sql, sked_err *err);
+
+/* Bring the file open on db (its path, for messages) to the newest
+ * embedded schema (store_sqlite_migrate.c). */
+int sked_sqlite_migrate(sqlite3 *db, const char *path, sked_err *err);
 
 /* ---- small helpers of the method files -------------------------------- */
 

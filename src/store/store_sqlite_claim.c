@@ -305,7 +305,7 @@ int sked_sqlite_claim_due(sked_store *st, sked_claim *c, sked_err *err)
     claim_job a = {.c = c};
     if ((a.tasks = calloc((size_t)c->limit, sizeof *a.tasks)) == NULL)
         return sked_err_set(err, SKED_ENOMEM, NULL, 0, "out of memory");
-    rc = sked_sqlite_write(S(st), claim_fn, &a, err);
+    rc = sked_sqlite_write_lazy(S(st), claim_fn, &a, c->may_lose, err);
     free(a.tasks);
     if (rc != 0) {
         sked_sqlite_runbuf_free(&a.out);

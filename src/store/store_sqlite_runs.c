@@ -571,7 +571,8 @@ int sked_sqlite_run_prune(sked_store *st, sked_walltime older_than,
                    .keep = keep_per_task, .limit = limit};
     if ((a.victims = malloc((size_t)limit * sizeof *a.victims)) == NULL)
         return sked_err_set(err, SKED_ENOMEM, NULL, 0, "out of memory");
-    rc = sked_sqlite_write(S(st), prune_fn, &a, err);
+    /* lazy: a prune lost in a crash of the machine is done again */
+    rc = sked_sqlite_write_lazy(S(st), prune_fn, &a, 1, err);
     free(a.victims);
     if (rc == 0)
         *deleted = a.deleted;
@@ -613,7 +614,8 @@ int sked_sqlite_worker_upsert(sked_store *st, const sked_worker_rec *w,
     if (w->last_heartbeat == SKED_TIME_NONE)
         return sked_err_set(err, SKED_EINVAL, "last_heartbeat", 0,
                             "a heartbeat needs a time");
-    return sked_sqlite_write(S(st), worker_upsert_fn, (void *)w, err);
+    /* lazy: the next heartbeat writes it again */
+    return sked_sqlite_write_lazy(S(st), worker_upsert_fn, (void *)w, 1, err);
 }
 
 static void free_workers(sked_worker_rec *v, size_t n)

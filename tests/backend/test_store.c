@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,6 +25,7 @@
 #include "store/migrate.h"
 #include "store/store.h"
 #include "store/store_sqlite.h"
+#include "store/store_sqlite_sync.h"
 
 static char url[4200];
 static char tmpdir[256];       /* ours to remove at exit, or empty */
@@ -2496,6 +2498,88 @@ static void test_sqlite_wal(void **state)
     assert_int_equal(sked_store_ping(f->st, &err), 0);
 }
 
+/* Poll the SQLite store's sync counters every 10 ms, for up to max_ms,
+ * until done(now, before) holds; the last reading is in *now. */
+static void sync_wait(sked_store *st, const sked_sqlite_sync_stats *before,
+                      int (*done)(const sked_sqlite_sync_stats *, const sked_sqlite_sync_stats *),
+                      int max_ms, sked_sqlite_sync_stats *now)
+{
+    for (int ms = 0;; ms += 10) {
+        usleep(10000);
+        sked_sqlite_store_sync_stats(st, now);
+        if (done(now, before) || ms >= max_ms)
+            return;
+    }
+}
+
+static int all_synced(const sked_sqlite_sync_stats *now, const sked_sqlite_sync_stats *before)
+{
+    return now->unsynced == 0 && now->syncs > before->syncs;
+}
+
+static int checkpointed(const sked_sqlite_sync_stats *now, const sked_sqlite_sync_stats *before)
+{
+    return now->checkpoints > before->checkpoints;
+}
+
+/* A lazy commit (a heartbeat) is on disk within moments without anyone
+ * waiting for it: the sync thread fsyncs the WAL; a durable commit after
+ * it covers it at once. */
+static void test_sqlite_lazy_synced(void **state)
+{
+    fixture *f = *state;
+    if (!is_sqlite())
+        skip();
+    sked_sqlite_sync_stats s0, s1;
+    sked_sqlite_store_sync_stats(f->st, &s0);
+    sked_worker_rec w = {.slots = 1, .last_heartbeat = new_base()};
+    snprintf(w.id, sizeof w.id, "%s/lazy", f->ns);
+    sked_err err = {0};
+    struct rusage ru0, ru1;
+    getrusage(RUSAGE_SELF, &ru0);
+    assert_int_equal(sked_store_worker_upsert(f->st, &w, &err), 0);
+    sync_wait(f->st, &s0, all_synced, 5000, &s1);
+    assert_int_equal(s1.unsynced, 0);
+    assert_true(s1.syncs > s0.syncs);
+    /* and the thread slept until then (it once spun on a timed wait) */
+    getrusage(RUSAGE_SELF, &ru1);
+    int64_t cpu_us = (ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec + ru1.ru_stime.tv_sec -
+                      ru0.ru_stime.tv_sec) * 1000000LL +
+                     (ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec + ru1.ru_stime.tv_usec -
+                      ru0.ru_stime.tv_usec);
+    assert_true(cpu_us < 25000);
+
+    /* a durable commit right after a lazy one leaves nothing to sync */
+    w.last_heartbeat += SEC;
+    assert_int_equal(sked_store_worker_upsert(f->st, &w, &err), 0);
+    mk_due(f->st, f->ns, 1, new_base(), NULL, NULL);
+    sked_sqlite_store_sync_stats(f->st, &s1);
+    assert_int_equal(s1.unsynced, 0);
+}
+
+/* The writer does not checkpoint (its automatic checkpoints are off, and
+ * the WAL stays far below the length that makes it do one): the sync
+ * thread does. */
+static void test_sqlite_checkpointed(void **state)
+{
+    fixture *f = *state;
+    if (!is_sqlite())
+        skip();
+    sked_sqlite_sync_stats s0, s1;
+    sked_sqlite_store_sync_stats(f->st, &s0);
+    /* each heartbeat is a commit of a page or more: over 1,000 frames */
+    sked_worker_rec w = {.slots = 1, .last_heartbeat = new_base()};
+    sked_err err = {0};
+    for (int i = 0; i < 1500; i++) {
+        snprintf(w.id, sizeof w.id, "%s/ckpt-%d", f->ns, i % 50);
+        w.last_heartbeat += SEC;
+        assert_int_equal(sked_store_worker_upsert(f->st, &w, &err), 0);
+    }
+    sync_wait(f->st, &s0, checkpointed, 10000, &s1);
+    assert_true(s1.checkpoints > s0.checkpoints);
+    assert_int_equal(s1.writer_checkpoints, s0.writer_checkpoints);
+}
+
 /* ---- PostgreSQL only ---------------------------------------------------- */
 
 static int is_pg(void) { return strncmp(url, "postgres", 8) == 0; }
@@ -2948,6 +3032,8 @@ int main(void)
         T(test_sqlite_group_abort),
         R(test_sqlite_claim_group_abort),
         T(test_sqlite_wal),
+        T(test_sqlite_lazy_synced),
+        T(test_sqlite_checkpointed),
         cmocka_unit_test(test_open_pg_errors),
         cmocka_unit_test(test_pg_migrate_concurrent),
         T(test_pg_reconnect),

@@ -687,6 +687,45 @@ def trigger_and_cancel():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+@S.test
+def cancel_just_before_due():
+    """The embedded scheduler marks a run dispatched 25 ms before its due
+    time and publishes it at that time: a cancel in between must keep it
+    from ever reaching the worker (not start it and have it killed)."""
+    tmp = tempfile.mkdtemp(prefix="sked-it-cancel-due-")
+    try:
+        with Server(extra_args=["--log-level", "debug"]) as srv:
+            cl = srv.client(srv.admin_token)
+            ids = []
+            for i in range(3):
+                mark = os.path.join(tmp, "ran-%d" % i)
+                at = time.time() + 2.5 + i * 0.5
+                t = create(cl, shell_task("touch %s" % mark, {"at": format_time(at)}))
+                runs = wait_task_runs(cl, t["id"], lambda rs: len(rs) > 0, 2.4)
+                if not S.check(len(runs) == 1, "run %d claimed before its time" % i):
+                    continue
+                ids.append(runs[0]["id"])
+                time.sleep(max(0.0, at - 0.010 - time.time()))
+                sent = time.time()
+                c = cl.post("/v1/runs/%s:cancel" % runs[0]["id"])
+                S.status(c, 200, "cancel %.1f ms before the due time" % ((at - sent) * 1000))
+                done = wait_run(cl, runs[0]["id"], FINAL, 3.0)
+                S.eq(done["status"], "canceled", "run %d canceled just before its time" % i)
+                S.eq(done.get("started_at"), None, "run %d canceled before its time: started_at" % i)
+            time.sleep(0.5)
+            with open(srv.log_path, errors="replace") as f:
+                log = f.read()
+            for i, rid in enumerate(ids):
+                S.check('"run dispatched" run=%s' % rid not in log and
+                        '"run started" run=%s' % rid not in log,
+                        "run %d canceled 10 ms before its time must be neither published "
+                        "nor started (server log)" % i)
+                S.check(not os.path.exists(os.path.join(tmp, "ran-%d" % i)),
+                        "run %d canceled 10 ms before its time must not have run" % i)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 # --- run lists ------------------------------------------------------------------
 
 @S.test
