@@ -38,6 +38,7 @@
 #include "model/run.h"
 
 #define BATCH_MAX 4096
+#define SLOW_DISPATCH_US (100 * SKED_USEC_PER_MSEC) /* logged when longer */
 
 /* --- heap (under s->mu) ---------------------------------------------------- */
 
@@ -368,6 +369,7 @@ static void dispatch(sked_sched *s, due_run *batch, size_t n, uint64_t bno)
     if (grp == NULL || recs == NULL || todo == NULL || todo_of == NULL)
         abort();
     inflight_by_task(s, batch, n, grp, &inflight);
+    sked_monotime t_read = sked_clock_mono_now();
 
     pthread_mutex_lock(&s->mu);
     for (size_t i = 0; i < n; i++) {
@@ -422,7 +424,9 @@ static void dispatch(sked_sched *s, due_run *batch, size_t n, uint64_t bno)
     pthread_mutex_unlock(&s->mu);
 
     sked_err err = {0};
+    sked_monotime t_mark = sked_clock_mono_now();
     int rc = nt ? sked_store_run_update(s->cfg.store, todo, nt, &err) : 0;
+    sked_monotime t_marked = sked_clock_mono_now();
     if (rc < 0)
         sked_log(SKED_LOG_ERROR, "dispatch update failed; the runs stay claimed",
                  "error", err.msg, NULL);
@@ -432,8 +436,8 @@ static void dispatch(sked_sched *s, due_run *batch, size_t n, uint64_t bno)
 
     /* publish what was marked and is due, all in flight together; what
      * is not due yet waits in s->ready */
-    sked_run_rec **pub = malloc((nt ? nt : 1) * sizeof *pub);
-    const char **pub_spec = malloc((nt ? nt : 1) * sizeof *pub_spec);
+    sked_run_rec **pub = calloc(nt ? nt : 1, sizeof *pub);
+    const char **pub_spec = calloc(nt ? nt : 1, sizeof *pub_spec);
     size_t np = 0;
     if (pub == NULL || pub_spec == NULL)
         abort();
@@ -471,7 +475,17 @@ static void dispatch(sked_sched *s, due_run *batch, size_t n, uint64_t bno)
     free(recs);
     free(todo);
     free(todo_of);
-    sked_histogram_observe(s->dispatch_seconds, (double)(sked_clock_mono_now() - t0) / 1e6);
+    sked_monotime t_end = sked_clock_mono_now();
+    sked_histogram_observe(s->dispatch_seconds, (double)(t_end - t0) / 1e6);
+    if (t_end - t0 >= SLOW_DISPATCH_US) {
+        char v[4][24];
+        snprintf(v[0], sizeof v[0], "%zu", n);
+        snprintf(v[1], sizeof v[1], "%.1f", (double)(t_read - t0) / 1e3);
+        snprintf(v[2], sizeof v[2], "%.1f", (double)(t_marked - t_mark) / 1e3);
+        snprintf(v[3], sizeof v[3], "%.1f", (double)(t_end - t0) / 1e3);
+        sked_log(SKED_LOG_WARN, "slow dispatch", "runs", v[0], "overlap_read_ms", v[1],
+                 "mark_ms", v[2], "total_ms", v[3], NULL);
+    }
 }
 
 void *sked_sched_timer_main(void *arg)

@@ -290,6 +290,13 @@ static void outbox_flush(sked_worker *w, outbox_item *items)
     free(m);
 }
 
+/* After the first event of a quiet spell the outbox waits this long for
+ * the others: the runs of one instant start in a burst, and their events
+ * go out together once it is over, instead of one message (and one store
+ * write on the scheduler's side) per event while the burst still needs
+ * the CPU. */
+#define LINGER_US (5 * SKED_USEC_PER_MSEC)
+
 static void *outbox_main(void *arg)
 {
     sked_worker *w = arg;
@@ -297,6 +304,11 @@ static void *outbox_main(void *arg)
     for (;;) {
         while (w->out_head == NULL && !w->out_stop)
             pthread_cond_wait(&w->out_cond, &w->mu);
+        if (!w->out_stop) {
+            pthread_mutex_unlock(&w->mu);
+            usleep(LINGER_US);
+            pthread_mutex_lock(&w->mu);
+        }
         outbox_item *items = w->out_head;
         w->out_head = w->out_tail = NULL;
         if (items == NULL && w->out_stop)
