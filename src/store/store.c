@@ -75,11 +75,29 @@ int sked_store_ping(sked_store *st, sked_err *err)
     return st->ops->ping(st, err);
 }
 
+static int check_task(const sked_task_rec *r, int i, sked_err *err);
+static int check_token(const sked_token_rec *t, sked_err *err);
+
 int sked_store_task_insert(sked_store *st, sked_task_rec *recs, size_t n,
                            const sked_idem *idem, sked_err *err)
 {
     if (!HAS(st, 1, task_insert))
         return notsup(st, "task_insert", err);
+    if (idem != NULL && idem->key == NULL)
+        idem = NULL;
+    if (n == 0 && idem == NULL)
+        return 0;
+    if (n == 0)
+        return sked_err_set(err, SKED_EINVAL, NULL, 0,
+                            "an Idempotency-Key needs at least one task");
+    if (idem != NULL && idem->request_hash == NULL)
+        return sked_err_set(err, SKED_EINVAL, "Idempotency-Key", 0,
+                            "Idempotency-Key without a request hash");
+    for (size_t i = 0; i < n; i++) {
+        int rc = check_task(&recs[i], (int)i + 1, err);
+        if (rc != 0)
+            return rc;
+    }
     return st->ops->task_insert(st, recs, n, idem, err);
 }
 
@@ -104,6 +122,9 @@ int sked_store_task_update(sked_store *st, sked_task_rec *rec,
 {
     if (!HAS(st, 1, task_update))
         return notsup(st, "task_update", err);
+    int rc = check_task(rec, 0, err);
+    if (rc != 0)
+        return rc;
     return st->ops->task_update(st, rec, expect_version, err);
 }
 
@@ -120,6 +141,9 @@ int sked_store_token_insert(sked_store *st, const sked_token_rec *t,
 {
     if (!HAS(st, 1, token_insert))
         return notsup(st, "token_insert", err);
+    int rc = check_token(t, err);
+    if (rc != 0)
+        return rc;
     return st->ops->token_insert(st, t, err);
 }
 
@@ -160,6 +184,37 @@ static int check_len(const char *s, size_t max, const char *field, int col, sked
     if (strlen(s) > max)
         return sked_err_set(err, SKED_EINVAL, field, col, "%s is longer than %zu bytes",
                             field, max);
+    return 0;
+}
+
+/* A task the store writes; i is a 1-based index into a batch, or 0. */
+static int check_task(const sked_task_rec *r, int i, sked_err *err)
+{
+    int rc;
+    if ((rc = check_len(r->id, SKED_ID_LEN, "id", i, err)) ||
+        (rc = check_len(r->ns, SKED_NS_MAX, "namespace", i, err)) ||
+        (rc = check_len(r->queue, SKED_NS_MAX, "queue", i, err)))
+        return rc;
+    if (r->name != NULL && (rc = check_len(r->name, SKED_NAME_MAX, "name", i, err)))
+        return rc;
+    if (r->spec == NULL)
+        return sked_err_set(err, SKED_EINVAL, "spec", i, "spec is missing");
+    if (r->state < SKED_TASK_ACTIVE || r->state > SKED_TASK_COMPLETED)
+        return sked_err_set(err, SKED_EINVAL, "state", i,
+                            "state %d is not a task state", (int)r->state);
+    return 0;
+}
+
+static int check_token(const sked_token_rec *t, sked_err *err)
+{
+    int rc;
+    if ((rc = check_len(t->id, SKED_ID_LEN, "id", 0, err)) ||
+        (rc = check_len(t->hash, 64, "hash", 0, err)) ||
+        (rc = check_len(t->ns, SKED_NS_MAX, "namespace", 0, err)))
+        return rc;
+    if (t->role < SKED_ROLE_READ || t->role > SKED_ROLE_ADMIN)
+        return sked_err_set(err, SKED_EINVAL, "role", 0,
+                            "role %d is not a token role", (int)t->role);
     return 0;
 }
 

@@ -5,13 +5,20 @@
  * sqlite3_vfs: `version` and `name` come first, methods are only ever
  * appended, and the core calls the thin sked_store_* wrappers below, never
  * the table.  Backends are found by URL scheme: "sqlite:PATH" (embedded,
- * default) and, later, "postgres://..." (distributed).
+ * default) and "postgres://..." (distributed).  The wrappers check what
+ * every backend relies on in its arguments (non-empty ids and names within
+ * their lengths, known states and roles, claim limits, run records) and
+ * reject it with SKED_EINVAL naming the field: backends do not check it
+ * again.
  *
  * Contract for every method:
  *   - returns 0 or a negative SKED_E* code, with detail in err;
  *   - a failed method changed nothing (each write is one transaction);
  *   - a method that returned 0 for a write has made it durable (SQLite
- *     synchronous=FULL in WAL, PostgreSQL COMMIT);
+ *     synchronous=FULL in WAL, PostgreSQL COMMIT), except the changes the
+ *     caller said it may lose (sked_run_change.may_lose,
+ *     sked_claim.may_lose; SQLite's pruning and heartbeats), which survive
+ *     a crash of the process and are synced within moments;
  *   - methods are safe to call from many threads at once on one sked_store;
  *   - strings handed in are borrowed for the call; records handed out are
  *     owned by the caller and released with the matching *_deinit function.

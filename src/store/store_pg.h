@@ -305,9 +305,6 @@ void sked_pg_runbuf_free(sked_pg_runbuf *b);
 /* SKED_EINVAL unless 1 <= limit <= SKED_PG_MAX_LIMIT. */
 int sked_pg_check_limit(int limit, sked_err *err);
 
-/* SKED_EINVAL naming field unless s holds 1..max bytes. */
-int sked_pg_check_len(const char *s, size_t max, const char *field, int col,
-                      sked_err *err);
 /* The checks every listing makes: a namespace and a page size. */
 int sked_pg_check_page(const char *ns, int limit, sked_err *err);
 

@@ -280,18 +280,6 @@ int sked_pg_exec(sked_pg_conn *c, int slot, const sked_pg_params *p,
 
 /* ---- shared helpers ---------------------------------------------------- */
 
-int sked_pg_check_len(const char *s, size_t max, const char *field, int col,
-                      sked_err *err)
-{
-    if (s == NULL || s[0] == '\0')
-        return sked_err_set(err, SKED_EINVAL, field, col, "%s is empty",
-                            field);
-    if (strlen(s) > max)
-        return sked_err_set(err, SKED_EINVAL, field, col,
-                            "%s is longer than %zu bytes", field, max);
-    return 0;
-}
-
 int sked_pg_check_limit(int limit, sked_err *err)
 {
     if (limit < 1 || limit > SKED_PG_MAX_LIMIT)

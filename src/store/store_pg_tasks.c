@@ -104,25 +104,6 @@ int sked_pg_read_task(const PGresult *r, int row, sked_task_rec *out,
 
 /* ---- input checks ------------------------------------------------------ */
 
-/* What the store relies on in a task record; i is its 1-based index. */
-static int check_task(const sked_task_rec *r, int i, sked_err *err)
-{
-    int rc;
-    if ((rc = sked_pg_check_len(r->id, SKED_ID_LEN, "id", i, err)) ||
-        (rc = sked_pg_check_len(r->ns, SKED_NS_MAX, "namespace", i, err)) ||
-        (rc = sked_pg_check_len(r->queue, SKED_NS_MAX, "queue", i, err)))
-        return rc;
-    if (r->name != NULL &&
-        (rc = sked_pg_check_len(r->name, SKED_NAME_MAX, "name", i, err)))
-        return rc;
-    if (r->spec == NULL)
-        return sked_err_set(err, SKED_EINVAL, "spec", i, "spec is missing");
-    if (r->state < SKED_TASK_ACTIVE || r->state > SKED_TASK_COMPLETED)
-        return sked_err_set(err, SKED_EINVAL, "state", i,
-                            "state %d is not a task state", (int)r->state);
-    return 0;
-}
-
 /* ---- tasks: insert ----------------------------------------------------- */
 
 typedef struct insert_job {
@@ -285,19 +266,6 @@ int sked_pg_task_insert(sked_store *st, sked_task_rec *recs, size_t n,
                         const sked_idem *idem, sked_err *err)
 {
     int rc;
-    if (idem != NULL && idem->key == NULL)
-        idem = NULL;
-    if (n == 0 && idem == NULL)
-        return 0;
-    if (n == 0)
-        return sked_err_set(err, SKED_EINVAL, NULL, 0,
-                            "an Idempotency-Key needs at least one task");
-    if (idem != NULL && idem->request_hash == NULL)
-        return sked_err_set(err, SKED_EINVAL, "Idempotency-Key", 0,
-                            "Idempotency-Key without a request hash");
-    for (size_t i = 0; i < n; i++)
-        if ((rc = check_task(&recs[i], (int)i + 1, err)) != 0)
-            return rc;
     insert_job a = {.recs = recs, .n = n, .idem = idem};
     rc = build_arrays(&a, err);
     if (rc == 0)
@@ -518,11 +486,8 @@ static int update_fn(sked_pg_tx *tx, void *arg, sked_err *err)
 int sked_pg_task_update(sked_store *st, sked_task_rec *rec,
                         int64_t expect_version, sked_err *err)
 {
-    int rc = check_task(rec, 0, err);
-    if (rc != 0)
-        return rc;
     update_job a = {.rec = rec, .expect = expect_version};
-    rc = sked_pg_run(S(st), SKED_PG_WRITE, update_fn, &a, err);
+    int rc = sked_pg_run(S(st), SKED_PG_WRITE, update_fn, &a, err);
     if (rc == 0)
         rec->version = a.version;
     return rc;

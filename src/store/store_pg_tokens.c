@@ -72,14 +72,6 @@ static int token_insert_fn(sked_pg_tx *tx, void *arg, sked_err *err)
 int sked_pg_token_insert(sked_store *st, const sked_token_rec *t,
                          sked_err *err)
 {
-    int rc;
-    if ((rc = sked_pg_check_len(t->id, SKED_ID_LEN, "id", 0, err)) ||
-        (rc = sked_pg_check_len(t->hash, 64, "hash", 0, err)) ||
-        (rc = sked_pg_check_len(t->ns, SKED_NS_MAX, "namespace", 0, err)))
-        return rc;
-    if (t->role < SKED_ROLE_READ || t->role > SKED_ROLE_ADMIN)
-        return sked_err_set(err, SKED_EINVAL, "role", 0,
-                            "role %d is not a role", (int)t->role);
     return sked_pg_run(S(st), SKED_PG_WRITE, token_insert_fn, (void *)t, err);
 }
 

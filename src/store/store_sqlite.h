@@ -286,20 +286,6 @@ static inline int sked_sqlite_col_dup(sqlite3_stmt *q, int i, char **out,
     return 0;
 }
 
-/* SKED_EINVAL naming field unless s holds 1..max bytes. */
-static inline int sked_sqlite_check_len(const char *s, size_t max,
-                                        const char *field, int col,
-                                        sked_err *err)
-{
-    if (s == NULL || s[0] == '\0')
-        return sked_err_set(err, SKED_EINVAL, field, col, "%s is empty",
-                            field);
-    if (strlen(s) > max)
-        return sked_err_set(err, SKED_EINVAL, field, col,
-                            "%s is longer than %zu bytes", field, max);
-    return 0;
-}
-
 /* "" <-> NULL for the fixed-size text fields of a record (which need not
  * be NUL-terminated when full). */
 static inline void sked_sqlite_bind_fixed(sqlite3_stmt *q, int i,

@@ -59,26 +59,6 @@ static int read_task(sqlite3_stmt *q, sked_task_rec *out, sked_err *err)
 
 /* ---- input checks ------------------------------------------------------ */
 
-/* What the store relies on in a task record; i is its 1-based index. */
-static int check_task(const sked_task_rec *r, int i, sked_err *err)
-{
-    int rc;
-    if ((rc = sked_sqlite_check_len(r->id, SKED_ID_LEN, "id", i, err)) ||
-        (rc = sked_sqlite_check_len(r->ns, SKED_NS_MAX, "namespace", i,
-                                    err)) ||
-        (rc = sked_sqlite_check_len(r->queue, SKED_NS_MAX, "queue", i, err)))
-        return rc;
-    if (r->name != NULL &&
-        (rc = sked_sqlite_check_len(r->name, SKED_NAME_MAX, "name", i, err)))
-        return rc;
-    if (r->spec == NULL)
-        return sked_err_set(err, SKED_EINVAL, "spec", i, "spec is missing");
-    if (r->state < SKED_TASK_ACTIVE || r->state > SKED_TASK_COMPLETED)
-        return sked_err_set(err, SKED_EINVAL, "state", i,
-                            "state %d is not a task state", (int)r->state);
-    return 0;
-}
-
 /* A unique constraint of tasks failed for recs[i]: the id or the name. */
 static int task_conflict(sqlite3 *db, int xrc, const sked_task_rec *recs,
                          size_t i, sked_err *err)
@@ -184,19 +164,6 @@ int sked_sqlite_task_insert(sked_store *st, sked_task_rec *recs, size_t n,
                             const sked_idem *idem, sked_err *err)
 {
     int rc;
-    if (idem != NULL && idem->key == NULL)
-        idem = NULL;
-    if (n == 0 && idem == NULL)
-        return 0;
-    if (n == 0)
-        return sked_err_set(err, SKED_EINVAL, NULL, 0,
-                            "an Idempotency-Key needs at least one task");
-    if (idem != NULL && idem->request_hash == NULL)
-        return sked_err_set(err, SKED_EINVAL, "Idempotency-Key", 0,
-                            "Idempotency-Key without a request hash");
-    for (size_t i = 0; i < n; i++)
-        if ((rc = check_task(&recs[i], (int)i + 1, err)) != 0)
-            return rc;
     insert_job a = {.recs = recs, .n = n, .idem = idem};
     rc = sked_sqlite_write(S(st), insert_fn, &a, err);
     if (rc == SKED_EEXIST)
@@ -407,11 +374,8 @@ static int update_fn(sked_sqlite_conn *c, void *arg, sked_err *err)
 int sked_sqlite_task_update(sked_store *st, sked_task_rec *rec,
                             int64_t expect_version, sked_err *err)
 {
-    int rc = check_task(rec, 0, err);
-    if (rc != 0)
-        return rc;
     update_job a = {.rec = rec, .expect = expect_version};
-    rc = sked_sqlite_write(S(st), update_fn, &a, err);
+    int rc = sked_sqlite_write(S(st), update_fn, &a, err);
     if (rc == 0)
         rec->version = a.version;
     return rc;

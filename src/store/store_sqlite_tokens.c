@@ -52,14 +52,6 @@ static int token_insert_fn(sked_sqlite_conn *c, void *arg, sked_err *err)
 int sked_sqlite_token_insert(sked_store *st, const sked_token_rec *t,
                              sked_err *err)
 {
-    int rc;
-    if ((rc = sked_sqlite_check_len(t->id, SKED_ID_LEN, "id", 0, err)) ||
-        (rc = sked_sqlite_check_len(t->hash, 64, "hash", 0, err)) ||
-        (rc = sked_sqlite_check_len(t->ns, SKED_NS_MAX, "namespace", 0, err)))
-        return rc;
-    if (t->role < SKED_ROLE_READ || t->role > SKED_ROLE_ADMIN)
-        return sked_err_set(err, SKED_EINVAL, "role", 0,
-                            "role %d is not a token role", (int)t->role);
     return sked_sqlite_write(S(st), token_insert_fn, (void *)t, err);
 }
 
