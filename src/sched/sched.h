@@ -54,8 +54,7 @@ int sked_sched_start(const sked_sched_config *cfg, sked_sched **out, sked_err *e
 void sked_sched_wake(sked_sched *s);
 
 /* A run dispatched from here is over (canceled through the API): forget
- * it for the overlap policy, and if it was marked ahead of its due time
- * and not yet published, do not publish it.  Thread-safe, idempotent. */
+ * it for the overlap policy.  Thread-safe, idempotent. */
 void sked_sched_forget_run(sked_sched *s, const char *run_id);
 
 /* Stop both threads (runs in the heap stay SCHEDULED and leased: another

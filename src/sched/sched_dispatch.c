@@ -19,8 +19,9 @@
  * With cfg.premark_us (embedded mode), steps 1-2 run that long before the
  * due time and the marked runs wait in a second heap, s->ready, to be
  * published at their due time: the store write is off the path from due
- * time to start.  A cancel through the API drops a run from s->ready
- * (sked_sched_ready_drop); overlap is judged at the mark.
+ * time to start.  They are read again just before (one round trip), so a
+ * run canceled, or of a task paused or deleted, meanwhile is not
+ * published; overlap is judged at the mark.
  *
  * The claimer thread (sched.c) replaces the heap with each claim.  A claim
  * reads the store while this thread may be writing a batch; runs of
@@ -325,34 +326,48 @@ void sked_sched_publish(sked_sched *s, sked_run_rec *const *runs, const char *co
     free(msg_of);
 }
 
-/* Publish ready[0..n) (taken over) and free them; those dropped
- * meanwhile (canceled through the API) stay unpublished. */
+/* Publish ready[0..n) (taken over) and free them.  What was marked ahead
+ * may have changed since - canceled, its task paused or deleted, through
+ * any api - so they are read again, in one round trip, and only those
+ * still DISPATCHED on the marked attempt go out.  If the read fails they
+ * all go: a start the store no longer wants is refused and stopped
+ * (sched_events.c), as for a cancel just after a publish. */
 static void publish_ready(sked_sched *s, due_run *ready, size_t n)
 {
-    sked_run_rec **pub = malloc((n ? n : 1) * sizeof *pub);
-    const char **pub_spec = malloc((n ? n : 1) * sizeof *pub_spec);
-    if (pub == NULL || pub_spec == NULL)
+    sked_run_rec **pub = calloc(n ? n : 1, sizeof *pub);
+    const char **pub_spec = calloc(n ? n : 1, sizeof *pub_spec);
+    const char **ids = calloc(n ? n : 1, sizeof *ids);
+    sked_run_rec *now = calloc(n ? n : 1, sizeof *now);
+    int *found = calloc(n ? n : 1, sizeof *found);
+    if (pub == NULL || pub_spec == NULL || ids == NULL || now == NULL || found == NULL)
         abort();
-    size_t np = 0;
     for (size_t i = 0; i < n; i++)
-        if (!ready[i].dropped) {
-            pub[np] = &ready[i].rec;
-            pub_spec[np++] = ready[i].spec;
+        ids[i] = ready[i].rec.id;
+    sked_err err = {0};
+    int read = sked_store_run_get_many(s->cfg.store, ids, n, now, found, &err) == 0;
+    size_t np = 0;
+    for (size_t i = 0; i < n; i++) {
+        sked_run_rec *r = &ready[i].rec;
+        int still = !read || (found[i] && now[i].status == SKED_RUN_DISPATCHED &&
+                              now[i].attempt == r->attempt);
+        if (read && found[i])
+            sked_run_rec_deinit(&now[i]);
+        if (!still) {
+            sked_log(SKED_LOG_INFO, "run not published: changed since it was marked", "run",
+                     r->id, "task", r->task_id, NULL);
+            continue;
         }
+        pub[np] = r;
+        pub_spec[np++] = ready[i].spec;
+    }
     sked_sched_publish(s, pub, pub_spec, np);
     for (size_t i = 0; i < n; i++)
         due_free(&ready[i]);
     free(pub);
     free(pub_spec);
-}
-
-void sked_sched_ready_drop(sked_sched *s, const char *run_id)
-{
-    pthread_mutex_lock(&s->mu);
-    for (size_t i = 0; i < s->nready; i++)
-        if (strcmp(s->ready[i].rec.id, run_id) == 0)
-            s->ready[i].dropped = 1;
-    pthread_mutex_unlock(&s->mu);
+    free(ids);
+    free(now);
+    free(found);
 }
 
 /* Decide, mark and publish one batch of runs (taken over), due by now or,

@@ -19,7 +19,6 @@ typedef struct due_run {
     sked_run_rec rec;
     char *spec;                /* its task's canonical spec (owned) */
     uint64_t seq;              /* tie-break: claim order            */
-    int dropped;               /* in s->ready: canceled, do not publish */
 } due_run;
 
 /* A run the timer thread took out of the heap to change in the store
@@ -74,10 +73,6 @@ struct sked_sched {
 void sked_sched_heap_replace(sked_sched *s, due_run *runs, size_t n,
                              uint64_t done_before, int partial);
 void sked_sched_heap_free(sked_sched *s);
-
-/* A run canceled through the API: if it waits in s->ready, it is not
- * published.  Takes s->mu. */
-void sked_sched_ready_drop(sked_sched *s, const char *run_id);
 
 /* p (an array of *cap items of size bytes) with room for need items:
  * doubled from 64 as needed; aborts when memory is out. */

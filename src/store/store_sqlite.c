@@ -281,7 +281,12 @@ static void run_group(sked_sqlite_store *s, size_t n)
      * not NORMAL, which still syncs the WAL's header when the WAL starts
      * over (hundreds of ms now and then on a busy disk).  Only the WAL is
      * written (checkpoints run with FULL), the sync thread syncs it within
-     * moments, and the next durable commit syncs these frames with it. */
+     * moments, and the next durable commit syncs these frames with it.
+     * OFF's known hazard - a new WAL header lost in a power cut while the
+     * database file already holds pages of the new cycle - cannot arise:
+     * only a checkpoint writes the database file, and every checkpoint
+     * here runs with FULL, which syncs the WAL (header included) before
+     * it copies a page. */
     int lazy = 1;
     for (size_t i = 0; i < n && lazy; i++)
         lazy = s->group[i]->may_lose;

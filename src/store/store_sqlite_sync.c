@@ -61,6 +61,8 @@ struct sked_sqlite_sync {
                                      by a durable commit)                  */
     sked_monotime first_unsynced; /* when lazy_seq passed synced_seq       */
     int frames;                   /* in the WAL after the last commit      */
+    int wrote;                    /* the hook ran since the last commit:
+                                     that commit wrote (and FULL synced)  */
     int ckpt_frames;              /* frames when the last one was asked    */
     int want_ckpt;
     sked_sqlite_sync_stats stats;
@@ -74,6 +76,7 @@ static int on_wal(void *arg, sqlite3 *db, const char *name, int frames)
     sked_sqlite_sync *y = arg;
     pthread_mutex_lock(&y->mu);
     y->frames = frames;
+    y->wrote = 1;
     if (frames < y->ckpt_frames) /* the WAL started over */
         y->ckpt_frames = 0;
     if (frames >= y->ckpt_frames + CKPT_FRAMES && !y->want_ckpt) {
@@ -93,7 +96,13 @@ int sked_sqlite_sync_committed(sked_sqlite_sync *y, int lazy)
     int writer_ckpt = y->frames >= WRITER_CKPT_FRAMES;
     if (writer_ckpt)
         y->stats.writer_checkpoints++;
-    if (!lazy) {
+    /* A commit that changed nothing wrote nothing: SQLite neither wrote
+     * nor synced the WAL for it (and called no hook). */
+    int wrote = y->wrote;
+    y->wrote = 0;
+    if (!wrote) {
+        /* nothing to sync, nothing synced */
+    } else if (!lazy) {
         y->synced_seq = y->lazy_seq; /* FULL synced the WAL up to here */
     } else if (y->lazy_seq++ == y->synced_seq) {
         y->first_unsynced = sked_clock_mono_now();
@@ -160,6 +169,8 @@ static void *sync_main(void *arg)
                 y->stats.syncs++;
                 if (y->synced_seq < seq)
                     y->synced_seq = seq;
+                /* what was committed during the fsync waits its turn */
+                y->first_unsynced = sked_clock_mono_now();
             } else if (y->stop) {
                 break; /* nothing more we can do */
             } else {

@@ -2555,6 +2555,17 @@ static void test_sqlite_lazy_synced(void **state)
     mk_due(f->st, f->ns, 1, new_base(), NULL, NULL);
     sked_sqlite_store_sync_stats(f->st, &s1);
     assert_int_equal(s1.unsynced, 0);
+
+    /* but one that wrote nothing (a refused revoke) synced nothing: the
+     * lazy commit before it is still synced by the thread */
+    sked_sqlite_store_sync_stats(f->st, &s0);
+    w.last_heartbeat += SEC;
+    assert_int_equal(sked_store_worker_upsert(f->st, &w, &err), 0);
+    assert_int_equal(sked_store_token_revoke(f->st, f->ns, "no-such-token", new_base(), &err),
+                     SKED_ENOENT);
+    sync_wait(f->st, &s0, all_synced, 5000, &s1);
+    assert_int_equal(s1.unsynced, 0);
+    assert_true(s1.syncs > s0.syncs);
 }
 
 /* The writer does not checkpoint (its automatic checkpoints are off, and

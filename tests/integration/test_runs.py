@@ -690,14 +690,15 @@ def trigger_and_cancel():
 @S.test
 def cancel_just_before_due():
     """The embedded scheduler marks a run dispatched 25 ms before its due
-    time and publishes it at that time: a cancel in between must keep it
-    from ever reaching the worker (not start it and have it killed)."""
+    time and publishes it at that time: a cancel, or the task's delete, in
+    between must keep it from ever reaching the worker (not start it and
+    have it killed)."""
     tmp = tempfile.mkdtemp(prefix="sked-it-cancel-due-")
     try:
         with Server(extra_args=["--log-level", "debug"]) as srv:
             cl = srv.client(srv.admin_token)
             ids = []
-            for i in range(3):
+            for i in range(4):
                 mark = os.path.join(tmp, "ran-%d" % i)
                 at = time.time() + 2.5 + i * 0.5
                 t = create(cl, shell_task("touch %s" % mark, {"at": format_time(at)}))
@@ -707,8 +708,13 @@ def cancel_just_before_due():
                 ids.append(runs[0]["id"])
                 time.sleep(max(0.0, at - 0.010 - time.time()))
                 sent = time.time()
-                c = cl.post("/v1/runs/%s:cancel" % runs[0]["id"])
-                S.status(c, 200, "cancel %.1f ms before the due time" % ((at - sent) * 1000))
+                if i < 3:
+                    c = cl.post("/v1/runs/%s:cancel" % runs[0]["id"])
+                    S.status(c, 200, "cancel %.1f ms before the due time" % ((at - sent) * 1000))
+                else:   # deleting the task cancels the run too
+                    c = cl.delete("/v1/tasks/" + t["id"])
+                    S.check(c.status in (200, 204), "delete the task %.1f ms before the due "
+                            "time: got %d" % ((at - sent) * 1000, c.status))
                 done = wait_run(cl, runs[0]["id"], FINAL, 3.0)
                 S.eq(done["status"], "canceled", "run %d canceled just before its time" % i)
                 S.eq(done.get("started_at"), None, "run %d canceled before its time: started_at" % i)
