@@ -13,6 +13,7 @@
 #define SKED_CLOCK_H
 
 #include <stdint.h>
+#include <time.h>
 
 typedef int64_t sked_walltime;
 typedef int64_t sked_monotime;
@@ -22,5 +23,9 @@ typedef int64_t sked_monotime;
 
 sked_walltime sked_clock_wall_now(void);
 sked_monotime sked_clock_mono_now(void);
+
+/* t (of either clock) as a struct timespec: the absolute deadline of a
+ * timed wait on a condition variable of the same clock. */
+struct timespec sked_clock_timespec(int64_t t);
 
 #endif

@@ -71,17 +71,6 @@ static void cond_init_mono(pthread_cond_t *cond)
     pthread_condattr_destroy(&attr);
 }
 
-/* Absolute CLOCK_MONOTONIC time timeout_us from now. */
-static struct timespec deadline_after(int64_t timeout_us)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    int64_t ns = ts.tv_nsec + (timeout_us % SKED_USEC_PER_SEC) * 1000;
-    ts.tv_sec += (time_t)(timeout_us / SKED_USEC_PER_SEC + ns / 1000000000);
-    ts.tv_nsec = (long)(ns % 1000000000);
-    return ts;
-}
-
 /* Queue names: 1..SKED_QUEUE_NAME_MAX bytes, no control characters. */
 static int check_name(const char *name, sked_err *err)
 {
@@ -334,7 +323,7 @@ static int amqp_publish_batch(sked_queue *base, sked_message *msgs, size_t n,
             }
         }
     }
-    struct timespec deadline = deadline_after(h->conf.timeout_us);
+    struct timespec deadline = sked_clock_timespec(sked_clock_mono_now() + h->conf.timeout_us);
     pthread_mutex_lock(&h->lock);
     for (size_t i = 0; i < n; i++) {
         if (ps[i] == NULL)
@@ -406,7 +395,7 @@ static int amqp_consumer_open(sked_queue *base, const char *queue,
     c->prefetch = prefetch;
     cond_init_mono(&c->cond);
 
-    struct timespec deadline = deadline_after(h->conf.timeout_us);
+    struct timespec deadline = sked_clock_timespec(sked_clock_mono_now() + h->conf.timeout_us);
     pthread_mutex_lock(&h->lock);
     c->sgen = c->first_sgen = sked_queue_amqp_next_sgen(h);
     c->need_sub = 1;
@@ -443,7 +432,7 @@ static int amqp_consumer_next(sked_consumer *base, int64_t timeout_us,
     int forever = timeout_us < 0 || timeout_us >= FOREVER_US;
     struct timespec deadline = {0, 0};
     if (!forever && timeout_us > 0)
-        deadline = deadline_after(timeout_us);
+        deadline = sked_clock_timespec(sked_clock_mono_now() + timeout_us);
 
     pthread_mutex_lock(&h->lock);
     adelivery *d = NULL;

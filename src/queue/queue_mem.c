@@ -295,17 +295,6 @@ static void kick(mqueue *q, int64_t n)
     }
 }
 
-/* Absolute CLOCK_MONOTONIC time timeout_us from now. */
-static struct timespec deadline_after(int64_t timeout_us)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    int64_t ns = ts.tv_nsec + (timeout_us % SKED_USEC_PER_SEC) * 1000;
-    ts.tv_sec += (time_t)(timeout_us / SKED_USEC_PER_SEC + ns / 1000000000);
-    ts.tv_nsec = (long)(ns % 1000000000);
-    return ts;
-}
-
 /* ---- the methods -------------------------------------------------------- */
 
 static int mem_open(const char *url, sked_queue **out, sked_err *err)
@@ -430,7 +419,7 @@ static int mem_consumer_next(sked_consumer *base, int64_t timeout_us,
     int forever = timeout_us < 0 || timeout_us >= FOREVER_US;
     struct timespec deadline = {0, 0};
     if (!forever && timeout_us > 0)
-        deadline = deadline_after(timeout_us);
+        deadline = sked_clock_timespec(sked_clock_mono_now() + timeout_us);
 
     pthread_mutex_lock(&b->lock);
     msg *m = NULL;

@@ -203,8 +203,7 @@ static void *claimer_main(void *arg)
         sked_walltime until = next_claim < next_sweep ? next_claim : next_sweep;
         if (!s->stop && !s->wake && !(s->more && s->nheap < (size_t)s->cfg.claim_limit / 2) &&
             until > sked_clock_wall_now()) {
-            struct timespec ts = {.tv_sec = until / SKED_USEC_PER_SEC,
-                                  .tv_nsec = (long)(until % SKED_USEC_PER_SEC) * 1000};
+            struct timespec ts = sked_clock_timespec(until);
             pthread_cond_timedwait(&s->claim_cond, &s->mu, &ts);
         }
     }

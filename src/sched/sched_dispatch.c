@@ -551,8 +551,7 @@ void *sked_sched_timer_main(void *arg)
         if (until == INT64_MAX) {
             pthread_cond_wait(&s->cond, &s->mu);
         } else {
-            struct timespec ts = {.tv_sec = until / SKED_USEC_PER_SEC,
-                                  .tv_nsec = (long)(until % SKED_USEC_PER_SEC) * 1000};
+            struct timespec ts = sked_clock_timespec(until);
             pthread_cond_timedwait(&s->cond, &s->mu, &ts);
         }
     }

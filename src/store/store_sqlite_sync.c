@@ -127,22 +127,6 @@ static int sync_wal(sked_sqlite_sync *y)
     return 0;
 }
 
-static void wait_until(sked_sqlite_sync *y, sked_monotime when)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    int64_t us = when - sked_clock_mono_now();
-    if (us < 0)
-        us = 0;
-    ts.tv_sec += us / 1000000;
-    ts.tv_nsec += (long)(us % 1000000) * 1000;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    pthread_cond_timedwait(&y->cond, &y->mu, &ts);
-}
-
 static void *sync_main(void *arg)
 {
     sked_sqlite_sync *y = arg;
@@ -180,10 +164,12 @@ static void *sync_main(void *arg)
         }
         if (y->stop)
             break;
-        if (pending)
-            wait_until(y, y->first_unsynced + SYNC_DELAY_US);
-        else
+        if (pending) {
+            struct timespec ts = sked_clock_timespec(y->first_unsynced + SYNC_DELAY_US);
+            pthread_cond_timedwait(&y->cond, &y->mu, &ts);
+        } else {
             pthread_cond_wait(&y->cond, &y->mu);
+        }
     }
     pthread_mutex_unlock(&y->mu);
     return NULL;
@@ -216,7 +202,7 @@ int sked_sqlite_sync_start(const char *path, sqlite3 *writer, sked_sqlite_sync *
     pthread_mutex_init(&y->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* wait_until's clock */
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* first_unsynced's clock */
     pthread_cond_init(&y->cond, &ca);
     pthread_condattr_destroy(&ca);
     if (pthread_create(&y->thread, NULL, sync_main, y) != 0) {
@@ -263,6 +249,5 @@ void sked_sqlite_sync_get_stats(sked_sqlite_sync *y, sked_sqlite_sync_stats *out
     pthread_mutex_lock(&y->mu);
     *out = y->stats;
     out->unsynced = y->lazy_seq - y->synced_seq;
-    out->frames = y->frames;
     pthread_mutex_unlock(&y->mu);
 }

@@ -23,7 +23,6 @@ typedef struct sked_sqlite_sync_stats {
     uint64_t checkpoints;  /* PASSIVE checkpoints done by the sync thread */
     uint64_t writer_checkpoints; /* and by the writer (the WAL was long) */
     uint64_t unsynced;     /* lazy commits not yet known durable         */
-    int frames;            /* frames in the WAL after the last commit    */
 } sked_sqlite_sync_stats;
 
 /* Start the sync thread for the database at path, whose writer connection

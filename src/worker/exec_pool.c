@@ -163,24 +163,11 @@ static void member_reap(member *m)
     free(m);
 }
 
-static struct timespec mono_after(int64_t us)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += us / SKED_USEC_PER_SEC;
-    ts.tv_nsec += (long)(us % SKED_USEC_PER_SEC) * 1000;
-    if (ts.tv_nsec >= 1000000000) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000;
-    }
-    return ts;
-}
-
 /* Wait until `us` have passed or stop, with mu held; other signals of
  * cond are ignored meanwhile. */
 static void pause_for(shell_pool *p, int64_t us)
 {
-    struct timespec until = mono_after(us);
+    struct timespec until = sked_clock_timespec(sked_clock_mono_now() + us);
     while (!p->stop &&
            pthread_cond_timedwait(&p->cond, &p->mu, &until) != ETIMEDOUT)
         ;

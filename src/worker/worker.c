@@ -549,8 +549,7 @@ static void *heartbeat_main(void *arg)
         heartbeat(w);
         pthread_mutex_lock(&w->mu);
         sked_walltime until = sked_clock_wall_now() + w->cfg.heartbeat_us;
-        struct timespec ts = {.tv_sec = until / SKED_USEC_PER_SEC,
-                              .tv_nsec = (long)(until % SKED_USEC_PER_SEC) * 1000};
+        struct timespec ts = sked_clock_timespec(until);
         while (!w->stop && sked_clock_wall_now() < until)
             pthread_cond_timedwait(&w->cond, &w->mu, &ts);
     }
@@ -677,8 +676,7 @@ void sked_worker_stop(sked_worker *w)
     sked_walltime until = sked_clock_wall_now() + w->cfg.drain_us;
     pthread_mutex_lock(&w->mu);
     while (w->busy > 0 && sked_clock_wall_now() < until) {
-        struct timespec ts = {.tv_sec = until / SKED_USEC_PER_SEC,
-                              .tv_nsec = (long)(until % SKED_USEC_PER_SEC) * 1000};
+        struct timespec ts = sked_clock_timespec(until);
         pthread_cond_timedwait(&w->cond, &w->mu, &ts);
     }
     pthread_mutex_unlock(&w->mu);

@@ -4,6 +4,8 @@
  */
 #include "harness.h"
 
+#include "core/clock.h"
+
 #include "time/duration.h"
 #include "time/rfc3339.h"
 
@@ -101,14 +103,32 @@ static void test_rfc3339_format(void **state)
     assert_int_equal(sked_rfc3339_format(-62135596801 * S, 0, 1, buf), 0);
 }
 
+/* Microseconds as the timespec of a timed wait: whole seconds, the rest
+ * in nanoseconds, and a negative time rounded down, never a negative
+ * tv_nsec. */
+static void test_clock_timespec(void **state)
+{
+    (void)state;
+    struct timespec ts = sked_clock_timespec(1795773600 * SKED_USEC_PER_SEC + 999999);
+    assert_int_equal(ts.tv_sec, 1795773600);
+    assert_int_equal(ts.tv_nsec, 999999000);
+    ts = sked_clock_timespec(2 * SKED_USEC_PER_SEC);
+    assert_int_equal(ts.tv_sec, 2);
+    assert_int_equal(ts.tv_nsec, 0);
+    ts = sked_clock_timespec(-1);
+    assert_int_equal(ts.tv_sec, -1);
+    assert_int_equal(ts.tv_nsec, 999999000);
+}
+
 int main(void)
 {
     sked_test_read_table("duration.txt", add_row, NULL);
     size_t ndur = nrows;
     sked_test_read_table("rfc3339.txt", add_row, NULL);
-    tests = calloc(nrows + 1, sizeof *tests);
+    tests = calloc(nrows + 2, sizeof *tests);
     size_t k = 0;
     tests[k++] = (struct CMUnitTest)cmocka_unit_test(test_rfc3339_format);
+    tests[k++] = (struct CMUnitTest)cmocka_unit_test(test_clock_timespec);
     for (size_t i = 0; i < nrows; i++) {
         char *name = malloc(48);
         snprintf(name, 48, "%s:%d", i < ndur ? "duration.txt" : "rfc3339.txt",
