@@ -99,6 +99,8 @@ static void cache_free(run_cache *c)
 }
 
 /* A copy of run id: from the cache, else from the store. */
+/* The run of an event: 0, SKED_ENOENT (no such run: the event is
+ * dropped), or another error (the store failed: the batch goes back). */
 static int load(sked_sched *s, run_cache *c, const char *id, sked_run_rec *rec)
 {
     const char **hit = bsearch(&id, c->ids, c->n, sizeof *c->ids, sked_id_ptr_cmp);
@@ -110,11 +112,12 @@ static int load(sked_sched *s, run_cache *c, const char *id, sked_run_rec *rec)
         return 0;
     }
     sked_err err = {0};
-    if (sked_store_run_get(s->cfg.store, NULL, id, rec, &err) < 0) {
-        sked_log(SKED_LOG_WARN, "event for an unknown run", "run", id, "error", err.msg, NULL);
-        return -1;
-    }
-    return 0;
+    int rc = sked_store_run_get(s->cfg.store, NULL, id, rec, &err);
+    if (rc == SKED_ENOENT)
+        sked_log(SKED_LOG_WARN, "event for an unknown run", "run", id, NULL);
+    else if (rc < 0)
+        sked_log(SKED_LOG_WARN, "cannot read an event's run", "run", id, "error", err.msg, NULL);
+    return rc;
 }
 
 static void set_str(char **dst, const char *src)
@@ -134,9 +137,10 @@ static int start_repeats(const sked_run_rec *r, int attempt, const char *worker)
              !(SKED_RUN_UNFINISHED & SKED_RUN_BIT(r->status))));
 }
 
-/* Turn one event into zero or more pending changes. */
-static void plan(sked_sched *s, run_cache *c, const sked_event *e, pending *p, size_t *np,
-                 sked_walltime now)
+/* Turn one event into zero or more pending changes.  -1 when the store
+ * could not be read: the batch must come again (nothing of it is lost). */
+static int plan(sked_sched *s, run_cache *c, const sked_event *e, pending *p, size_t *np,
+                sked_walltime now)
 {
     if (e->type == SKED_EVENT_HEARTBEAT) {
         sked_worker_rec w = {.slots = e->slots, .busy = e->busy, .last_heartbeat = now};
@@ -151,8 +155,11 @@ static void plan(sked_sched *s, run_cache *c, const sked_event *e, pending *p, s
         for (size_t i = 0; i < e->nruns && *np < EVENT_BATCH * 2; i++) {
             pending *q = &p[*np];
             memset(q, 0, sizeof *q);
-            if (load(s, c, e->runs[i], &q->rec) < 0)
+            int rc = load(s, c, e->runs[i], &q->rec);
+            if (rc == SKED_ENOENT)
                 continue;
+            if (rc < 0)
+                return -1;
             if (q->rec.status != SKED_RUN_RUNNING || q->rec.attempt != e->run_attempts[i]) {
                 sked_run_rec_deinit(&q->rec);
                 continue;
@@ -162,12 +169,13 @@ static void plan(sked_sched *s, run_cache *c, const sked_event *e, pending *p, s
                                           .from = SKED_RUN_BIT(SKED_RUN_RUNNING)};
             (*np)++;
         }
-        return;
+        return 0;
     }
     pending *q = &p[*np];
     memset(q, 0, sizeof *q);
-    if (load(s, c, e->run_id, &q->rec) < 0)
-        return;
+    int rc = load(s, c, e->run_id, &q->rec);
+    if (rc < 0)
+        return rc == SKED_ENOENT ? 0 : -1;
     sked_run_rec *r = &q->rec;
     snprintf(q->task_id, sizeof q->task_id, "%s", r->task_id);
     snprintf(q->queue, sizeof q->queue, "%s", r->queue);
@@ -177,7 +185,7 @@ static void plan(sked_sched *s, run_cache *c, const sked_event *e, pending *p, s
         if ((r->status != SKED_RUN_RUNNING && r->status != SKED_RUN_DISPATCHED) ||
             r->attempt != e->attempt) {
             sked_run_rec_deinit(r);
-            return; /* settled or moved on meanwhile */
+            return 0; /* settled or moved on meanwhile */
         }
         q->change.from = SKED_RUN_BIT(r->status);
         sked_task_rec task;
@@ -191,7 +199,7 @@ static void plan(sked_sched *s, run_cache *c, const sked_event *e, pending *p, s
         if (r->status == SKED_RUN_SCHEDULED)
             q->retry = 1; /* claim it now */
         (*np)++;
-        return;
+        return 0;
     }
     int repeats = start_repeats(r, e->attempt, e->worker);
     snprintf(r->worker, sizeof r->worker, "%s", e->worker);
@@ -254,6 +262,7 @@ static void plan(sked_sched *s, run_cache *c, const sked_event *e, pending *p, s
         q->change.from = SKED_RUN_BIT(SKED_RUN_RUNNING) | SKED_RUN_BIT(SKED_RUN_DISPATCHED);
     }
     (*np)++;
+    return 0;
 }
 
 /* A refused start, judged on the run as stored now: what was read before
@@ -430,7 +439,10 @@ void *sked_sched_events_main(void *arg)
                 failed |= apply(s, &c, p, np);
                 np = 0;
             }
-            plan(s, &c, e, p, &np, now);
+            if (plan(s, &c, e, p, &np, now) < 0) {
+                failed = 1; /* handed back below, read again */
+                break;
+            }
         }
         failed |= apply(s, &c, p, np);
         cache_free(&c);
