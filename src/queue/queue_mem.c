@@ -326,10 +326,10 @@ static int mem_ping(sked_queue *base, sked_err *err)
     return 0;
 }
 
-static int mem_publish(sked_queue *base, const char *queue, const void *body,
-                       size_t len, sked_err *err)
+/* A copy of body as a message for queue, or an error (nothing allocated). */
+static int msg_new(const char *queue, const void *body, size_t len, msg **out,
+                   sked_err *err)
 {
-    broker *b = ((mhandle *)base)->b;
     int rc = check_name(queue, 0, "queue", err);
     if (rc != 0)
         return rc;
@@ -348,13 +348,50 @@ static int mem_publish(sked_queue *base, const char *queue, const void *body,
     if (len > 0)
         memcpy(m->body, body, len);
     m->body[len] = '\0';
-
-    pthread_mutex_lock(&b->lock);
-    mqueue *q = find_queue(b, queue, 1);
-    ml_push_tail(&q->ready, m);
-    kick(q, 1);
-    pthread_mutex_unlock(&b->lock);
+    *out = m;
     return 0;
+}
+
+/* Every message is checked and copied first; then all are queued under one
+ * hold of the lock, so a consumer woken by the batch finds all of it ready
+ * (a worker then starts a whole dispatch batch in one go). */
+static int mem_publish_batch(sked_queue *base, sked_message *msgs, size_t n,
+                             sked_err *err)
+{
+    broker *b = ((mhandle *)base)->b;
+    msg **ms = calloc(n, sizeof *ms);
+    if (ms == NULL)
+        return sked_err_set(err, SKED_ENOMEM, NULL, 0,
+                            "no memory for a batch of %zu messages", n);
+    int first = 0;
+    for (size_t i = 0; i < n; i++) {
+        sked_err e = {0};
+        msgs[i].result = msg_new(msgs[i].queue, msgs[i].body, msgs[i].len,
+                                 &ms[i], &e);
+        if (msgs[i].result != 0 && first == 0) {
+            first = msgs[i].result;
+            if (err)
+                *err = e;
+        }
+    }
+    pthread_mutex_lock(&b->lock);
+    for (size_t i = 0; i < n; i++) {
+        if (ms[i] == NULL)
+            continue;
+        mqueue *q = find_queue(b, msgs[i].queue, 1);
+        ml_push_tail(&q->ready, ms[i]);
+        kick(q, 1);
+    }
+    pthread_mutex_unlock(&b->lock);
+    free(ms);
+    return first;
+}
+
+static int mem_publish(sked_queue *base, const char *queue, const void *body,
+                       size_t len, sked_err *err)
+{
+    sked_message m = {.queue = queue, .body = body, .len = len};
+    return mem_publish_batch(base, &m, 1, err);
 }
 
 static int mem_consumer_open(sked_queue *base, const char *queue,
@@ -616,4 +653,5 @@ const sked_queue_ops sked_queue_mem_ops = {
     .nack = mem_nack,
     .consumer_close = mem_consumer_close,
     .depth = mem_depth,
+    .publish_batch = mem_publish_batch,
 };

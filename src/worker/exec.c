@@ -608,7 +608,7 @@ fail:
     return rc;
 }
 
-int sked_exec_submit(sked_exec *ex, sked_job *job, sked_err *err)
+static int submit(sked_exec *ex, sked_job *job, int now, sked_err *err)
 {
     if (job == NULL)
         return sked_err_set(err, SKED_EINVAL, "job", 0, "no job");
@@ -662,8 +662,24 @@ int sked_exec_submit(sked_exec *ex, sked_job *job, sked_err *err)
         free(r);
         return rc;
     }
-    wake(ex);
+    if (now)
+        wake(ex);
     return 0;
+}
+
+int sked_exec_submit(sked_exec *ex, sked_job *job, sked_err *err)
+{
+    return submit(ex, job, 1, err);
+}
+
+int sked_exec_submit_held(sked_exec *ex, sked_job *job, sked_err *err)
+{
+    return submit(ex, job, 0, err);
+}
+
+void sked_exec_kick(sked_exec *ex)
+{
+    wake(ex);
 }
 
 int sked_exec_cancel(sked_exec *ex, const char *run_id)

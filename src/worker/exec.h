@@ -96,6 +96,13 @@ int sked_exec_new(const sked_exec_config *cfg, sked_exec **out, sked_err *err);
  * error (the job stays the caller's). */
 int sked_exec_submit(sked_exec *ex, sked_job *job, sked_err *err);
 
+/* The same, but the job waits until the next sked_exec_submit or
+ * sked_exec_kick: jobs that arrived together are then started together,
+ * in one pass of the executor, before any of their shells competes for
+ * the CPU with the hand-over of the others. */
+int sked_exec_submit_held(sked_exec *ex, sked_job *job, sked_err *err);
+void sked_exec_kick(sked_exec *ex);
+
 /* Cancel the job of run_id if it is running (thread-safe): the process
  * group gets SIGTERM, then SIGKILL after the grace; an HTTP request is
  * aborted.  Its done() reports SKED_JOB_CANCELED.  SKED_ENOENT if none. */

@@ -386,6 +386,77 @@ static int runs_here(sked_worker *w, const sked_job *job)
     return found;
 }
 
+/* Take delivery d: decode it and hand its job to the executor, held (see
+ * sked_exec_submit_held), or settle it if it is not to run.  Returns 1
+ * if a job was handed over. */
+static int take_delivery(qthread *q, sked_delivery *d)
+{
+    sked_worker *w = q->w;
+    sked_err err = {0};
+    sked_job *job;
+    if (sked_job_decode(d->body, d->len, &job, &err) < 0) {
+        sked_log(SKED_LOG_ERROR, "bad job message dropped", "queue", q->name, "error", err.msg, NULL);
+        sked_queue_ack(q->consumer, d->tag, &err);
+        sked_delivery_deinit(d);
+        return 0;
+    }
+    if (d->redelivered && !runs_here(w, job)) {
+        /* it was delivered before, to a worker that is gone (or cut
+         * off): not ours to run again silently — the scheduler charges
+         * it an attempt, or publishes it again if it never started */
+        sked_event e = {.type = SKED_EVENT_RETURNED, .attempt = job->attempt,
+                        .at = sked_clock_wall_now()};
+        snprintf(e.run_id, sizeof e.run_id, "%.36s", job->run_id);
+        snprintf(e.worker, sizeof e.worker, "%s", w->id);
+        outbox_put(w, &e, q->consumer, d->tag, 0);
+        sked_log(SKED_LOG_WARN, "job came back from the queue; reported, not run",
+                 "run", job->run_id, "task", job->task_id, NULL);
+        sked_delivery_deinit(d);
+        sked_job_free(job);
+        return 0;
+    }
+    slot_ref *ref = malloc(sizeof *ref);
+    ref->consumer = q->consumer;
+    ref->tag = d->tag;
+    job->user = ref;
+    running *r = calloc(1, sizeof *r);
+    snprintf(r->run_id, sizeof r->run_id, "%.36s", job->run_id);
+    r->attempt = job->attempt;
+    pthread_mutex_lock(&w->mu);
+    w->busy++;
+    r->next = w->runs;
+    w->runs = r;
+    pthread_mutex_unlock(&w->mu);
+    sked_delivery_deinit(d);
+    int rc = sked_exec_submit_held(w->exec, job, &err);
+    if (rc == 0)
+        return 1;
+    /* the same attempt already runs here: this copy is a duplicate
+     * delivery, drop it; otherwise give it back for another worker */
+    sked_log(SKED_LOG_ERROR, "cannot start run", "run", job->run_id, "error", err.msg, NULL);
+    if (rc == SKED_EEXIST)
+        sked_queue_ack(q->consumer, ref->tag, &err);
+    else
+        sked_queue_nack(q->consumer, ref->tag, 1, &err);
+    pthread_mutex_lock(&w->mu);
+    w->busy--;
+    for (running **pp = &w->runs; *pp; pp = &(*pp)->next)
+        if (*pp == r) {
+            *pp = r->next;
+            break;
+        }
+    pthread_mutex_unlock(&w->mu);
+    free(r);
+    free(ref);
+    sked_job_free(job);
+    return 0;
+}
+
+/* Wait for a delivery while a slot is free, then take every delivery that
+ * is already there too (up to the free slots) before the executor is
+ * kicked: a dispatch batch starts in one pass (measured: one run in 50
+ * used to start ~30 ms late, its consumer preempted by the shells of the
+ * runs handed over before it). */
 static void *consume_main(void *arg)
 {
     qthread *q = arg;
@@ -402,62 +473,18 @@ static void *consume_main(void *arg)
         sked_err err = {0};
         if (sked_queue_consumer_next(q->consumer, -1, &d, &err) < 0)
             continue;
-        sked_job *job;
-        if (sked_job_decode(d.body, d.len, &job, &err) < 0) {
-            sked_log(SKED_LOG_ERROR, "bad job message dropped", "queue", q->name, "error", err.msg, NULL);
-            sked_queue_ack(q->consumer, d.tag, &err);
-            sked_delivery_deinit(&d);
-            continue;
-        }
-        if (d.redelivered && !runs_here(w, job)) {
-            /* it was delivered before, to a worker that is gone (or cut
-             * off): not ours to run again silently — the scheduler charges
-             * it an attempt, or publishes it again if it never started */
-            sked_event e = {.type = SKED_EVENT_RETURNED, .attempt = job->attempt,
-                            .at = sked_clock_wall_now()};
-            snprintf(e.run_id, sizeof e.run_id, "%.36s", job->run_id);
-            snprintf(e.worker, sizeof e.worker, "%s", w->id);
-            outbox_put(w, &e, q->consumer, d.tag, 0);
-            sked_log(SKED_LOG_WARN, "job came back from the queue; reported, not run",
-                     "run", job->run_id, "task", job->task_id, NULL);
-            sked_delivery_deinit(&d);
-            sked_job_free(job);
-            continue;
-        }
-        slot_ref *ref = malloc(sizeof *ref);
-        ref->consumer = q->consumer;
-        ref->tag = d.tag;
-        job->user = ref;
-        running *r = calloc(1, sizeof *r);
-        snprintf(r->run_id, sizeof r->run_id, "%.36s", job->run_id);
-        r->attempt = job->attempt;
+        /* the slots free now, not before the wait: runs ended meanwhile */
         pthread_mutex_lock(&w->mu);
-        w->busy++;
-        r->next = w->runs;
-        w->runs = r;
+        int room = w->cfg.slots - w->busy;
         pthread_mutex_unlock(&w->mu);
-        sked_delivery_deinit(&d);
-        int rc = sked_exec_submit(w->exec, job, &err);
-        if (rc < 0) {
-            /* the same attempt already runs here: this copy is a duplicate
-             * delivery, drop it; otherwise give it back for another worker */
-            sked_log(SKED_LOG_ERROR, "cannot start run", "run", job->run_id, "error", err.msg, NULL);
-            if (rc == SKED_EEXIST)
-                sked_queue_ack(q->consumer, ref->tag, &err);
-            else
-                sked_queue_nack(q->consumer, ref->tag, 1, &err);
-            pthread_mutex_lock(&w->mu);
-            w->busy--;
-            for (running **pp = &w->runs; *pp; pp = &(*pp)->next)
-                if (*pp == r) {
-                    *pp = r->next;
-                    break;
-                }
-            pthread_mutex_unlock(&w->mu);
-            free(r);
-            free(ref);
-            sked_job_free(job);
+        int held = take_delivery(q, &d);
+        for (int taken = 1; taken < room; taken++) {
+            if (sked_queue_consumer_next(q->consumer, 0, &d, &err) < 0)
+                break;
+            held += take_delivery(q, &d);
         }
+        if (held > 0)
+            sked_exec_kick(w->exec);
     }
     return NULL;
 }

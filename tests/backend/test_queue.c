@@ -1204,6 +1204,50 @@ static void test_mem_named_brokers(void **state)
     sked_queue_close(b);
 }
 
+typedef struct batcher {
+    sked_queue *q;
+    sked_message *m;
+    size_t n;
+    int rc;
+} batcher;
+
+static void *publish_later(void *arg)
+{
+    batcher *b = arg;
+    usleep(20000); /* the consumer is waiting by then */
+    sked_err err = {0};
+    b->rc = sked_queue_publish_batch(b->q, b->m, b->n, &err);
+    return NULL;
+}
+
+/* A consumer woken by a batch finds all of it ready: a worker then takes
+ * a whole dispatch batch before starting any of it. */
+static void test_mem_batch_whole(void **state)
+{
+    fixture *f = *state;
+    enum { N = 2000 };
+    sked_message *m = calloc(N, sizeof *m);
+    for (int i = 0; i < N; i++)
+        m[i] = (sked_message){.queue = f->name, .body = "x", .len = 1};
+    sked_consumer *c = consumer(f, f->name, N);
+    batcher b = {.q = f->q, .m = m, .n = N};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, publish_later, &b), 0);
+    sked_delivery d;
+    sked_err err = {0};
+    assert_int_equal(sked_queue_consumer_next(c, 5 * SKED_USEC_PER_SEC, &d, &err), 0);
+    int got = 1;
+    sked_delivery_deinit(&d);
+    while (sked_queue_consumer_next(c, 0, &d, &err) == 0) {
+        got++;
+        sked_delivery_deinit(&d);
+    }
+    pthread_join(th, NULL);
+    assert_int_equal(b.rc, 0);
+    assert_int_equal(got, N);
+    free(m);
+}
+
 /* ---- main -------------------------------------------------------------- */
 
 /* A test that hangs (a lost wake-up the backstop could not rescue) ends the
@@ -1258,6 +1302,7 @@ int main(void)
         cmocka_unit_test(test_amqp_bad_urls),
         cmocka_unit_test(test_wrappers_enotsup),
         T(test_mem_named_brokers),
+        T(test_mem_batch_whole),
     };
 #undef T
     /* "queue_mem", "queue_amqp": the summary names the backend. */

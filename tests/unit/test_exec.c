@@ -22,6 +22,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <strings.h>
@@ -311,6 +312,39 @@ static void test_shell_ok(void **state)
     assert_int_equal(r.started_cb_at, r.started_at);
     done_with(ex);
     rec_clear(&r);
+}
+
+/* Held jobs wait for a kick (or the next plain submit), then all start. */
+static void test_submit_held(void **state)
+{
+    (void)state;
+    sked_exec *ex = exec_default();
+    enum { N = 3 };
+    rec r[N + 1];
+    memset(r, 0, sizeof r);
+    sked_err err;
+    for (int i = 0; i < N; i++)
+        assert_int_equal(sked_exec_submit_held(ex, shell(&r[i], "echo held", 10000), &err), 0);
+    usleep(200000);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(r[i].started_calls, 0);
+    assert_int_equal(sked_exec_running(ex), N); /* counted, not started */
+    sked_exec_kick(ex);
+    for (int i = 0; i < N; i++) {
+        assert_true(wait_done(&r[i], 10000));
+        assert_int_equal(r[i].outcome, SKED_JOB_SUCCEEDED);
+        assert_string_equal(r[i].output, "held\n");
+    }
+    /* a plain submit takes what is held along */
+    rec_clear(&r[0]);
+    assert_int_equal(sked_exec_submit_held(ex, shell(&r[0], "echo again", 10000), &err), 0);
+    submit(ex, shell(&r[N], "echo plain", 10000));
+    assert_true(wait_done(&r[0], 10000));
+    assert_true(wait_done(&r[N], 10000));
+    assert_string_equal(r[0].output, "again\n");
+    done_with(ex);
+    for (int i = 0; i <= N; i++)
+        rec_clear(&r[i]);
 }
 
 static void test_shell_exit_code(void **state)
@@ -1050,6 +1084,61 @@ static void test_pool_free_no_leftovers(void **state)
     assert_int_equal(fd_count(), fds0);
     rec_clear(&a);
     rec_clear(&b);
+}
+
+/* Field n (1-based, as in proc(5)) of /proc/pid/stat, or -1. */
+static long stat_field(pid_t pid, int n)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    size_t len = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[len] = '\0';
+    char *p = strrchr(buf, ')'); /* field 2, the name, may hold spaces */
+    if (p == NULL)
+        return -1;
+    p++;
+    for (int i = 3; i < n; i++) { /* past fields 3 .. n-1 */
+        while (*p == ' ')
+            p++;
+        p += strcspn(p, " ");
+    }
+    return strtol(p, NULL, 10);
+}
+
+/* Idle shells wait under SCHED_BATCH (their wake-up must not preempt the
+ * executor); the command of a run, and what it forks, run under
+ * SCHED_OTHER with the worker's nice, as when spawned directly. */
+static void test_pool_sched_policy(void **state)
+{
+    (void)state;
+    enum { POLICY = 41, NICE = 19 };
+    assert_int_equal(stat_field(getpid(), POLICY), SCHED_OTHER);
+    sked_exec_config cfg = {.shell_pool = 4};
+    sked_exec *ex = exec_with(cfg, NULL);
+    pid_t kids[8];
+    int n = children_of(getpid(), kids, 8);
+    assert_int_equal(n, 4);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(stat_field(kids[i], POLICY), SCHED_BATCH);
+    rec r = {0};
+    /* the command's shell ($$), then a child of it (cut's /proc/self) */
+    submit(ex, shell(&r, "cut -d' ' -f19,41 /proc/$$/stat; "
+                         "cut -d' ' -f19,41 /proc/self/stat", 10000));
+    assert_true(wait_done(&r, 10000));
+    assert_int_equal(r.outcome, SKED_JOB_SUCCEEDED);
+    char want[64];
+    long nice = stat_field(getpid(), NICE);
+    snprintf(want, sizeof want, "%ld %d\n%ld %d\n", nice, SCHED_OTHER, nice, SCHED_OTHER);
+    assert_string_equal(r.output, want);
+    sked_shell_pool_stats st;
+    sked_exec_pool_stats(ex, &st);
+    assert_int_equal(st.used, 1);
+    sked_exec_free(ex);
+    rec_clear(&r);
 }
 
 /* The process holding the pool dies (SIGKILL): its idle shells read EOF
@@ -1792,6 +1881,7 @@ int main(void)
 #define ONCE(f) {.name = #f, .test_func = f, .setup_func = use_direct}
     const struct CMUnitTest tests[] = {
         BOTH(test_shell_ok),
+        BOTH(test_submit_held),
         BOTH(test_shell_exit_code),
         BOTH(test_shell_env),
         BOTH(test_shell_cwd),
@@ -1811,6 +1901,7 @@ int main(void)
         ONCE(test_pool_fallback),
         ONCE(test_pool_dead_members),
         ONCE(test_pool_free_no_leftovers),
+        ONCE(test_pool_sched_policy),
         ONCE(test_pool_orphans_exit),
         ONCE(test_pool_fd_exhaustion),
         ONCE(test_http_ok),
