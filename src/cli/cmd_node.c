@@ -46,9 +46,11 @@
 
 enum { ROLE_API = 1, ROLE_SCHED = 2, ROLE_WORKER = 4 };
 
-/* Embedded: runs are marked dispatched this long before they are due (a
- * batch of 1,000 marks in 15-25 ms) and published at their due time. */
-#define PREMARK_US (25 * SKED_USEC_PER_MSEC)
+/* Embedded: runs are marked dispatched this long before they are due and
+ * published at their due time by another thread, so neither the mark (a
+ * batch of 1,000 in 15-25 ms) nor a write the kernel holds up (lazy
+ * commits of 100-900 ms were seen on this VM's disk) delays a start. */
+#define PREMARK_US (1 * SKED_USEC_PER_SEC)
 
 static const char usage[] =
     "usage: sked server    [--data DIR | --store URL [--queue URL]] [OPTIONS]\n"

@@ -41,7 +41,8 @@ int sked_sched_lose(sked_run_rec *r, const char *spec, sked_walltime now, const 
     r->lease_expires_at = SKED_TIME_NONE;
     if (was == SKED_RUN_DISPATCHED) {
         r->status = SKED_RUN_SCHEDULED;
-        r->due_at = now;
+        if (r->due_at < now) /* marked ahead, not yet due: never early */
+            r->due_at = now;
         return 0;
     }
     sked_walltime due;
@@ -266,12 +267,13 @@ void sked_sched_forget_run(sked_sched *s, const char *run_id)
         sked_sched_wake(s);
 }
 
-static void stop_threads(sked_sched *s, int timer, int claimer, int listener)
+static void stop_threads(sked_sched *s, int timer, int releaser, int claimer, int listener)
 {
     pthread_mutex_lock(&s->mu);
     s->stop = 1;
     pthread_cond_broadcast(&s->cond);
     pthread_cond_broadcast(&s->claim_cond);
+    pthread_cond_broadcast(&s->ready_cond);
     pthread_mutex_unlock(&s->mu);
     sked_queue_consumer_wake(s->consumer);
     if (listener)
@@ -280,6 +282,8 @@ static void stop_threads(sked_sched *s, int timer, int claimer, int listener)
         pthread_join(s->claimer, NULL);
     if (timer)
         pthread_join(s->timer, NULL);
+    if (releaser)
+        pthread_join(s->releaser, NULL);
     pthread_join(s->events, NULL);
     sked_queue_consumer_close(s->consumer);
 }
@@ -319,6 +323,7 @@ int sked_sched_start(const sked_sched_config *cfg, sked_sched **out, sked_err *e
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cond, NULL); /* CLOCK_REALTIME by default */
     pthread_cond_init(&s->claim_cond, NULL);
+    pthread_cond_init(&s->ready_cond, NULL);
     if (sked_queue_consumer_open(cfg->queue, SKED_EVENTS_QUEUE, 1000, &s->consumer, err) < 0)
         goto fail;
     if (pthread_create(&s->events, NULL, sked_sched_events_main, s) != 0) {
@@ -327,10 +332,15 @@ int sked_sched_start(const sked_sched_config *cfg, sked_sched **out, sked_err *e
         goto fail;
     }
     int t = pthread_create(&s->timer, NULL, sked_sched_timer_main, s) == 0;
-    int c = t && pthread_create(&s->claimer, NULL, claimer_main, s) == 0;
+    /* without premarking nothing is ever ready ahead */
+    s->releasing = t && s->cfg.premark_us > 0;
+    int r = t && (!s->releasing ||
+                  pthread_create(&s->releaser, NULL, sked_sched_releaser_main, s) == 0);
+    s->releasing = r && s->releasing;
+    int c = r && pthread_create(&s->claimer, NULL, claimer_main, s) == 0;
     int l = c && pthread_create(&s->listener, NULL, listener_main, s) == 0;
     if (!l) {
-        stop_threads(s, t, c, 0);
+        stop_threads(s, t, s->releasing, c, 0);
         sked_err_set(err, SKED_EINTERNAL, NULL, 0, "cannot start the scheduler's threads");
         goto fail;
     }
@@ -340,6 +350,7 @@ fail:
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cond);
     pthread_cond_destroy(&s->claim_cond);
+    pthread_cond_destroy(&s->ready_cond);
     free(s);
     return err ? err->code : SKED_EINTERNAL;
 }
@@ -348,10 +359,11 @@ void sked_sched_stop(sked_sched *s)
 {
     if (s == NULL)
         return;
-    stop_threads(s, 1, 1, 1);
+    stop_threads(s, 1, s->releasing, 1, 1);
     sked_sched_heap_free(s);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cond);
     pthread_cond_destroy(&s->claim_cond);
+    pthread_cond_destroy(&s->ready_cond);
     free(s);
 }

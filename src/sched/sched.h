@@ -41,7 +41,9 @@ typedef struct sked_sched_config {
      * Only where a crash between mark and publish costs nothing: in
      * embedded mode a run found DISPATCHED at start is published again, as
      * one found SCHEDULED would be; elsewhere it would wait out its
-     * dispatch lease.  0: mark at the due time. */
+     * dispatch lease.  0: mark at the due time.  A run whose task has a
+     * run in flight then, unless its overlap policy is `allow`, is still
+     * marked at its due time (its overlap is judged then). */
     int64_t premark_us;
 } sked_sched_config;
 

@@ -21,7 +21,9 @@
  * published at their due time: the store write is off the path from due
  * time to start.  They are read again just before (one round trip), so a
  * run canceled, or of a task paused or deleted, meanwhile is not
- * published; overlap is judged at the mark.
+ * published.  Overlap is judged at the mark, except for a run whose task
+ * has a run in flight then: unless its policy is `allow` it is marked at
+ * its due time instead (defer), when the one in flight may have ended.
  *
  * The claimer thread (sched.c) replaces the heap with each claim.  A claim
  * reads the store while this thread may be writing a batch; runs of
@@ -45,8 +47,7 @@
 
 static int before(const due_run *a, const due_run *b)
 {
-    return a->rec.due_at != b->rec.due_at ? a->rec.due_at < b->rec.due_at
-                                          : a->seq < b->seq;
+    return a->at != b->at ? a->at < b->at : a->seq < b->seq;
 }
 
 void *sked_sched_grow(void *p, size_t *cap, size_t need, size_t size)
@@ -64,7 +65,7 @@ void *sked_sched_grow(void *p, size_t *cap, size_t need, size_t size)
 }
 
 /* The two heaps, s->heap (claimed) and s->ready (marked ahead of time),
- * are min-heaps of v[0..*n) by due time. */
+ * are min-heaps of v[0..*n) by `at`, when the timer takes the run. */
 static void heap_push(due_run **v, size_t *n, size_t *cap, due_run d)
 {
     *v = sked_sched_grow(*v, cap, *n + 1, sizeof **v);
@@ -186,6 +187,7 @@ void sked_sched_heap_replace(sked_sched *s, due_run *runs, size_t n,
             continue;
         }
         runs[i].seq = s->seq++;
+        runs[i].at = runs[i].rec.due_at - s->cfg.premark_us;
         heap_push(&s->heap, &s->nheap, &s->capheap, runs[i]);
     }
     /* a waiting (queue_one) run that the store no longer gives us was
@@ -370,9 +372,30 @@ static void publish_ready(sked_sched *s, due_run *ready, size_t n)
     free(found);
 }
 
+/* Put d, taken ahead of its time in batch bno, back into the heap to be
+ * taken again at its due time (d keeps nothing the heap's copy owns).
+ * Under s->mu. */
+static void defer(sked_sched *s, due_run *d, uint64_t bno)
+{
+    due_run w = {.rec = d->rec, .spec = d->spec, .at = d->rec.due_at, .seq = d->seq};
+    w.rec.error = w.rec.output = NULL; /* d's, freed with it */
+    d->spec = NULL;
+    heap_push(&s->heap, &s->nheap, &s->capheap, w);
+    /* nothing is written for it: a claim may bring it back */
+    for (size_t k = 0; k < s->nhandled; k++) {
+        handled_run *h = &s->handled[k];
+        if (h->batch == bno && h->attempt == d->rec.attempt &&
+            strcmp(h->run_id, d->rec.id) == 0) {
+            *h = s->handled[--s->nhandled];
+            break;
+        }
+    }
+}
+
 /* Decide, mark and publish one batch of runs (taken over), due by now or,
  * with premark_us, soon: those are marked now and wait in s->ready until
- * their due time. */
+ * their due time - unless their task has a run in flight and its overlap
+ * policy is not `allow`: they are decided at their due time (defer). */
 static void dispatch(sked_sched *s, due_run *batch, size_t n, uint64_t bno)
 {
     sked_monotime t0 = sked_clock_mono_now();
@@ -399,6 +422,11 @@ static void dispatch(sked_sched *s, due_run *batch, size_t n, uint64_t bno)
             recs[i].status = SKED_RUN_CANCELED;
             recs[i].finished_at = now;
             recs[i].error = "task deleted";
+        } else if (busy > 0 && strcmp(ov, "allow") != 0 && d->rec.due_at > now) {
+            /* taken ahead of its time, while a run of its task is in
+             * flight: whether it overlaps is known only at its due time */
+            defer(s, d, bno);
+            continue;
         } else if (busy > 0 && strcmp(ov, "queue_one") == 0 &&
                    (w == NULL || strcmp((*w)->run_id, d->rec.id) == 0)) {
             /* queue_one: this one waits (still SCHEDULED in the store; the
@@ -463,10 +491,11 @@ static void dispatch(sked_sched *s, due_run *batch, size_t n, uint64_t bno)
         if (todo[k].result != 0)
             continue; /* changed meanwhile (canceled, taken over): not ours */
         if (r->status == SKED_RUN_DISPATCHED && r->due_at > marked) {
-            due_run w = {.rec = *r, .spec = d->spec, .seq = d->seq};
+            due_run w = {.rec = *r, .spec = d->spec, .at = r->due_at, .seq = d->seq};
             d->spec = NULL; /* the ready heap owns it now */
             pthread_mutex_lock(&s->mu);
             heap_push(&s->ready, &s->nready, &s->capready, w);
+            pthread_cond_signal(&s->ready_cond);
             pthread_mutex_unlock(&s->mu);
             continue;
         }
@@ -503,6 +532,27 @@ static void dispatch(sked_sched *s, due_run *batch, size_t n, uint64_t bno)
     }
 }
 
+/* Under s->mu: pop the runs of heap h[0..*n) whose time has come (at most
+ * BATCH_MAX) into batch; when none has, wait until the first one's time
+ * or a signal of cond.  Returns how many were popped. */
+static size_t take_due(sked_sched *s, due_run *h, size_t *n, pthread_cond_t *cond,
+                       due_run *batch)
+{
+    sked_walltime now = sked_clock_wall_now();
+    size_t k = 0;
+    while (*n > 0 && h[0].at <= now && k < BATCH_MAX)
+        batch[k++] = heap_pop(h, n);
+    if (k > 0)
+        return k;
+    if (*n == 0) {
+        pthread_cond_wait(cond, &s->mu);
+    } else {
+        struct timespec ts = sked_clock_timespec(h[0].at);
+        pthread_cond_timedwait(cond, &s->mu, &ts);
+    }
+    return 0;
+}
+
 void *sked_sched_timer_main(void *arg)
 {
     sked_sched *s = arg;
@@ -511,49 +561,43 @@ void *sked_sched_timer_main(void *arg)
         abort();
     pthread_mutex_lock(&s->mu);
     while (!s->stop) {
-        sked_walltime now = sked_clock_wall_now();
-        /* runs marked ahead whose time has come go out first */
-        if (s->nready > 0 && s->ready[0].rec.due_at <= now) {
-            size_t n = 0;
-            while (s->nready > 0 && s->ready[0].rec.due_at <= now && n < BATCH_MAX)
-                batch[n++] = heap_pop(s->ready, &s->nready);
-            pthread_mutex_unlock(&s->mu);
-            publish_ready(s, batch, n);
-            pthread_mutex_lock(&s->mu);
+        size_t n = take_due(s, s->heap, &s->nheap, &s->cond, batch);
+        if (n == 0)
             continue;
+        uint64_t bno = ++s->batch;
+        s->handled = sked_sched_grow(s->handled, &s->caphandled, s->nhandled + n,
+                                     sizeof *s->handled);
+        for (size_t i = 0; i < n; i++) {
+            handled_run *h = &s->handled[s->nhandled++];
+            snprintf(h->run_id, sizeof h->run_id, "%s", batch[i].rec.id);
+            h->attempt = batch[i].rec.attempt;
+            h->batch = bno;
         }
-        sked_walltime horizon = now + s->cfg.premark_us;
-        if (s->nheap > 0 && s->heap[0].rec.due_at <= horizon) {
-            size_t n = 0;
-            uint64_t bno = ++s->batch;
-            while (s->nheap > 0 && s->heap[0].rec.due_at <= horizon && n < BATCH_MAX) {
-                batch[n] = heap_pop(s->heap, &s->nheap);
-                s->handled = sked_sched_grow(s->handled, &s->caphandled, s->nhandled + 1,
-                                  sizeof *s->handled);
-                handled_run *h = &s->handled[s->nhandled++];
-                snprintf(h->run_id, sizeof h->run_id, "%s", batch[n].rec.id);
-                h->attempt = batch[n].rec.attempt;
-                h->batch = bno;
-                n++;
-            }
-            if (s->more && s->nheap < (size_t)s->cfg.claim_limit / 2)
-                pthread_cond_signal(&s->claim_cond); /* claim the rest, ahead */
-            pthread_mutex_unlock(&s->mu);
-            dispatch(s, batch, n, bno);
-            pthread_mutex_lock(&s->mu);
+        if (s->more && s->nheap < (size_t)s->cfg.claim_limit / 2)
+            pthread_cond_signal(&s->claim_cond); /* claim the rest, ahead */
+        pthread_mutex_unlock(&s->mu);
+        dispatch(s, batch, n, bno);
+        pthread_mutex_lock(&s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    free(batch);
+    return NULL;
+}
+
+void *sked_sched_releaser_main(void *arg)
+{
+    sked_sched *s = arg;
+    due_run *batch = malloc(BATCH_MAX * sizeof *batch);
+    if (batch == NULL)
+        abort();
+    pthread_mutex_lock(&s->mu);
+    while (!s->stop) {
+        size_t n = take_due(s, s->ready, &s->nready, &s->ready_cond, batch);
+        if (n == 0)
             continue;
-        }
-        sked_walltime until = INT64_MAX;
-        if (s->nheap > 0)
-            until = s->heap[0].rec.due_at - s->cfg.premark_us;
-        if (s->nready > 0 && s->ready[0].rec.due_at < until)
-            until = s->ready[0].rec.due_at;
-        if (until == INT64_MAX) {
-            pthread_cond_wait(&s->cond, &s->mu);
-        } else {
-            struct timespec ts = sked_clock_timespec(until);
-            pthread_cond_timedwait(&s->cond, &s->mu, &ts);
-        }
+        pthread_mutex_unlock(&s->mu);
+        publish_ready(s, batch, n);
+        pthread_mutex_lock(&s->mu);
     }
     pthread_mutex_unlock(&s->mu);
     free(batch);

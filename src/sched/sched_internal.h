@@ -18,6 +18,10 @@
 typedef struct due_run {
     sked_run_rec rec;
     char *spec;                /* its task's canonical spec (owned) */
+    /* Its heap's key: when the timer thread takes it.  In s->heap its due
+     * time less premark_us, or the due time itself when its overlap must
+     * be judged then; in s->ready its due time. */
+    sked_walltime at;
     uint64_t seq;              /* tie-break: claim order            */
 } due_run;
 
@@ -40,12 +44,14 @@ typedef struct waiting_run {
 struct sked_sched {
     sked_sched_config cfg;
     char owner[SKED_OWNER_MAX + 1];
-    pthread_t claimer, timer, listener, events;
+    pthread_t claimer, timer, releaser, listener, events;
     int listening;             /* the listener thread runs               */
     pthread_mutex_t mu;
     pthread_cond_t cond;       /* timer: the heap changed, or stop        */
     pthread_cond_t claim_cond; /* claimer: wake, heap drained, or stop    */
+    pthread_cond_t ready_cond; /* releaser: s->ready changed, or stop     */
     int stop, wake;
+    int releasing;             /* the releaser thread runs                */
     int more;                  /* the last claim hit its limit            */
     sked_consumer *consumer;   /* the events queue                        */
 
@@ -88,8 +94,9 @@ void sked_sched_publish(sked_sched *s, sked_run_rec *const *runs, const char *co
                         size_t n);
 
 /* r, DISPATCHED or RUNNING as read from the store, lost its worker: a
- * dispatched run goes back to SCHEDULED, due now, same attempt (published
- * again); a running one has lost that attempt (r->error = why): retried
+ * dispatched run goes back to SCHEDULED, due now (or still at its due
+ * time, if it was marked ahead of it), same attempt (published again); a
+ * running one has lost that attempt (r->error = why): retried
  * per its task's spec (attempt + 1 at its backoff; returns 1) or FAILED.
  * r->error is malloc'ed (or NULL) before and after. */
 int sked_sched_lose(sked_run_rec *r, const char *spec, sked_walltime now, const char *why);
@@ -97,8 +104,11 @@ int sked_sched_lose(sked_run_rec *r, const char *spec, sked_walltime now, const 
 /* Has sked_sched_stop begun?  Takes s->mu. */
 int sked_sched_stopping(sked_sched *s);
 
-/* The timer thread. */
+/* The timer thread; with premark_us, the releaser thread, which publishes
+ * the runs marked ahead at their due time (a mark that waits for the disk
+ * then holds up only the marking, not the publishing). */
 void *sked_sched_timer_main(void *arg);
+void *sked_sched_releaser_main(void *arg);
 
 /* Count a run reaching status (runs by status and queue). */
 void sked_sched_count_status(const char *queue, sked_run_status st);

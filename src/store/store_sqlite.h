@@ -134,7 +134,8 @@
       "WHERE task_id = ?1 AND status < 3 AND status > 0")                 \
     X(RUNS_CANCEL_PAUSED, "UPDATE runs SET status = 7, finished_at = ?2, " \
       "error = 'task paused', lease_owner = NULL, lease_expires_at = NULL " \
-      "WHERE task_id = ?1 AND status = 0")                                \
+      "WHERE task_id = ?1 AND (status = 0 OR "                            \
+      "(status = 1 AND dispatched_at > ?2))")                             \
     X(RUNS_CANCEL_TASK, "UPDATE runs SET status = 7, finished_at = ?2, "  \
       "error = 'task deleted' WHERE task_id = ?1 AND status < 3")         \
     /* retention: every run, task by task, newest occurrence first */     \

@@ -338,7 +338,9 @@ static int update_fn(sked_sqlite_conn *c, void *arg, sked_err *err)
     sqlite3_reset(q);
     if (src == SQLITE_ROW && r->state == SKED_TASK_PAUSED) {
         /* A paused task has no occurrences: the ones already claimed but
-         * not yet published are canceled with the pause. */
+         * not yet published are canceled with the pause - those marked
+         * ahead of their due time too (dispatched_at still to come; the
+         * scheduler reads them again before it publishes them). */
         if ((rc = sked_sqlite_stmt(c, SKED_SQLITE_RUNS_CANCEL_PAUSED, &q, err)) != 0)
             return rc;
         sked_sqlite_bind_text(q, 1, r->id);

@@ -369,5 +369,45 @@ def sigterm_keeps_running_runs():
         srv.cleanup()
 
 
+@S.test(timeout=40)
+def kill_after_premark_not_early():
+    """A run marked dispatched ahead of its time (embedded mode) and then
+    recovered by a restart goes out at its time, not at the restart."""
+    srv = Server()
+    try:
+        srv.start()
+        cl = srv.client(srv.admin_token)
+        at = time.time() + 3.0
+        task = must(cl.post("/v1/tasks", shell_task("true", {"at": format_time(at)})),
+                    201, "create")
+        time.sleep(max(0.0, at - 0.8 - time.time()))
+        runs = must(cl.get("/v1/tasks/%s/runs" % task["id"]), 200, "runs")["runs"]
+        S.check(len(runs) == 1 and runs[0]["status"] == "dispatched",
+                "800 ms before its time the run is marked dispatched: %s"
+                % [brief(r) for r in runs])
+        srv.kill()
+        srv.start()
+        S.check(time.time() < at - 0.1, "restarted %.0f ms before the due time"
+                % ((at - time.time()) * 1000))
+        cl = srv.client(srv.admin_token)
+        last = [None]
+
+        def final():
+            rs = must(cl.get("/v1/tasks/%s/runs" % task["id"]), 200, "runs")["runs"]
+            last[0] = rs
+            return rs and all(r["status"] in FINAL for r in rs)
+        wait_until(final, 10.0, 0.1)
+        rs = last[0] or []
+        S.eq(len(rs), 1, "one run for the one occurrence")
+        for r in rs:
+            S.eq(r["status"], "succeeded", "the recovered run: status")
+            S.check(T(r, "started_at") is not None and T(r, "started_at") >= at,
+                    "the recovered run must not start before its time: started %s, due %s"
+                    % (r.get("started_at"), r["scheduled_at"]))
+        srv.stop()
+    finally:
+        srv.cleanup()
+
+
 if __name__ == "__main__":
     S.run()

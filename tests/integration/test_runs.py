@@ -385,6 +385,26 @@ def overlap_skip_and_allow():
         S.check(len(iv) >= 5, "overlap allow: expected >= 5 runs started in 7 s, got %d" % len(iv))
 
 
+@S.test
+def overlap_judged_at_due_time():
+    """The embedded scheduler marks runs ahead of their time; whether a run
+    overlaps the one before is still decided at its due time.  `sleep 1.3`
+    every 2 s ends 0.7 s before the next run is due, so none may be
+    skipped, although the previous run is still running when the next one
+    could first be marked."""
+    with Server() as srv:
+        cl = srv.client(srv.admin_token)
+        t = create(cl, shell_task("sleep 1.3", {"every": "2s"}))
+        time.sleep(9.0)
+        runs = runs_of(cl, t["id"])
+        done = [r for r in runs if r["status"] in FINAL]
+        S.check(len(done) >= 3, "expected >= 3 settled runs in 9 s, got %s"
+                % [(r["scheduled_at"], r["status"]) for r in runs])
+        for r in done:
+            S.eq(r["status"], "succeeded", "`sleep 1.3` every 2 s, run %s (reason %s)"
+                 % (r["scheduled_at"], r.get("reason")))
+
+
 # --- retries --------------------------------------------------------------------
 
 @S.test
@@ -728,6 +748,43 @@ def cancel_just_before_due():
                         "nor started (server log)" % i)
                 S.check(not os.path.exists(os.path.join(tmp, "ran-%d" % i)),
                         "run %d canceled 10 ms before its time must not have run" % i)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@S.test
+def pause_just_before_due():
+    """A run already marked dispatched ahead of its time (embedded mode)
+    is canceled with a pause of its task that comes before that time, and
+    never reaches a worker."""
+    tmp = tempfile.mkdtemp(prefix="sked-it-pause-due-")
+    try:
+        with Server() as srv:
+            cl = srv.client(srv.admin_token)
+            mark = os.path.join(tmp, "ran")
+            t = create(cl, shell_task("touch %s-$SKED_RUN_ID" % mark, {"every": "3s"}))
+            now = time.time()
+            runs = wait_task_runs(cl, t["id"], lambda rs: any(
+                r["status"] in ("scheduled", "dispatched") and T(r, "scheduled_at") > now + 0.6
+                for r in rs), 5.0)
+            nxt = [r for r in runs if r["status"] in ("scheduled", "dispatched")
+                   and T(r, "scheduled_at") > now + 0.6]
+            if not S.check(len(nxt) >= 1, "a run claimed ahead: %s"
+                           % [(r["scheduled_at"], r["status"]) for r in runs]):
+                return
+            run = min(nxt, key=lambda r: T(r, "scheduled_at"))
+            at = T(run, "scheduled_at")
+            time.sleep(max(0.0, at - 0.3 - time.time()))
+            S.eq(get_run(cl, run["id"])["status"], "dispatched",
+                 "300 ms before its time the run is marked dispatched")
+            must(cl.post("/v1/tasks/%s:pause" % t["id"]), 200, "pause 300 ms before the due time")
+            done = wait_run(cl, run["id"], FINAL, 3.0)
+            S.eq(done["status"], "canceled", "run paused 300 ms before its time")
+            S.eq(done.get("error"), "task paused", "run paused 300 ms before its time: error")
+            S.eq(done.get("started_at"), None, "run paused before its time: started_at")
+            time.sleep(max(0.0, at + 0.5 - time.time()))
+            S.check(not os.path.exists("%s-%s" % (mark, run["id"])),
+                    "a run paused 300 ms before its time must not have run")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
