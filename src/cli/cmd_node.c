@@ -49,8 +49,10 @@ enum { ROLE_API = 1, ROLE_SCHED = 2, ROLE_WORKER = 4 };
 /* Embedded: runs are marked dispatched this long before they are due and
  * published at their due time by another thread, so neither the mark (a
  * batch of 1,000 in 15-25 ms) nor a write the kernel holds up (lazy
- * commits of 100-900 ms were seen on this VM's disk) delays a start. */
-#define PREMARK_US (1 * SKED_USEC_PER_SEC)
+ * commits of 100-900 ms were seen on this VM's disk) delays a start.
+ * Not a whole second: the marks of whole-second schedules then fall 100 ms
+ * after the previous second's runs start, not on them. */
+#define PREMARK_US (900 * SKED_USEC_PER_MSEC)
 
 static const char usage[] =
     "usage: sked server    [--data DIR | --store URL [--queue URL]] [OPTIONS]\n"

@@ -380,10 +380,10 @@ def kill_after_premark_not_early():
         at = time.time() + 3.0
         task = must(cl.post("/v1/tasks", shell_task("true", {"at": format_time(at)})),
                     201, "create")
-        time.sleep(max(0.0, at - 0.8 - time.time()))
+        time.sleep(max(0.0, at - 0.7 - time.time()))
         runs = must(cl.get("/v1/tasks/%s/runs" % task["id"]), 200, "runs")["runs"]
         S.check(len(runs) == 1 and runs[0]["status"] == "dispatched",
-                "800 ms before its time the run is marked dispatched: %s"
+                "700 ms before its time the run is marked dispatched: %s"
                 % [brief(r) for r in runs])
         srv.kill()
         srv.start()

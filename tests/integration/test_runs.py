@@ -709,8 +709,8 @@ def trigger_and_cancel():
 
 @S.test
 def cancel_just_before_due():
-    """The embedded scheduler marks a run dispatched 25 ms before its due
-    time and publishes it at that time: a cancel, or the task's delete, in
+    """The embedded scheduler marks a run dispatched ahead of its due time
+    and publishes it at that time: a cancel, or the task's delete, in
     between must keep it from ever reaching the worker (not start it and
     have it killed)."""
     tmp = tempfile.mkdtemp(prefix="sked-it-cancel-due-")
