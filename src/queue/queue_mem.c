@@ -360,9 +360,12 @@ static int mem_publish_batch(sked_queue *base, sked_message *msgs, size_t n,
 {
     broker *b = ((mhandle *)base)->b;
     msg **ms = calloc(n, sizeof *ms);
-    if (ms == NULL)
+    if (ms == NULL) {
+        for (size_t i = 0; i < n; i++)
+            msgs[i].result = SKED_ENOMEM;
         return sked_err_set(err, SKED_ENOMEM, NULL, 0,
                             "no memory for a batch of %zu messages", n);
+    }
     int first = 0;
     for (size_t i = 0; i < n; i++) {
         sked_err e = {0};

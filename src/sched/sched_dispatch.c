@@ -174,9 +174,20 @@ void sked_sched_heap_replace(sked_sched *s, due_run *runs, size_t n,
     s->nhandled = k;
     if (s->nhandled > 1)
         qsort(s->handled, s->nhandled, sizeof *s->handled, by_handled);
+    /* Deferred runs stay, to be taken at their due time: a claim that
+     * began while one was in a batch being dispatched left it out (as
+     * handled), and one that returns it must not make it be taken ahead
+     * of its time again. */
+    due_run *kept = NULL;
+    size_t nkept = 0, capkept = 0;
     while (s->nheap > 0) {
         due_run d = heap_pop(s->heap, &s->nheap);
-        due_free(&d);
+        if (!d.deferred) {
+            due_free(&d);
+            continue;
+        }
+        kept = sked_sched_grow(kept, &capkept, nkept + 1, sizeof *kept);
+        kept[nkept++] = d;
     }
     for (size_t i = 0; i < n; i++) {
         handled_run key = {.attempt = runs[i].rec.attempt};
@@ -188,8 +199,21 @@ void sked_sched_heap_replace(sked_sched *s, due_run *runs, size_t n,
         }
         runs[i].seq = s->seq++;
         runs[i].at = runs[i].rec.due_at - s->cfg.premark_us;
+        for (size_t j = 0; j < nkept; j++) {
+            if (kept[j].rec.attempt == runs[i].rec.attempt &&
+                strcmp(kept[j].rec.id, runs[i].rec.id) == 0) {
+                runs[i].at = runs[i].rec.due_at;
+                runs[i].deferred = 1;
+                due_free(&kept[j]);
+                kept[j] = kept[--nkept];
+                break;
+            }
+        }
         heap_push(&s->heap, &s->nheap, &s->capheap, runs[i]);
     }
+    for (size_t j = 0; j < nkept; j++) /* left out by the claim */
+        heap_push(&s->heap, &s->nheap, &s->capheap, kept[j]);
+    free(kept);
     /* a waiting (queue_one) run that the store no longer gives us was
      * canceled, paused or taken over: stop holding its place */
     for (int b = 0; b < 256 && !partial; b++) {
@@ -377,7 +401,8 @@ static void publish_ready(sked_sched *s, due_run *ready, size_t n)
  * Under s->mu. */
 static void defer(sked_sched *s, due_run *d, uint64_t bno)
 {
-    due_run w = {.rec = d->rec, .spec = d->spec, .at = d->rec.due_at, .seq = d->seq};
+    due_run w = {.rec = d->rec, .spec = d->spec, .at = d->rec.due_at, .deferred = 1,
+                 .seq = d->seq};
     w.rec.error = w.rec.output = NULL; /* d's, freed with it */
     d->spec = NULL;
     heap_push(&s->heap, &s->nheap, &s->capheap, w);

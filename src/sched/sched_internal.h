@@ -22,6 +22,7 @@ typedef struct due_run {
      * time less premark_us, or the due time itself when its overlap must
      * be judged then; in s->ready its due time. */
     sked_walltime at;
+    int deferred;              /* s->heap: `at` is its due time (defer) */
     uint64_t seq;              /* tie-break: claim order            */
 } due_run;
 

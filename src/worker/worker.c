@@ -473,13 +473,14 @@ static void *consume_main(void *arg)
         sked_err err = {0};
         if (sked_queue_consumer_next(q->consumer, -1, &d, &err) < 0)
             continue;
-        /* the slots free now, not before the wait: runs ended meanwhile */
-        pthread_mutex_lock(&w->mu);
-        int room = w->cfg.slots - w->busy;
-        pthread_mutex_unlock(&w->mu);
         int held = take_delivery(q, &d);
-        for (int taken = 1; taken < room; taken++) {
-            if (sked_queue_consumer_next(q->consumer, 0, &d, &err) < 0)
+        /* while a slot is free now (runs ended during the wait; the other
+         * queues' consumers take slots too) */
+        for (;;) {
+            pthread_mutex_lock(&w->mu);
+            int room = w->busy < w->cfg.slots;
+            pthread_mutex_unlock(&w->mu);
+            if (!room || sked_queue_consumer_next(q->consumer, 0, &d, &err) < 0)
                 break;
             held += take_delivery(q, &d);
         }
