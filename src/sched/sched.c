@@ -333,10 +333,10 @@ int sked_sched_start(const sked_sched_config *cfg, sked_sched **out, sked_err *e
     }
     int t = pthread_create(&s->timer, NULL, sked_sched_timer_main, s) == 0;
     /* without premarking nothing is ever ready ahead */
-    s->releasing = t && s->cfg.premark_us > 0;
-    int r = t && (!s->releasing ||
-                  pthread_create(&s->releaser, NULL, sked_sched_releaser_main, s) == 0);
-    s->releasing = r && s->releasing;
+    int want = s->cfg.premark_us > 0;
+    s->releasing = t && want &&
+                   pthread_create(&s->releaser, NULL, sked_sched_releaser_main, s) == 0;
+    int r = t && (!want || s->releasing);
     int c = r && pthread_create(&s->claimer, NULL, claimer_main, s) == 0;
     int l = c && pthread_create(&s->listener, NULL, listener_main, s) == 0;
     if (!l) {
