@@ -61,6 +61,37 @@ int sked_sched_lose(sked_run_rec *r, const char *spec, sked_walltime now, const 
 
 /* --- claim ------------------------------------------------------------------- */
 
+/* Publish the runs claim c recorded dispatched, due already (policy.c):
+ * at once, from this thread, so that a crash leaves them as short a time
+ * unpublished as a mark does.  `unsure`: the claim failed, maybe only to
+ * answer (store.h): those the store has as recorded go. */
+static void publish_claimed(sked_sched *s, sked_claim *c, int unsure)
+{
+    size_t n = c->ndispatched, np = 0;
+    if (n == 0)
+        return;
+    sked_run_rec **pub = malloc(n * sizeof *pub);
+    const char **specs = malloc(n * sizeof *specs);
+    int *applied = malloc(n * sizeof *applied);
+    if (pub == NULL || specs == NULL || applied == NULL)
+        abort();
+    for (size_t i = 0; i < n; i++) {
+        pub[i] = &c->dispatched[i];
+        applied[i] = 1;
+    }
+    if (unsure && sked_sched_read_back(s, (const sked_run_rec *const *)pub, n, applied) < 0)
+        n = 0;
+    for (size_t i = 0; i < n; i++)
+        if (applied[i]) {
+            pub[np] = &c->dispatched[i];
+            specs[np++] = c->dispatched_specs[i];
+        }
+    sked_sched_publish(s, pub, specs, np);
+    free(pub);
+    free(specs);
+    free(applied);
+}
+
 /* One claim: the heap becomes exactly what the store says is ours and due
  * within the window (earliest first, at most claim_limit).  Returns
  * non-zero when the limit was hit: claim again once these are out. */
@@ -97,6 +128,8 @@ static int claim(sked_sched *s, sked_walltime now)
     free(ex);
     if (rc < 0) {
         sked_log(SKED_LOG_ERROR, "claim failed", "error", err.msg, NULL);
+        publish_claimed(s, &c, 1);
+        sked_claim_deinit(&c);
         return 0;
     }
     due_run *runs = malloc((c.nruns ? c.nruns : 1) * sizeof *runs);
@@ -111,18 +144,7 @@ static int claim(sked_sched *s, sked_walltime now)
     size_t n = c.nruns;
     sked_sched_heap_replace(s, runs, n, done_before, more);
     free(runs);
-    /* Due already and recorded dispatched by the claim itself (policy.c):
-     * out at once, from this thread, so that a crash leaves them as short
-     * a time unpublished as a mark does. */
-    if (c.ndispatched > 0) {
-        sked_run_rec **pub = malloc(c.ndispatched * sizeof *pub);
-        if (pub == NULL)
-            abort();
-        for (size_t i = 0; i < c.ndispatched; i++)
-            pub[i] = &c.dispatched[i];
-        sked_sched_publish(s, pub, (const char *const *)c.dispatched_specs, c.ndispatched);
-        free(pub);
-    }
+    publish_claimed(s, &c, 0);
     sked_claim_deinit(&c);
     sked_histogram_observe(s->claim_seconds,
                            (double)(sked_clock_mono_now() - t0) / 1e6);

@@ -8,9 +8,11 @@
  *      store (whichever scheduler dispatched them), plus those this batch
  *      dispatches — skip, hold (queue_one) or go;
  *   2. mark: one fenced store batch (SCHEDULED -> DISPATCHED, SKIPPED or
- *      CANCELED, on the run's attempt);
+ *      CANCELED, on the run's attempt); when it fails the runs are read
+ *      back to learn which marks were applied (a COMMIT whose answer was
+ *      lost in a failover may have been);
  *   3. publish the runs whose mark applied, all in flight together (one
- *      round of publisher confirms for the batch).
+ *      round of publisher confirms for the batch; sched_publish.c).
  *
  * Marking before publishing means a crash in between leaves the run
  * DISPATCHED with a lease, and the sweep publishes it again — never twice
@@ -40,7 +42,6 @@
 #include "core/log.h"
 #include "model/run.h"
 
-#define BATCH_MAX 4096
 #define SLOW_DISPATCH_US (100 * SKED_USEC_PER_MSEC) /* logged when longer */
 
 /* --- heap (under s->mu) ---------------------------------------------------- */
@@ -98,7 +99,7 @@ static due_run heap_pop(due_run *h, size_t *n)
     return top;
 }
 
-static void due_free(due_run *d)
+void sked_sched_due_free(due_run *d)
 {
     sked_run_rec_deinit(&d->rec);
     free(d->spec);
@@ -108,11 +109,11 @@ void sked_sched_heap_free(sked_sched *s)
 {
     while (s->nheap > 0) {
         due_run d = heap_pop(s->heap, &s->nheap);
-        due_free(&d);
+        sked_sched_due_free(&d);
     }
     while (s->nready > 0) { /* DISPATCHED in the store: recovered at start */
         due_run d = heap_pop(s->ready, &s->nready);
-        due_free(&d);
+        sked_sched_due_free(&d);
     }
     free(s->heap);
     free(s->ready);
@@ -183,7 +184,7 @@ void sked_sched_heap_replace(sked_sched *s, due_run *runs, size_t n,
     while (s->nheap > 0) {
         due_run d = heap_pop(s->heap, &s->nheap);
         if (!d.deferred) {
-            due_free(&d);
+            sked_sched_due_free(&d);
             continue;
         }
         kept = sked_sched_grow(kept, &capkept, nkept + 1, sizeof *kept);
@@ -194,7 +195,7 @@ void sked_sched_heap_replace(sked_sched *s, due_run *runs, size_t n,
         snprintf(key.run_id, sizeof key.run_id, "%s", runs[i].rec.id);
         if (s->nhandled > 0 &&
             bsearch(&key, s->handled, s->nhandled, sizeof key, by_handled) != NULL) {
-            due_free(&runs[i]);
+            sked_sched_due_free(&runs[i]);
             continue;
         }
         runs[i].seq = s->seq++;
@@ -204,7 +205,7 @@ void sked_sched_heap_replace(sked_sched *s, due_run *runs, size_t n,
                 strcmp(kept[j].rec.id, runs[i].rec.id) == 0) {
                 runs[i].at = runs[i].rec.due_at;
                 runs[i].deferred = 1;
-                due_free(&kept[j]);
+                sked_sched_due_free(&kept[j]);
                 kept[j] = kept[--nkept];
                 break;
             }
@@ -298,103 +299,6 @@ static size_t inflight_by_task(sked_sched *s, const due_run *b, size_t n, int *g
 }
 
 /* --- dispatch ---------------------------------------------------------------- */
-
-/* (sched_internal.h) A message that was sent but not confirmed may still
- * arrive: its run then starts from SCHEDULED's successor or is refused as
- * a late start (sched_events.c). */
-void sked_sched_publish(sked_sched *s, sked_run_rec *const *runs, const char *const *specs,
-                        size_t n)
-{
-    sked_message *msgs = calloc(n ? n : 1, sizeof *msgs);
-    size_t *msg_of = malloc((n ? n : 1) * sizeof *msg_of), nm = 0;
-    if (msgs == NULL || msg_of == NULL)
-        abort();
-    for (size_t i = 0; i < n; i++) {
-        sked_run_rec *r = runs[i];
-        sked_sched_count_status(r->queue, r->status);
-        size_t len = 0;
-        char *body = sked_job_message(r, specs[i], &len);
-        if (body == NULL) {
-            sked_log(SKED_LOG_ERROR, "cannot encode a job; the sweep will retry", "run", r->id, NULL);
-            continue;
-        }
-        msgs[nm] = (sked_message){.queue = r->queue, .body = body, .len = len};
-        msg_of[nm++] = i;
-    }
-    sked_err perr = {0};
-    sked_queue_publish_batch(s->cfg.queue, msgs, nm, &perr);
-    sked_run_change *back = calloc(nm ? nm : 1, sizeof *back);
-    size_t nb = 0;
-    for (size_t k = 0; k < nm; k++) {
-        sked_run_rec *r = runs[msg_of[k]];
-        free((void *)msgs[k].body);
-        if (msgs[k].result == 0) {
-            sked_log(SKED_LOG_DEBUG, "run dispatched", "run", r->id, "task", r->task_id,
-                     "queue", r->queue, NULL);
-            continue;
-        }
-        sked_log(SKED_LOG_ERROR, "publish failed; the run goes back to be claimed again",
-                 "run", r->id, "error", perr.msg, NULL);
-        int attempt = r->attempt;
-        r->error = NULL;
-        sked_sched_lose(r, NULL, sked_clock_wall_now(), "");
-        back[nb++] = (sked_run_change){.rec = r, .attempt = attempt,
-                                       .from = SKED_RUN_BIT(SKED_RUN_DISPATCHED)};
-    }
-    sked_err berr = {0};
-    if (nb > 0 && sked_store_run_update(s->cfg.store, back, nb, &berr) < 0)
-        sked_log(SKED_LOG_ERROR, "cannot give unpublished runs back; the sweep will",
-                 "error", berr.msg, NULL);
-    if (nb > 0)
-        sked_sched_wake(s);
-    free(back);
-    free(msgs);
-    free(msg_of);
-}
-
-/* Publish ready[0..n) (taken over) and free them.  What was marked ahead
- * may have changed since - canceled, its task paused or deleted, through
- * any api - so they are read again, in one round trip, and only those
- * still DISPATCHED on the marked attempt go out.  If the read fails they
- * all go: a start the store no longer wants is refused and stopped
- * (sched_events.c), as for a cancel just after a publish. */
-static void publish_ready(sked_sched *s, due_run *ready, size_t n)
-{
-    sked_run_rec **pub = calloc(n ? n : 1, sizeof *pub);
-    const char **pub_spec = calloc(n ? n : 1, sizeof *pub_spec);
-    const char **ids = calloc(n ? n : 1, sizeof *ids);
-    sked_run_rec *now = calloc(n ? n : 1, sizeof *now);
-    int *found = calloc(n ? n : 1, sizeof *found);
-    if (pub == NULL || pub_spec == NULL || ids == NULL || now == NULL || found == NULL)
-        abort();
-    for (size_t i = 0; i < n; i++)
-        ids[i] = ready[i].rec.id;
-    sked_err err = {0};
-    int read = sked_store_run_get_many(s->cfg.store, ids, n, now, found, &err) == 0;
-    size_t np = 0;
-    for (size_t i = 0; i < n; i++) {
-        sked_run_rec *r = &ready[i].rec;
-        int still = !read || (found[i] && now[i].status == SKED_RUN_DISPATCHED &&
-                              now[i].attempt == r->attempt);
-        if (read && found[i])
-            sked_run_rec_deinit(&now[i]);
-        if (!still) {
-            sked_log(SKED_LOG_INFO, "run not published: changed since it was marked", "run",
-                     r->id, "task", r->task_id, NULL);
-            continue;
-        }
-        pub[np] = r;
-        pub_spec[np++] = ready[i].spec;
-    }
-    sked_sched_publish(s, pub, pub_spec, np);
-    for (size_t i = 0; i < n; i++)
-        due_free(&ready[i]);
-    free(pub);
-    free(pub_spec);
-    free(ids);
-    free(now);
-    free(found);
-}
 
 /* Put d, taken ahead of its time in batch bno, back into the heap to be
  * taken again at its due time (d keeps nothing the heap's copy owns).
@@ -494,10 +398,22 @@ static void dispatch(sked_sched *s, due_run *batch, size_t n, uint64_t bno)
     sked_err err = {0};
     sked_monotime t_mark = sked_clock_mono_now();
     int rc = nt ? sked_store_run_update(s->cfg.store, todo, nt, &err) : 0;
-    sked_monotime t_marked = sked_clock_mono_now();
-    if (rc < 0)
-        sked_log(SKED_LOG_ERROR, "dispatch update failed; the runs stay claimed",
+    if (rc < 0) {
+        sked_log(SKED_LOG_ERROR, "dispatch update failed; reading back which marks were applied",
                  "error", err.msg, NULL);
+        const sked_run_rec **written = malloc(nt * sizeof *written);
+        int *applied = malloc(nt * sizeof *applied);
+        if (written == NULL || applied == NULL)
+            abort();
+        for (size_t k = 0; k < nt; k++)
+            written[k] = todo[k].rec;
+        rc = sked_sched_read_back(s, written, nt, applied);
+        for (size_t k = 0; k < nt && rc == 0; k++)
+            todo[k].result = applied[k] ? 0 : SKED_EPRECOND;
+        free(written);
+        free(applied);
+    }
+    sked_monotime t_marked = sked_clock_mono_now();
     pthread_mutex_lock(&s->mu);
     s->done_batch = bno;
     pthread_mutex_unlock(&s->mu);
@@ -538,7 +454,7 @@ static void dispatch(sked_sched *s, due_run *batch, size_t n, uint64_t bno)
     free(pub);
     free(pub_spec);
     for (size_t i = 0; i < n; i++)
-        due_free(&batch[i]);
+        sked_sched_due_free(&batch[i]);
     free(grp);
     free(inflight);
     free(recs);
@@ -557,15 +473,12 @@ static void dispatch(sked_sched *s, due_run *batch, size_t n, uint64_t bno)
     }
 }
 
-/* Under s->mu: pop the runs of heap h[0..*n) whose time has come (at most
- * BATCH_MAX) into batch; when none has, wait until the first one's time
- * or a signal of cond.  Returns how many were popped. */
-static size_t take_due(sked_sched *s, due_run *h, size_t *n, pthread_cond_t *cond,
-                       due_run *batch)
+size_t sked_sched_take_due(sked_sched *s, due_run *h, size_t *n, pthread_cond_t *cond,
+                           due_run *batch)
 {
     sked_walltime now = sked_clock_wall_now();
     size_t k = 0;
-    while (*n > 0 && h[0].at <= now && k < BATCH_MAX)
+    while (*n > 0 && h[0].at <= now && k < SKED_SCHED_BATCH_MAX)
         batch[k++] = heap_pop(h, n);
     if (k > 0)
         return k;
@@ -581,12 +494,12 @@ static size_t take_due(sked_sched *s, due_run *h, size_t *n, pthread_cond_t *con
 void *sked_sched_timer_main(void *arg)
 {
     sked_sched *s = arg;
-    due_run *batch = malloc(BATCH_MAX * sizeof *batch);
+    due_run *batch = malloc(SKED_SCHED_BATCH_MAX * sizeof *batch);
     if (batch == NULL)
         abort();
     pthread_mutex_lock(&s->mu);
     while (!s->stop) {
-        size_t n = take_due(s, s->heap, &s->nheap, &s->cond, batch);
+        size_t n = sked_sched_take_due(s, s->heap, &s->nheap, &s->cond, batch);
         if (n == 0)
             continue;
         uint64_t bno = ++s->batch;
@@ -602,26 +515,6 @@ void *sked_sched_timer_main(void *arg)
             pthread_cond_signal(&s->claim_cond); /* claim the rest, ahead */
         pthread_mutex_unlock(&s->mu);
         dispatch(s, batch, n, bno);
-        pthread_mutex_lock(&s->mu);
-    }
-    pthread_mutex_unlock(&s->mu);
-    free(batch);
-    return NULL;
-}
-
-void *sked_sched_releaser_main(void *arg)
-{
-    sked_sched *s = arg;
-    due_run *batch = malloc(BATCH_MAX * sizeof *batch);
-    if (batch == NULL)
-        abort();
-    pthread_mutex_lock(&s->mu);
-    while (!s->stop) {
-        size_t n = take_due(s, s->ready, &s->nready, &s->ready_cond, batch);
-        if (n == 0)
-            continue;
-        pthread_mutex_unlock(&s->mu);
-        publish_ready(s, batch, n);
         pthread_mutex_lock(&s->mu);
     }
     pthread_mutex_unlock(&s->mu);

@@ -3,7 +3,9 @@
  *   sched.c           claimer thread (claim, sweep, retention), listener
  *                     thread (the store's wake-ups), lifecycle;
  *   sched_dispatch.c  timer thread: the heap of claimed runs, overlap,
- *                     mark-then-publish;
+ *                     the mark (mark-then-publish);
+ *   sched_publish.c   the publish, and the releaser thread (runs marked
+ *                     ahead of their time);
  *   sched_events.c    events thread: workers' events into the store.
  */
 #ifndef SKED_SCHED_INTERNAL_H
@@ -81,6 +83,18 @@ void sked_sched_heap_replace(sked_sched *s, due_run *runs, size_t n,
                              uint64_t done_before, int partial);
 void sked_sched_heap_free(sked_sched *s);
 
+/* What a due_run owns (its record's error and output, its spec). */
+void sked_sched_due_free(due_run *d);
+
+/* Runs the timer and releaser threads take in one batch, at most. */
+#define SKED_SCHED_BATCH_MAX 4096
+
+/* Under s->mu: pop the runs of heap h[0..*n) whose time has come (at most
+ * SKED_SCHED_BATCH_MAX) into batch; when none has, wait until the first
+ * one's time or a signal of cond.  Returns how many were popped. */
+size_t sked_sched_take_due(sked_sched *s, due_run *h, size_t *n, pthread_cond_t *cond,
+                           due_run *batch);
+
 /* p (an array of *cap items of size bytes) with room for need items:
  * doubled from 64 as needed; aborts when memory is out. */
 void *sked_sched_grow(void *p, size_t *cap, size_t need, size_t size);
@@ -93,6 +107,17 @@ void *sked_sched_grow(void *p, size_t *cap, size_t need, size_t size);
  * for the runs its claim recorded dispatched. */
 void sked_sched_publish(sked_sched *s, sked_run_rec *const *runs, const char *const *specs,
                         size_t n);
+
+/* A write of recs[0..n) failed, and may still have been applied: a
+ * COMMIT whose answer was lost (PostgreSQL died during it, and its
+ * standby may have it).  Taken for failed, a run it recorded DISPATCHED
+ * would wait unpublished for its dispatch lease, a minute.  So they are
+ * read back: applied[i] = 1 when run i holds what was written - the
+ * status on the same attempt, with the same dispatched_at and finished_at
+ * (microseconds no other writer chose).  0, or -1 when the scheduler
+ * stops first (applied is then not set). */
+int sked_sched_read_back(sked_sched *s, const sked_run_rec *const *recs, size_t n,
+                         int *applied);
 
 /* r, DISPATCHED or RUNNING as read from the store, lost its worker: a
  * dispatched run goes back to SCHEDULED, due now (or still at its due

@@ -227,8 +227,8 @@ typedef struct sked_claim {
      * whole due set again, but for `exclude`: replace, don't add).  Earliest due_at first
      * (then id), at most limit.  specs[i] is the canonical spec of
      * runs[i]'s task (malloc'ed), NULL when the task no longer exists.
-     * Free with sked_claim_deinit.  On error nothing was claimed and the
-     * out fields are empty. */
+     * Free with sked_claim_deinit (on error too).  On error the out
+     * fields are empty but `dispatched` (below). */
     sked_run_rec *runs;
     char **specs;
     size_t nruns;
@@ -236,7 +236,11 @@ typedef struct sked_claim {
                                        (once these are published)         */
     /* out: the occurrences recorded DISPATCHED (sked_occurrence.dispatch)
      * that were new, as stored, with their tasks' specs: publish them now.
-     * Never also in runs. */
+     * Never also in runs.  On error a backend whose COMMIT can fail with
+     * its outcome unknown (PostgreSQL: the connection lost during it)
+     * leaves here the runs the claim would have recorded dispatched: the
+     * caller reads them back and publishes those the store has as they
+     * are here. */
     sked_run_rec *dispatched;
     char **dispatched_specs;
     size_t ndispatched;

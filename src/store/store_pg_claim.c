@@ -353,8 +353,12 @@ int sked_pg_claim_due(sked_store *st, sked_claim *c, sked_err *err)
     rc = sked_pg_run(S(st), SKED_PG_WRITE, claim_fn, &a, err);
     sked_claim_list_free(&a.cand, &a.cand_specs, &a.ncand);
     if (rc != 0) {
+        /* the runs it meant to record dispatched go out all the same: a
+         * COMMIT whose answer was lost may have been applied (store.h) */
         sked_pg_runbuf_free(&a.out);
-        sked_claim_list_free(&a.disp, &a.disp_specs, &a.ndisp);
+        c->dispatched = a.disp;
+        c->dispatched_specs = a.disp_specs;
+        c->ndispatched = a.ndisp;
         return rc;
     }
     c->runs = a.out.runs;

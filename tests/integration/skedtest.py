@@ -241,7 +241,7 @@ class Server:
 
 
 class Node(Server):
-    """One `sked api|scheduler|worker ARGS...` (a role of a distributed
+    """One `sked api|scheduler|worker|server ARGS...` (a role of a distributed
     deployment); up once it prints `started ROLE ID`.  The api's port is
     read as the server's is."""
     ready_prefix = "started "
@@ -253,7 +253,7 @@ class Node(Server):
         self.role_args = list(args)
 
     def argv(self):
-        extra = ["--listen", "127.0.0.1:0"] if self.role == "api" else []
+        extra = ["--listen", "127.0.0.1:0"] if self.role in ("api", "server") else []
         return [self.role] + self.role_args + extra
 
 

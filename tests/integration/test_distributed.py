@@ -23,6 +23,12 @@ One deployment for the whole file: `sked api`, three `sked scheduler`
 - worker_killed_mid_run: SIGKILL the worker running a `sleep 3` (2 attempts):
   the broker hands the job back, the run is charged an attempt and runs
   again on the other worker: attempt 2, succeeded.
+- commit_answer_lost: a scheduler's mark of a run (SCHEDULED ->
+  DISPATCHED), then its claim of a task due already (which records the run
+  dispatched), is committed but the answer to its COMMIT is lost, as when
+  PostgreSQL dies during it (a proxy in front of the server, pgfault.py):
+  the scheduler reads the run back, finds it as written and publishes it
+  at once - not after the run's dispatch lease, a minute later.
 - scheduler_killed: SIGKILL one scheduler while 30 every-second tasks run:
   every second of every task still gets exactly one run, each started
   within 10 s of its time (a dead scheduler's claims are taken over when
@@ -40,6 +46,7 @@ import time
 sys.dont_write_bytecode = True      # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from skedtest import Node, Service, Suite, Client, format_time, parse_time, run_cli, wait_until  # noqa: E402
+from pgfault import CommitAnswerLost  # noqa: E402
 
 S = Suite("test_distributed", timeout=90)
 FINAL = ("succeeded", "failed", "timed_out", "skipped", "canceled")
@@ -298,6 +305,72 @@ def worker_killed_mid_run():
     victim.cleanup()
 
 
+def answer_lost_case(cl, proxy, name, at, arm):
+    """Create a one-time `true` task due at `at` (arm(task) arms the proxy);
+    check its one run succeeded on attempt 1 within 2 s of its time, or of
+    its creation if later, and that the proxy lost one COMMIT's answer."""
+    lost = proxy.lost
+    created = time.time()
+    t = must(cl.post("/v1/tasks", shell_task("true", {"at": format_time(at)})), 201, name)
+    arm(t)
+
+    def final():
+        got = runs_of(cl, t["id"])
+        return got if got and got[0]["status"] in FINAL else None
+    rs = wait_until(final, max(at + 8.0 - time.time(), 8.0), 0.1) or runs_of(cl, t["id"])
+    S.eq(proxy.lost - lost, 1, "%s: COMMITs whose answer the proxy lost" % name)
+    S.eq(len(rs), 1, "%s: runs of the task" % name)
+    r = rs[0] if rs else {"status": None, "attempt": None, "scheduled_at": None}
+    S.eq((r["status"], r["attempt"]), ("succeeded", 1), "%s: status and attempt" % name)
+    lag = parse_time(r.get("started_at") or "9999-01-01T00:00:00Z") - max(at, created)
+    S.check(0 <= lag < 2.0, "%s: started within 2 s (not a dispatch lease later): %.3f s"
+            % (name, lag))
+    print("  commit_answer_lost: %s: started %.0f ms late" % (name, lag * 1e3), flush=True)
+
+
+@S.test(timeout=60)
+def commit_answer_lost():
+    # its own database and one `sked server` on it, through the proxy: the
+    # deployment's schedulers must not claim these tasks
+    pg = env["store"]
+    host, port = pg.split("@", 1)[1].split("/", 1)[0].rsplit(":", 1)
+    psql = os.path.join(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"), "psql")
+    p = subprocess.run([psql, "-X", "-q", "-h", host, "-p", port, "-U", "postgres",
+                        "-d", "postgres", "-c", "CREATE DATABASE sked_fault"],
+                       capture_output=True, text=True, timeout=30)
+    S.check(p.returncode == 0, "CREATE DATABASE: %s" % p.stderr.strip())
+    proxy = CommitAnswerLost(host, int(port))
+    srv = None
+    try:
+        url = proxy.url(pg, "sked_fault")
+        srv = node("server", "--store", url, "--queue", "mem:")
+        tokens = {}
+        for ns in ("default", "lostclaim"):
+            rc, out, err = run_cli(["token", "create", "--store", url, "--namespace", ns,
+                                    "--role", "admin"])
+            S.check(rc == 0, "token create: " + err)
+            tokens[ns] = out.strip()
+        cl = Client(srv.host, srv.port, token=tokens["default"])
+
+        def arm_mark(t):
+            # the mark of its run, once the run is claimed (2 s ahead)
+            rs = wait_until(lambda: runs_of(cl, t["id"]), 3.5, 0.05)
+            S.check(rs and rs[0]["status"] == "scheduled" and time.time() < at - 0.3,
+                    "the run is claimed well before its time: %r" % (rs,))
+            proxy.arm(b"UPDATE runs", rs[0]["id"].encode())
+        at = time.time() + 4.0
+        answer_lost_case(cl, proxy, "mark", at, arm_mark)
+        # the claim of a task due already records its run dispatched: the
+        # proxy is armed on the namespace, which the claim's insert carries
+        proxy.arm(b"INSERT INTO runs", b"lostclaim")
+        answer_lost_case(Client(srv.host, srv.port, token=tokens["lostclaim"]), proxy,
+                         "claim", time.time() - 0.5, lambda t: None)
+    finally:
+        if srv is not None:
+            srv.cleanup()
+        proxy.close()
+
+
 @S.test(timeout=60)
 def scheduler_killed():
     cl = client()
@@ -338,7 +411,7 @@ def main():
         pg.start()
         rb.start()
         store, queue = pg.url, rb.url
-        env["queue"] = queue
+        env["queue"], env["store"] = queue, store
         api = node("api", "--store", store, "--queue", queue)
         nodes.append(api)
         rc, out, err = run_cli(["token", "create", "--store", store, "--namespace", "default",

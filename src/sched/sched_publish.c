@@ -1,0 +1,183 @@
+/*
+ * sched_publish.c - job messages out to the queue: the publish of a batch
+ * of runs DISPATCHED in the store (after the timer thread's mark, or a
+ * claim that recorded them dispatched), giving back to the store what
+ * could not be published, reading back a write whose outcome is unknown
+ * before its runs are published, and the releaser thread, which publishes
+ * the runs marked ahead of their time (premark_us) when it comes.
+ */
+#include "sched/sched_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "core/log.h"
+#include "model/run.h"
+
+/* (sched_internal.h) A message that was sent but not confirmed may still
+ * arrive: its run then starts from SCHEDULED's successor or is refused as
+ * a late start (sched_events.c). */
+void sked_sched_publish(sked_sched *s, sked_run_rec *const *runs, const char *const *specs,
+                        size_t n)
+{
+    sked_message *msgs = calloc(n ? n : 1, sizeof *msgs);
+    size_t *msg_of = malloc((n ? n : 1) * sizeof *msg_of), nm = 0;
+    if (msgs == NULL || msg_of == NULL)
+        abort();
+    for (size_t i = 0; i < n; i++) {
+        sked_run_rec *r = runs[i];
+        sked_sched_count_status(r->queue, r->status);
+        size_t len = 0;
+        char *body = sked_job_message(r, specs[i], &len);
+        if (body == NULL) {
+            sked_log(SKED_LOG_ERROR, "cannot encode a job; the sweep will retry", "run", r->id, NULL);
+            continue;
+        }
+        msgs[nm] = (sked_message){.queue = r->queue, .body = body, .len = len};
+        msg_of[nm++] = i;
+    }
+    sked_err perr = {0};
+    sked_queue_publish_batch(s->cfg.queue, msgs, nm, &perr);
+    sked_run_change *back = calloc(nm ? nm : 1, sizeof *back);
+    size_t nb = 0;
+    for (size_t k = 0; k < nm; k++) {
+        sked_run_rec *r = runs[msg_of[k]];
+        free((void *)msgs[k].body);
+        if (msgs[k].result == 0) {
+            sked_log(SKED_LOG_DEBUG, "run dispatched", "run", r->id, "task", r->task_id,
+                     "queue", r->queue, NULL);
+            continue;
+        }
+        sked_log(SKED_LOG_ERROR, "publish failed; the run goes back to be claimed again",
+                 "run", r->id, "error", perr.msg, NULL);
+        int attempt = r->attempt;
+        r->error = NULL;
+        sked_sched_lose(r, NULL, sked_clock_wall_now(), "");
+        back[nb++] = (sked_run_change){.rec = r, .attempt = attempt,
+                                       .from = SKED_RUN_BIT(SKED_RUN_DISPATCHED)};
+    }
+    sked_err berr = {0};
+    if (nb > 0 && sked_store_run_update(s->cfg.store, back, nb, &berr) < 0)
+        sked_log(SKED_LOG_ERROR, "cannot give unpublished runs back; the sweep will",
+                 "error", berr.msg, NULL);
+    if (nb > 0)
+        sked_sched_wake(s);
+    free(back);
+    free(msgs);
+    free(msg_of);
+}
+
+/* (sched_internal.h) Waits for the store as long as it takes: nothing
+ * can be marked or claimed without it anyway. */
+int sked_sched_read_back(sked_sched *s, const sked_run_rec *const *recs, size_t n,
+                         int *applied)
+{
+    const char **ids = malloc((n ? n : 1) * sizeof *ids);
+    sked_run_rec *got = calloc(n ? n : 1, sizeof *got);
+    int *found = calloc(n ? n : 1, sizeof *found);
+    if (ids == NULL || got == NULL || found == NULL)
+        abort();
+    for (size_t k = 0; k < n; k++)
+        ids[k] = recs[k]->id;
+    int64_t pause = 50 * SKED_USEC_PER_MSEC;
+    sked_err err = {0};
+    int rc = 0;
+    while (n > 0 && sked_store_run_get_many(s->cfg.store, ids, n, got, found, &err) < 0) {
+        if (sked_sched_stopping(s)) {
+            rc = -1;
+            n = 0;
+            break;
+        }
+        struct timespec ts = {.tv_sec = pause / SKED_USEC_PER_SEC,
+                              .tv_nsec = pause % SKED_USEC_PER_SEC * 1000};
+        nanosleep(&ts, NULL);
+        if (pause < SKED_USEC_PER_SEC)
+            pause *= 2;
+    }
+    size_t yes = 0;
+    for (size_t k = 0; k < n; k++) {
+        const sked_run_rec *want = recs[k], *r = &got[k];
+        applied[k] = found[k] && r->status == want->status && r->attempt == want->attempt &&
+                     r->dispatched_at == want->dispatched_at &&
+                     r->finished_at == want->finished_at;
+        yes += (size_t)applied[k];
+        if (found[k])
+            sked_run_rec_deinit(&got[k]);
+    }
+    if (rc == 0) {
+        char v[2][24];
+        snprintf(v[0], sizeof v[0], "%zu", yes);
+        snprintf(v[1], sizeof v[1], "%zu", n - yes);
+        sked_log(SKED_LOG_WARN, "runs read back after a failed write", "applied", v[0],
+                 "not_applied", v[1], NULL);
+    }
+    free(ids);
+    free(got);
+    free(found);
+    return rc;
+}
+
+/* Publish ready[0..n) (taken over) and free them.  What was marked ahead
+ * may have changed since - canceled, its task paused or deleted, through
+ * any api - so they are read again, in one round trip, and only those
+ * still DISPATCHED on the marked attempt go out.  If the read fails they
+ * all go: a start the store no longer wants is refused and stopped
+ * (sched_events.c), as for a cancel just after a publish. */
+static void publish_ready(sked_sched *s, due_run *ready, size_t n)
+{
+    sked_run_rec **pub = calloc(n ? n : 1, sizeof *pub);
+    const char **pub_spec = calloc(n ? n : 1, sizeof *pub_spec);
+    const char **ids = calloc(n ? n : 1, sizeof *ids);
+    sked_run_rec *now = calloc(n ? n : 1, sizeof *now);
+    int *found = calloc(n ? n : 1, sizeof *found);
+    if (pub == NULL || pub_spec == NULL || ids == NULL || now == NULL || found == NULL)
+        abort();
+    for (size_t i = 0; i < n; i++)
+        ids[i] = ready[i].rec.id;
+    sked_err err = {0};
+    int read = sked_store_run_get_many(s->cfg.store, ids, n, now, found, &err) == 0;
+    size_t np = 0;
+    for (size_t i = 0; i < n; i++) {
+        sked_run_rec *r = &ready[i].rec;
+        int still = !read || (found[i] && now[i].status == SKED_RUN_DISPATCHED &&
+                              now[i].attempt == r->attempt);
+        if (read && found[i])
+            sked_run_rec_deinit(&now[i]);
+        if (!still) {
+            sked_log(SKED_LOG_INFO, "run not published: changed since it was marked", "run",
+                     r->id, "task", r->task_id, NULL);
+            continue;
+        }
+        pub[np] = r;
+        pub_spec[np++] = ready[i].spec;
+    }
+    sked_sched_publish(s, pub, pub_spec, np);
+    for (size_t i = 0; i < n; i++)
+        sked_sched_due_free(&ready[i]);
+    free(pub);
+    free(pub_spec);
+    free(ids);
+    free(now);
+    free(found);
+}
+
+void *sked_sched_releaser_main(void *arg)
+{
+    sked_sched *s = arg;
+    due_run *batch = malloc(SKED_SCHED_BATCH_MAX * sizeof *batch);
+    if (batch == NULL)
+        abort();
+    pthread_mutex_lock(&s->mu);
+    while (!s->stop) {
+        size_t n = sked_sched_take_due(s, s->ready, &s->nready, &s->ready_cond, batch);
+        if (n == 0)
+            continue;
+        pthread_mutex_unlock(&s->mu);
+        publish_ready(s, batch, n);
+        pthread_mutex_lock(&s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    free(batch);
+    return NULL;
+}
