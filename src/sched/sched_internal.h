@@ -114,8 +114,10 @@ void sked_sched_publish(sked_sched *s, sked_run_rec *const *runs, const char *co
  * would wait unpublished for its dispatch lease, a minute.  So they are
  * read back: applied[i] = 1 when run i holds what was written - the
  * status on the same attempt, with the same dispatched_at and finished_at
- * (microseconds no other writer chose).  0, or -1 when the scheduler
- * stops first (applied is then not set). */
+ * (the clock's microseconds at the write: no other writer chose them.
+ * Runs marked ahead have their due time as dispatched_at, but only in
+ * embedded mode, whose SQLite failures are never in doubt).  0, or -1
+ * when the scheduler stops first (applied is then not set). */
 int sked_sched_read_back(sked_sched *s, const sked_run_rec *const *recs, size_t n,
                          int *applied);
 

@@ -83,17 +83,21 @@ int sked_sched_read_back(sked_sched *s, const sked_run_rec *const *recs, size_t 
     int64_t pause = 50 * SKED_USEC_PER_MSEC;
     sked_err err = {0};
     int rc = 0;
-    while (n > 0 && sked_store_run_get_many(s->cfg.store, ids, n, got, found, &err) < 0) {
+    for (int tries = 0;
+         n > 0 && sked_store_run_get_many(s->cfg.store, ids, n, got, found, &err) < 0;
+         tries++) {
         if (sked_sched_stopping(s)) {
             rc = -1;
             n = 0;
             break;
         }
+        if (tries == 0)
+            sked_log(SKED_LOG_WARN, "cannot read runs back yet; retrying until the store answers",
+                     "error", err.msg, NULL);
         struct timespec ts = {.tv_sec = pause / SKED_USEC_PER_SEC,
                               .tv_nsec = pause % SKED_USEC_PER_SEC * 1000};
         nanosleep(&ts, NULL);
-        if (pause < SKED_USEC_PER_SEC)
-            pause *= 2;
+        pause = pause * 2 < SKED_USEC_PER_SEC ? pause * 2 : SKED_USEC_PER_SEC;
     }
     size_t yes = 0;
     for (size_t k = 0; k < n; k++) {

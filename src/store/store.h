@@ -236,11 +236,11 @@ typedef struct sked_claim {
                                        (once these are published)         */
     /* out: the occurrences recorded DISPATCHED (sked_occurrence.dispatch)
      * that were new, as stored, with their tasks' specs: publish them now.
-     * Never also in runs.  On error a backend whose COMMIT can fail with
-     * its outcome unknown (PostgreSQL: the connection lost during it)
-     * leaves here the runs the claim would have recorded dispatched: the
-     * caller reads them back and publishes those the store has as they
-     * are here. */
+     * Never also in runs.  On an error that leaves the outcome unknown
+     * (SKED_EUNAVAIL from PostgreSQL when the connection broke during the
+     * COMMIT) they are here too, as the claim would have recorded them:
+     * the caller reads them back and publishes those the store has so.
+     * SQLite's failures are never in doubt. */
     sked_run_rec *dispatched;
     char **dispatched_specs;
     size_t ndispatched;

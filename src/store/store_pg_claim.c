@@ -129,6 +129,8 @@ typedef struct claim_job {
     sked_run_rec *disp;                 /* out: recorded dispatched */
     char **disp_specs;
     size_t ndisp;
+    int done;                           /* the last run of claim_fn got
+                                           as far as its COMMIT */
 } claim_job;
 
 /* The lease of a run claimed now (see CLAIM_LEASE). */
@@ -343,6 +345,7 @@ static int claim_fn(sked_pg_tx *tx, void *arg, sked_err *err)
         rc = lease_free(tx, a, err);
     if (rc == 0)
         rc = owned(tx, a, err);
+    a->done = rc == 0;
     return rc;
 }
 
@@ -353,12 +356,16 @@ int sked_pg_claim_due(sked_store *st, sked_claim *c, sked_err *err)
     rc = sked_pg_run(S(st), SKED_PG_WRITE, claim_fn, &a, err);
     sked_claim_list_free(&a.cand, &a.cand_specs, &a.ncand);
     if (rc != 0) {
-        /* the runs it meant to record dispatched go out all the same: a
-         * COMMIT whose answer was lost may have been applied (store.h) */
         sked_pg_runbuf_free(&a.out);
-        c->dispatched = a.disp;
-        c->dispatched_specs = a.disp_specs;
-        c->ndispatched = a.ndisp;
+        if (rc == SKED_EUNAVAIL && a.done) {
+            /* the connection broke during the COMMIT, which may have been
+             * applied: the caller reads these back (store.h) */
+            c->dispatched = a.disp;
+            c->dispatched_specs = a.disp_specs;
+            c->ndispatched = a.ndisp;
+        } else {
+            sked_claim_list_free(&a.disp, &a.disp_specs, &a.ndisp);
+        }
         return rc;
     }
     c->runs = a.out.runs;

@@ -13,9 +13,9 @@ its COMMIT, which the server (or its standby) has nevertheless applied.
 
 The proxy reads the frontend protocol from the client (the untyped startup
 messages, then type byte + length messages) and relays the server's bytes
-unread.  A transaction is what a client sends from a simple-query BEGIN to
-a simple-query COMMIT, which is how libpq users such as sked's store send
-them.  The server must not use TLS (the test servers do not).
+unread.  A transaction is what a client sends from a simple query that
+begins with BEGIN to one that ends with COMMIT, which is how libpq users
+such as sked's store send them.  The server must not use TLS (the test servers do not).
 """
 import socket
 import struct
@@ -62,6 +62,10 @@ class CommitAnswerLost:
 
     def close(self):
         self.closed = True
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)   # ends the accept()
+        except OSError:
+            pass
         self.listener.close()
 
     # -- the proxy ------------------------------------------------------------
@@ -120,8 +124,10 @@ class CommitAnswerLost:
                     return self._shut(conn)
                 with self.lock:
                     armed = self.armed
-                query = body.rstrip(b"\0").strip().upper() if kind == b"Q" else b""
-                if query == b"BEGIN":
+                # a simple query's statements ("NOTIFY ...; COMMIT" too)
+                query = [q.strip() for q in body.rstrip(b"\0").upper().split(b";")
+                         if q.strip()] if kind == b"Q" else []
+                if query[:1] == [b"BEGIN"]:
                     seen = False
                 if kind == b"P":         # Parse: name, SQL, ...
                     name, _, rest = body.partition(b"\0")
@@ -130,7 +136,7 @@ class CommitAnswerLost:
                     name = body.partition(b"\0")[2].partition(b"\0")[0]
                     seen = seen or (armed[0] in sqls.get(name, b"") and armed[1] in body)
                 ours = False
-                if query.startswith(b"COMMIT") and seen:
+                if query[-1:] == [b"COMMIT"] and seen:
                     with self.lock:
                         ours = armed is not None and self.armed is armed
                         if ours:
