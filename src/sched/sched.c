@@ -1,6 +1,6 @@
 /*
  * sched.c - the scheduler: its claimer and listener threads, and starting
- * and stopping all four (sched_internal.h lists them).
+ * and stopping them all (sched_internal.h lists them).
  *
  * The claimer claims what is due within the look-ahead window when the
  * window has moved on (every half window) or when woken (a task changed
@@ -24,6 +24,9 @@
 #include "sched/policy.h"
 
 #define SWEEP_EVERY (2 * SKED_USEC_PER_SEC)
+/* After the store failed the claimer, expired DISPATCHED runs wait this
+ * long before the sweep takes them (see sweep). */
+#define SWEEP_SETTLE (3 * SKED_USEC_PER_SEC)
 
 void sked_sched_count_status(const char *queue, sked_run_status st)
 {
@@ -119,7 +122,8 @@ static int claim(sked_sched *s, sked_walltime now)
                     .limit = s->cfg.claim_limit, .lease_us = s->cfg.lease_us,
                     .advance = sked_policy_advance, .ctx = &pc,
                     .exclude = exp, .nexclude = nex,
-                    .dispatch_lease_us = s->cfg.dispatch_lease_us,
+                    .dispatch_lease_us = s->short_leases ? s->cfg.lease_us
+                                                         : s->cfg.dispatch_lease_us,
                     /* embedded: what a lost claim held is claimed again */
                     .may_lose = s->cfg.recover_all_on_start};
     sked_err err = {0};
@@ -128,6 +132,7 @@ static int claim(sked_sched *s, sked_walltime now)
     free(ex);
     if (rc < 0) {
         sked_log(SKED_LOG_ERROR, "claim failed", "error", err.msg, NULL);
+        s->store_failed_at = now;
         publish_claimed(s, &c, 1);
         sked_claim_deinit(&c);
         return 0;
@@ -162,8 +167,14 @@ static void sweep(sked_sched *s, sked_walltime now, sked_walltime expired_before
     sked_err err = {0};
     if (sked_store_sweep_expired(s->cfg.store, expired_before, 1000, &c, &err) < 0) {
         sked_log(SKED_LOG_ERROR, "sweep failed", "error", err.msg, NULL);
+        s->store_failed_at = now;
         return;
     }
+    /* Short leases (sched_lease.c) that ran out while the store was away
+     * may belong to runs their live scheduler did publish, and whose
+     * extension (or started event) could not be written meanwhile: they
+     * are given a few seconds of store to catch up before they count. */
+    int settled = !s->short_leases || now - s->store_failed_at >= SWEEP_SETTLE;
     int64_t deleted = 0;
     sked_store_run_prune(s->cfg.store, now - s->cfg.retention_age_us,
                          s->cfg.retention_keep, 1000, &deleted, &err);
@@ -173,21 +184,26 @@ static void sweep(sked_sched *s, sked_walltime now, sked_walltime expired_before
     }
     sked_run_rec *recs = calloc(c.nruns, sizeof *recs);
     sked_run_change *ch = calloc(c.nruns, sizeof *ch);
+    size_t nch = 0;
     for (size_t i = 0; i < c.nruns; i++) {
-        sked_run_rec *r = &recs[i];
+        if (c.runs[i].status == SKED_RUN_DISPATCHED && !settled)
+            continue;
+        sked_run_rec *r = &recs[nch];
         *r = c.runs[i];
         r->error = r->output = NULL;
         int was = r->status;
         sked_sched_lose(r, c.specs[i], now, "worker lost: no heartbeat before the lease expired");
-        ch[i] = (sked_run_change){.rec = r, .attempt = c.runs[i].attempt,
-                                  .from = SKED_RUN_BIT(was)};
+        ch[nch++] = (sked_run_change){.rec = r, .attempt = c.runs[i].attempt,
+                                      .from = SKED_RUN_BIT(was)};
         sked_sched_forget_run(s, r->id);
         sked_log(SKED_LOG_WARN, was == SKED_RUN_DISPATCHED ? "run republished" : "run lost its worker",
                  "run", r->id, "task", r->task_id, NULL);
     }
-    if (sked_store_run_update(s->cfg.store, ch, c.nruns, &err) < 0)
+    if (nch > 0 && sked_store_run_update(s->cfg.store, ch, nch, &err) < 0)
         sked_log(SKED_LOG_ERROR, "sweep update failed", "error", err.msg, NULL);
-    for (size_t i = 0; i < c.nruns; i++)
+    else if (nch > 0)
+        sked_sched_wake(s); /* claim what went back to SCHEDULED now */
+    for (size_t i = 0; i < nch; i++)
         free(recs[i].error);
     free(ch);
     free(recs);
@@ -296,6 +312,7 @@ static void stop_threads(sked_sched *s, int timer, int releaser, int claimer, in
     pthread_cond_broadcast(&s->cond);
     pthread_cond_broadcast(&s->claim_cond);
     pthread_cond_broadcast(&s->ready_cond);
+    pthread_cond_broadcast(&s->lease_cond);
     pthread_mutex_unlock(&s->mu);
     sked_queue_consumer_wake(s->consumer);
     if (listener)
@@ -306,6 +323,8 @@ static void stop_threads(sked_sched *s, int timer, int releaser, int claimer, in
         pthread_join(s->timer, NULL);
     if (releaser)
         pthread_join(s->releaser, NULL);
+    if (s->leasing)
+        pthread_join(s->leaser, NULL);
     pthread_join(s->events, NULL);
     sked_queue_consumer_close(s->consumer);
 }
@@ -330,6 +349,7 @@ int sked_sched_start(const sked_sched_config *cfg, sked_sched **out, sked_err *e
     if (!s->cfg.claim_limit) s->cfg.claim_limit = 1000;
     if (!s->cfg.retention_age_us) s->cfg.retention_age_us = INT64_C(7) * 86400 * SKED_USEC_PER_SEC;
     if (!s->cfg.retention_keep) s->cfg.retention_keep = 1000;
+    s->short_leases = !s->cfg.recover_all_on_start;
     sked_metrics *m = sked_metrics_default();
     s->lag = sked_histogram_get(m, "sked_run_start_lag_seconds",
                                 "Start lag: the worker's start minus scheduled_at.",
@@ -346,6 +366,7 @@ int sked_sched_start(const sked_sched_config *cfg, sked_sched **out, sked_err *e
     pthread_cond_init(&s->cond, NULL); /* CLOCK_REALTIME by default */
     pthread_cond_init(&s->claim_cond, NULL);
     pthread_cond_init(&s->ready_cond, NULL);
+    pthread_cond_init(&s->lease_cond, NULL);
     if (sked_queue_consumer_open(cfg->queue, SKED_EVENTS_QUEUE, 1000, &s->consumer, err) < 0)
         goto fail;
     if (pthread_create(&s->events, NULL, sked_sched_events_main, s) != 0) {
@@ -358,7 +379,9 @@ int sked_sched_start(const sked_sched_config *cfg, sked_sched **out, sked_err *e
     int want = s->cfg.premark_us > 0;
     s->releasing = t && want &&
                    pthread_create(&s->releaser, NULL, sked_sched_releaser_main, s) == 0;
-    int r = t && (!want || s->releasing);
+    s->leasing = t && s->short_leases &&
+                 pthread_create(&s->leaser, NULL, sked_sched_leases_main, s) == 0;
+    int r = t && (!want || s->releasing) && (!s->short_leases || s->leasing);
     int c = r && pthread_create(&s->claimer, NULL, claimer_main, s) == 0;
     int l = c && pthread_create(&s->listener, NULL, listener_main, s) == 0;
     if (!l) {
@@ -373,6 +396,7 @@ fail:
     pthread_cond_destroy(&s->cond);
     pthread_cond_destroy(&s->claim_cond);
     pthread_cond_destroy(&s->ready_cond);
+    pthread_cond_destroy(&s->lease_cond);
     free(s);
     return err ? err->code : SKED_EINTERNAL;
 }
@@ -383,9 +407,11 @@ void sked_sched_stop(sked_sched *s)
         return;
     stop_threads(s, 1, s->releasing, 1, 1);
     sked_sched_heap_free(s);
+    sked_sched_leases_free(s);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cond);
     pthread_cond_destroy(&s->claim_cond);
     pthread_cond_destroy(&s->ready_cond);
+    pthread_cond_destroy(&s->lease_cond);
     free(s);
 }

@@ -3,10 +3,13 @@
  * them in a timer heap, publishes each to its queue when due, and writes
  * the workers' started/finished/heartbeat events back to the store.
  *
- * Threads: one timer thread (claim, dispatch, sweep; sleeps until the
- * earliest due run on an absolute CLOCK_REALTIME deadline, or until woken)
- * and one events thread (consumes the "sked.events" queue in batches).
- * Never publishes a run before its due_at (>= scheduled_at).
+ * Threads (sched_internal.h): a claimer (claims, sweeps, retention), a
+ * timer (sleeps until the earliest due run on an absolute CLOCK_REALTIME
+ * deadline, or until woken, and dispatches), a listener (the store's
+ * wake-ups), an events thread (consumes the "sked.events" queue in
+ * batches), and a releaser (premark_us) or a lease thread (short leases,
+ * when other schedulers share the store).  Never publishes a run before
+ * its due_at (>= scheduled_at).
  */
 #ifndef SKED_SCHED_H
 #define SKED_SCHED_H
@@ -59,7 +62,7 @@ void sked_sched_wake(sked_sched *s);
  * it for the overlap policy.  Thread-safe, idempotent. */
 void sked_sched_forget_run(sked_sched *s, const char *run_id);
 
-/* Stop both threads (runs in the heap stay SCHEDULED and leased: another
+/* Stop the threads (runs in the heap stay SCHEDULED and leased: another
  * scheduler, or this one restarted, takes them over) and free. */
 void sked_sched_stop(sked_sched *s);
 

@@ -29,6 +29,14 @@ One deployment for the whole file: `sked api`, three `sked scheduler`
   PostgreSQL dies during it (a proxy in front of the server, pgfault.py):
   the scheduler reads the run back, finds it as written and publishes it
   at once - not after the run's dispatch lease, a minute later.
+- backlog_published_once: a run of a queue no worker takes stays
+  dispatched past its short lease (its scheduler confirmed the publish and
+  gave it the dispatch lease): when a worker comes it runs once.
+- scheduler_killed_after_mark: SIGKILL a scheduler whose mark of a run is
+  committed but not yet answered (the proxy holds the answer): the run is
+  DISPATCHED and was never published.  Its short lease (5 s past its due
+  time) runs out and another scheduler's sweep publishes it: it starts
+  within 10 s of its time, once (the sink counts its requests).
 - scheduler_killed: SIGKILL one scheduler while 30 every-second tasks run:
   every second of every task still gets exactly one run, each started
   within 10 s of its time (a dead scheduler's claims are taken over when
@@ -78,12 +86,14 @@ def runs_of(cl, task_id):
 
 
 class Sink(http.server.ThreadingHTTPServer):
-    """Counts X-Sked-Run-Id headers of the POSTs it gets."""
+    """Counts X-Sked-Run-Id headers of the POSTs it gets (and when each
+    first came)."""
     daemon_threads = True
     request_queue_size = 1024    # bursts of hundreds of connections
 
     def __init__(self):
         self.seen = {}
+        self.first = {}
         self.lock = threading.Lock()
         super().__init__(("127.0.0.1", 0), SinkHandler)
         threading.Thread(target=self.serve_forever, daemon=True).start()
@@ -99,6 +109,7 @@ class SinkHandler(http.server.BaseHTTPRequestHandler):
         rid = self.headers.get("X-Sked-Run-Id") or ""
         with self.server.lock:
             self.server.seen[rid] = self.server.seen.get(rid, 0) + 1
+            self.server.first.setdefault(rid, time.time())
         self.send_response(204)
         self.send_header("Content-Length", "0")
         self.end_headers()
@@ -328,28 +339,39 @@ def answer_lost_case(cl, proxy, name, at, arm):
     print("  commit_answer_lost: %s: started %.0f ms late" % (name, lag * 1e3), flush=True)
 
 
-@S.test(timeout=60)
-def commit_answer_lost():
-    # its own database and one `sked server` on it, through the proxy: the
-    # deployment's schedulers must not claim these tasks
+def fault_db(name):
+    """A new database `name` on the test PostgreSQL, and a CommitAnswerLost
+    proxy in front of that server: (its URL direct, its URL through the
+    proxy, the proxy).  Its own database, so that the deployment's
+    schedulers claim nothing of it."""
     pg = env["store"]
     host, port = pg.split("@", 1)[1].split("/", 1)[0].rsplit(":", 1)
     psql = os.path.join(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"), "psql")
     p = subprocess.run([psql, "-X", "-q", "-h", host, "-p", port, "-U", "postgres",
-                        "-d", "postgres", "-c", "CREATE DATABASE sked_fault"],
+                        "-d", "postgres", "-c", "CREATE DATABASE " + name],
                        capture_output=True, text=True, timeout=30)
-    S.check(p.returncode == 0, "CREATE DATABASE: %s" % p.stderr.strip())
+    if p.returncode != 0:
+        raise AssertionError("CREATE DATABASE %s: %s" % (name, p.stderr.strip()))
     proxy = CommitAnswerLost(host, int(port))
+    return pg.rsplit("/", 1)[0] + "/" + name, proxy.url(pg, name), proxy
+
+
+def admin_token(store, ns="default"):
+    rc, out, err = run_cli(["token", "create", "--store", store, "--namespace", ns,
+                            "--role", "admin"])
+    if rc != 0:
+        raise AssertionError("token create: " + err)
+    return out.strip()
+
+
+@S.test(timeout=60)
+def commit_answer_lost():
+    # one `sked server` on its own database, through the proxy
+    _, url, proxy = fault_db("sked_fault")
     srv = None
     try:
-        url = proxy.url(pg, "sked_fault")
         srv = node("server", "--store", url, "--queue", "mem:")
-        tokens = {}
-        for ns in ("default", "lostclaim"):
-            rc, out, err = run_cli(["token", "create", "--store", url, "--namespace", ns,
-                                    "--role", "admin"])
-            S.check(rc == 0, "token create: " + err)
-            tokens[ns] = out.strip()
+        tokens = {ns: admin_token(url, ns) for ns in ("default", "lostclaim")}
         cl = Client(srv.host, srv.port, token=tokens["default"])
 
         def arm_mark(t):
@@ -369,6 +391,85 @@ def commit_answer_lost():
         if srv is not None:
             srv.cleanup()
         proxy.close()
+
+
+@S.test(timeout=60)
+def backlog_published_once():
+    sink = Sink()
+    cl = client()
+    at = time.time() + 1.0
+    t = must(cl.post("/v1/tasks", {
+        "schedule": {"at": format_time(at)}, "queue": "backlog",
+        "target": {"type": "http", "url": "http://127.0.0.1:%d/hit" % sink.server_address[1],
+                   "method": "POST", "body": "x"}}), 201, "create")
+
+    def dispatched():
+        rs = runs_of(cl, t["id"])
+        return rs if rs and rs[0]["status"] == "dispatched" else None
+    rs = wait_until(dispatched, 5.0, 0.1)
+    S.check(rs is not None, "the run is dispatched: %r" % (runs_of(cl, t["id"]),))
+    first = rs[0] if rs else {}
+    # past its short lease (5 s) and a sweep or two: still the same dispatch
+    time.sleep(max(at + 9.0 - time.time(), 0))
+    rs = runs_of(cl, t["id"])
+    S.eq([(r["status"], r["attempt"], r.get("dispatched_at")) for r in rs],
+         [("dispatched", 1, first.get("dispatched_at"))], "the run, waiting in its queue")
+    w = node("worker", "--queue", env["queue"], "--name", "wb", "--queues", "backlog")
+    try:
+        def final():
+            got = runs_of(cl, t["id"])
+            return got if got and got[0]["status"] in FINAL else None
+        rs = wait_until(final, 15.0, 0.1) or runs_of(cl, t["id"])
+        time.sleep(1.0)          # a second copy in the queue would be run by now
+        S.eq([(r["status"], r["attempt"]) for r in rs], [("succeeded", 1)], "the run, once run")
+        S.eq(sink.seen.get(rs[0]["id"] if rs else "", 0), 1, "requests of the run")
+    finally:
+        w.cleanup()
+        sink.shutdown()
+
+
+@S.test(timeout=60)
+def scheduler_killed_after_mark():
+    direct, via, proxy = fault_db("sked_fault2")
+    sink = Sink()
+    nodes = []
+    try:
+        queue = env["queue"]
+        api = node("api", "--store", direct, "--queue", queue)
+        nodes.append(api)
+        cl = Client(api.host, api.port, token=admin_token(direct))
+        nodes.append(node("scheduler", "--store", via, "--queue", queue, "--name", "fa"))
+        at = time.time() + 4.0
+        t = must(cl.post("/v1/tasks", {
+            "schedule": {"at": format_time(at)},
+            "target": {"type": "http", "url": "http://127.0.0.1:%d/hit" % sink.server_address[1],
+                       "method": "POST", "body": "x"}}), 201, "create")
+        rs = wait_until(lambda: runs_of(cl, t["id"]), 3.5, 0.05)
+        S.check(rs and rs[0]["status"] == "scheduled" and time.time() < at - 0.3,
+                "the run is claimed well before its time: %r" % (rs,))
+        run_id = rs[0]["id"]
+        proxy.arm(b"UPDATE runs", run_id.encode(), hold=True)
+        S.check(proxy.held.wait(max(at + 3.0 - time.time(), 0.1)),
+                "the mark of the run was committed (and its answer held)")
+        nodes[1].kill()
+        t_kill = time.time()
+        # the only other scheduler starts after the kill: the run is its
+        # to find, DISPATCHED and never published
+        nodes.append(node("scheduler", "--store", direct, "--queue", queue, "--name", "fb"))
+        first = wait_until(lambda: sink.first.get(run_id), at + 12.0 - time.time(), 0.1)
+        time.sleep(1.0)          # a second copy would come about now
+        S.check(first is not None, "the run started (killed %.1f s after its time)"
+                % (t_kill - at))
+        S.eq(sink.seen.get(run_id, 0), 1, "requests of the run")
+        if first is not None:
+            S.check(first - at < 10.0, "started within 10 s of its time: %.3f s" % (first - at))
+            print("  scheduler_killed_after_mark: started %.2f s after its time" % (first - at),
+                  flush=True)
+    finally:
+        for n in nodes:
+            n.cleanup()
+        proxy.close()
+        sink.shutdown()
 
 
 @S.test(timeout=60)
