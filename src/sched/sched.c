@@ -24,9 +24,6 @@
 #include "sched/policy.h"
 
 #define SWEEP_EVERY (2 * SKED_USEC_PER_SEC)
-/* After the store failed the claimer, expired DISPATCHED runs wait this
- * long before the sweep takes them (see sweep). */
-#define SWEEP_SETTLE (3 * SKED_USEC_PER_SEC)
 
 void sked_sched_count_status(const char *queue, sked_run_status st)
 {
@@ -122,8 +119,7 @@ static int claim(sked_sched *s, sked_walltime now)
                     .limit = s->cfg.claim_limit, .lease_us = s->cfg.lease_us,
                     .advance = sked_policy_advance, .ctx = &pc,
                     .exclude = exp, .nexclude = nex,
-                    .dispatch_lease_us = s->short_leases ? s->cfg.lease_us
-                                                         : s->cfg.dispatch_lease_us,
+                    .dispatch_lease_us = s->cfg.dispatch_lease_us,
                     /* embedded: what a lost claim held is claimed again */
                     .may_lose = s->cfg.recover_all_on_start};
     sked_err err = {0};
@@ -132,7 +128,6 @@ static int claim(sked_sched *s, sked_walltime now)
     free(ex);
     if (rc < 0) {
         sked_log(SKED_LOG_ERROR, "claim failed", "error", err.msg, NULL);
-        s->store_failed_at = now;
         publish_claimed(s, &c, 1);
         sked_claim_deinit(&c);
         return 0;
@@ -167,14 +162,8 @@ static void sweep(sked_sched *s, sked_walltime now, sked_walltime expired_before
     sked_err err = {0};
     if (sked_store_sweep_expired(s->cfg.store, expired_before, 1000, &c, &err) < 0) {
         sked_log(SKED_LOG_ERROR, "sweep failed", "error", err.msg, NULL);
-        s->store_failed_at = now;
         return;
     }
-    /* Short leases (sched_lease.c) that ran out while the store was away
-     * may belong to runs their live scheduler did publish, and whose
-     * extension (or started event) could not be written meanwhile: they
-     * are given a few seconds of store to catch up before they count. */
-    int settled = !s->short_leases || now - s->store_failed_at >= SWEEP_SETTLE;
     int64_t deleted = 0;
     sked_store_run_prune(s->cfg.store, now - s->cfg.retention_age_us,
                          s->cfg.retention_keep, 1000, &deleted, &err);
@@ -184,26 +173,23 @@ static void sweep(sked_sched *s, sked_walltime now, sked_walltime expired_before
     }
     sked_run_rec *recs = calloc(c.nruns, sizeof *recs);
     sked_run_change *ch = calloc(c.nruns, sizeof *ch);
-    size_t nch = 0;
     for (size_t i = 0; i < c.nruns; i++) {
-        if (c.runs[i].status == SKED_RUN_DISPATCHED && !settled)
-            continue;
-        sked_run_rec *r = &recs[nch];
+        sked_run_rec *r = &recs[i];
         *r = c.runs[i];
         r->error = r->output = NULL;
         int was = r->status;
         sked_sched_lose(r, c.specs[i], now, "worker lost: no heartbeat before the lease expired");
-        ch[nch++] = (sked_run_change){.rec = r, .attempt = c.runs[i].attempt,
-                                      .from = SKED_RUN_BIT(was)};
+        ch[i] = (sked_run_change){.rec = r, .attempt = c.runs[i].attempt,
+                                  .from = SKED_RUN_BIT(was)};
         sked_sched_forget_run(s, r->id);
         sked_log(SKED_LOG_WARN, was == SKED_RUN_DISPATCHED ? "run republished" : "run lost its worker",
                  "run", r->id, "task", r->task_id, NULL);
     }
-    if (nch > 0 && sked_store_run_update(s->cfg.store, ch, nch, &err) < 0)
+    if (sked_store_run_update(s->cfg.store, ch, c.nruns, &err) < 0)
         sked_log(SKED_LOG_ERROR, "sweep update failed", "error", err.msg, NULL);
-    else if (nch > 0)
+    else
         sked_sched_wake(s); /* claim what went back to SCHEDULED now */
-    for (size_t i = 0; i < nch; i++)
+    for (size_t i = 0; i < c.nruns; i++)
         free(recs[i].error);
     free(ch);
     free(recs);
@@ -312,7 +298,6 @@ static void stop_threads(sked_sched *s, int timer, int releaser, int claimer, in
     pthread_cond_broadcast(&s->cond);
     pthread_cond_broadcast(&s->claim_cond);
     pthread_cond_broadcast(&s->ready_cond);
-    pthread_cond_broadcast(&s->lease_cond);
     pthread_mutex_unlock(&s->mu);
     sked_queue_consumer_wake(s->consumer);
     if (listener)
@@ -323,8 +308,6 @@ static void stop_threads(sked_sched *s, int timer, int releaser, int claimer, in
         pthread_join(s->timer, NULL);
     if (releaser)
         pthread_join(s->releaser, NULL);
-    if (s->leasing)
-        pthread_join(s->leaser, NULL);
     pthread_join(s->events, NULL);
     sked_queue_consumer_close(s->consumer);
 }
@@ -349,7 +332,6 @@ int sked_sched_start(const sked_sched_config *cfg, sked_sched **out, sked_err *e
     if (!s->cfg.claim_limit) s->cfg.claim_limit = 1000;
     if (!s->cfg.retention_age_us) s->cfg.retention_age_us = INT64_C(7) * 86400 * SKED_USEC_PER_SEC;
     if (!s->cfg.retention_keep) s->cfg.retention_keep = 1000;
-    s->short_leases = !s->cfg.recover_all_on_start;
     sked_metrics *m = sked_metrics_default();
     s->lag = sked_histogram_get(m, "sked_run_start_lag_seconds",
                                 "Start lag: the worker's start minus scheduled_at.",
@@ -366,7 +348,6 @@ int sked_sched_start(const sked_sched_config *cfg, sked_sched **out, sked_err *e
     pthread_cond_init(&s->cond, NULL); /* CLOCK_REALTIME by default */
     pthread_cond_init(&s->claim_cond, NULL);
     pthread_cond_init(&s->ready_cond, NULL);
-    pthread_cond_init(&s->lease_cond, NULL);
     if (sked_queue_consumer_open(cfg->queue, SKED_EVENTS_QUEUE, 1000, &s->consumer, err) < 0)
         goto fail;
     if (pthread_create(&s->events, NULL, sked_sched_events_main, s) != 0) {
@@ -379,9 +360,7 @@ int sked_sched_start(const sked_sched_config *cfg, sked_sched **out, sked_err *e
     int want = s->cfg.premark_us > 0;
     s->releasing = t && want &&
                    pthread_create(&s->releaser, NULL, sked_sched_releaser_main, s) == 0;
-    s->leasing = t && s->short_leases &&
-                 pthread_create(&s->leaser, NULL, sked_sched_leases_main, s) == 0;
-    int r = t && (!want || s->releasing) && (!s->short_leases || s->leasing);
+    int r = t && (!want || s->releasing);
     int c = r && pthread_create(&s->claimer, NULL, claimer_main, s) == 0;
     int l = c && pthread_create(&s->listener, NULL, listener_main, s) == 0;
     if (!l) {
@@ -396,7 +375,6 @@ fail:
     pthread_cond_destroy(&s->cond);
     pthread_cond_destroy(&s->claim_cond);
     pthread_cond_destroy(&s->ready_cond);
-    pthread_cond_destroy(&s->lease_cond);
     free(s);
     return err ? err->code : SKED_EINTERNAL;
 }
@@ -407,11 +385,9 @@ void sked_sched_stop(sked_sched *s)
         return;
     stop_threads(s, 1, s->releasing, 1, 1);
     sked_sched_heap_free(s);
-    sked_sched_leases_free(s);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cond);
     pthread_cond_destroy(&s->claim_cond);
     pthread_cond_destroy(&s->ready_cond);
-    pthread_cond_destroy(&s->lease_cond);
     free(s);
 }

@@ -7,8 +7,7 @@
  * timer (sleeps until the earliest due run on an absolute CLOCK_REALTIME
  * deadline, or until woken, and dispatches), a listener (the store's
  * wake-ups), an events thread (consumes the "sked.events" queue in
- * batches), and a releaser (premark_us) or a lease thread (short leases,
- * when other schedulers share the store).  Never publishes a run before
+ * batches), and with premark_us a releaser.  Never publishes a run before
  * its due_at (>= scheduled_at).
  */
 #ifndef SKED_SCHED_H

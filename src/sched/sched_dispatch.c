@@ -381,7 +381,7 @@ static void dispatch(sked_sched *s, due_run *batch, size_t n, uint64_t bno)
             recs[i].status = SKED_RUN_DISPATCHED;
             /* marked ahead: it goes out at its due time */
             recs[i].dispatched_at = d->rec.due_at > now ? d->rec.due_at : now;
-            recs[i].lease_expires_at = sked_sched_mark_lease(s, recs[i].dispatched_at);
+            recs[i].lease_expires_at = recs[i].dispatched_at + s->cfg.dispatch_lease_us;
             if (grp[i] >= 0)
                 inflight[grp[i]]++;
         }

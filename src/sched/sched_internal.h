@@ -6,8 +6,6 @@
  *                     the mark (mark-then-publish);
  *   sched_publish.c   the publish, and the releaser thread (runs marked
  *                     ahead of their time);
- *   sched_lease.c     the leases of runs marked DISPATCHED when other
- *                     schedulers share the store;
  *   sched_events.c    events thread: workers' events into the store.
  */
 #ifndef SKED_SCHED_INTERNAL_H
@@ -46,22 +44,17 @@ typedef struct waiting_run {
     struct waiting_run *next;
 } waiting_run;
 
-/* Copies of the runs of one publish in flight (sched_lease.c). */
-typedef struct sked_pub_batch sked_pub_batch;
-
 struct sked_sched {
     sked_sched_config cfg;
     char owner[SKED_OWNER_MAX + 1];
-    pthread_t claimer, timer, releaser, listener, events, leaser;
+    pthread_t claimer, timer, releaser, listener, events;
     int listening;             /* the listener thread runs               */
     pthread_mutex_t mu;
     pthread_cond_t cond;       /* timer: the heap changed, or stop        */
     pthread_cond_t claim_cond; /* claimer: wake, heap drained, or stop    */
     pthread_cond_t ready_cond; /* releaser: s->ready changed, or stop     */
-    pthread_cond_t lease_cond; /* lease thread: stop                      */
     int stop, wake;
     int releasing;             /* the releaser thread runs                */
-    int leasing;               /* the lease thread runs                   */
     int more;                  /* the last claim hit its limit            */
     sked_consumer *consumer;   /* the events queue                        */
 
@@ -77,15 +70,6 @@ struct sked_sched {
     uint64_t done_batch;       /* ... and written to the store            */
     waiting_run *waiting[256];
     size_t nwaiting;
-    /* short leases (sched_lease.c): publishes in flight, and the runs
-     * confirmed since the last flush (fresh) and before it (aged) */
-    int short_leases;
-    sked_pub_batch *publishing;
-    sked_run_rec *fresh, *aged;
-    size_t nfresh, capfresh, naged, capaged;
-    int lease_failing;         /* lease thread only: its last write failed */
-    sked_walltime store_failed_at; /* claimer only: its last claim or sweep
-                                      the store failed                    */
 
     /* metrics */
     sked_histogram *lag, *claim_seconds, *dispatch_seconds, *store_seconds;
@@ -144,23 +128,6 @@ int sked_sched_read_back(sked_sched *s, const sked_run_rec *const *recs, size_t 
  * per its task's spec (attempt + 1 at its backoff; returns 1) or FAILED.
  * r->error is malloc'ed (or NULL) before and after. */
 int sked_sched_lose(sked_run_rec *r, const char *spec, sked_walltime now, const char *why);
-
-/* sched_lease.c.  The lease a run marked (or claimed) DISPATCHED at
- * dispatched_at gets: short (lease_us) when other schedulers share the
- * store, else the dispatch lease. */
-sked_walltime sked_sched_mark_lease(const sked_sched *s, sked_walltime dispatched_at);
-/* Around a publish of runs[0..n): publishing() before (NULL when leases
- * are not short), published() after, with confirmed[i] for runs[i]; the
- * flush then renews the leases of publishes in flight and gives the
- * confirmed runs the dispatch lease.  Both take s->mu. */
-sked_pub_batch *sked_sched_publishing(sked_sched *s, sked_run_rec *const *runs, size_t n);
-void sked_sched_published(sked_sched *s, sked_pub_batch *b, sked_run_rec *const *runs,
-                          const int *confirmed, size_t n);
-/* The lease thread (when leases are short): every 500 ms, one store
- * write of renewals and extensions. */
-void *sked_sched_leases_main(void *arg);
-/* After the threads stopped. */
-void sked_sched_leases_free(sked_sched *s);
 
 /* Has sked_sched_stop begun?  Takes s->mu. */
 int sked_sched_stopping(sked_sched *s);

@@ -38,15 +38,7 @@ void sked_sched_publish(sked_sched *s, sked_run_rec *const *runs, const char *co
         msg_of[nm++] = i;
     }
     sked_err perr = {0};
-    sked_pub_batch *flight = sked_sched_publishing(s, runs, n);
     sked_queue_publish_batch(s->cfg.queue, msgs, nm, &perr);
-    int *confirmed = calloc(n ? n : 1, sizeof *confirmed);
-    if (confirmed == NULL)
-        abort();
-    for (size_t k = 0; k < nm; k++)
-        confirmed[msg_of[k]] = msgs[k].result == 0;
-    sked_sched_published(s, flight, runs, confirmed, n);
-    free(confirmed);
     sked_run_change *back = calloc(nm ? nm : 1, sizeof *back);
     size_t nb = 0;
     for (size_t k = 0; k < nm; k++) {

@@ -1,8 +1,6 @@
-"""pgfault.py - a TCP proxy in front of a real PostgreSQL that keeps the
-answer to one COMMIT from its client: the fault a client sees when the
-primary dies during its COMMIT, which the server (or its standby) has
-nevertheless applied; or, held, a client that dies right after its COMMIT
-was applied and before it could act on the answer.
+"""pgfault.py - a TCP proxy in front of a real PostgreSQL that loses the
+answer to one COMMIT: the fault a client sees when the primary dies during
+its COMMIT, which the server (or its standby) has nevertheless applied.
 
     proxy = CommitAnswerLost("127.0.0.1", 5432)
     url = proxy.url("postgres://postgres@127.0.0.1:5432/db")
@@ -10,9 +8,6 @@ was applied and before it could act on the answer.
         # the next transaction that executes a statement whose SQL holds
         # the first text with parameters that hold the second has its
         # COMMIT forwarded, then both sockets are closed without the answer
-    proxy.arm(b"UPDATE runs", b"run id", hold=True)
-        # ... the answer is dropped and the connection left open; once the
-        # server has answered (committed), proxy.held is set
     proxy.lost                # how many COMMITs lost their answer
     proxy.close()
 
@@ -43,9 +38,8 @@ class CommitAnswerLost:
     def __init__(self, host, port):
         self.upstream = (host, port)
         self.lock = threading.Lock()
-        self.armed = None            # (SQL text, parameter text, hold)
+        self.armed = None            # (SQL text, parameter text)
         self.lost = 0
-        self.held = threading.Event()
         self.listener = socket.socket()
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.listener.bind(("127.0.0.1", 0))
@@ -62,10 +56,9 @@ class CommitAnswerLost:
         path = dbname if dbname else path
         return "%s://%s%s127.0.0.1:%d/%s" % (scheme, auth, "@" if auth else "", self.port, path)
 
-    def arm(self, sql, param, hold=False):
+    def arm(self, sql, param):
         with self.lock:
-            self.armed = (sql, param, hold)
-            self.held.clear()
+            self.armed = (sql, param)
 
     def close(self):
         self.closed = True
@@ -88,22 +81,16 @@ class CommitAnswerLost:
             except OSError:
                 client.close()
                 continue
-            conn = {"client": client, "server": server, "mute": False, "hold": False}
+            conn = {"client": client, "server": server, "mute": False}
             threading.Thread(target=self._down, args=(conn,), daemon=True).start()
             threading.Thread(target=self._up, args=(conn,), daemon=True).start()
 
     def _down(self, conn):
-        """Server to client, unread; nothing once the connection is muted
-        (then closed, or held open until the client goes)."""
+        """Server to client, unread; nothing once the connection is muted."""
         try:
             while True:
                 data = conn["server"].recv(65536)
-                if not data:
-                    break
-                if conn["mute"] and conn["hold"]:
-                    self.held.set()
-                    continue
-                if conn["mute"]:
+                if not data or conn["mute"]:
                     break
                 conn["client"].sendall(data)
         except OSError:
@@ -157,12 +144,9 @@ class CommitAnswerLost:
                             self.lost += 1
                 if ours:
                     # the server commits; _down drops its answer and closes
-                    # the connection, or (hold) keeps it as it is
-                    conn["mute"], conn["hold"] = True, armed[2]
+                    conn["mute"] = True
                     server.sendall(head + body)
-                    if not armed[2]:
-                        return None
-                    continue
+                    return None
                 server.sendall(head + body)
         except OSError:
             self._shut(conn)
