@@ -1,8 +1,8 @@
 /*
  * exec_internal.h - what exec.c, exec_shell.c, exec_pool.c and exec_http.c
  * share: the executor's state, one run's state, and the small helpers
- * (output tail, deadline heap, epoll watches) that both kinds of target
- * use.
+ * (output tail, deadline heap, epoll watches: exec_parts.c) that both
+ * kinds of target use.
  *
  * Threads: fields marked (mu) are guarded by sked_exec.mu and touched by
  * any thread; everything else belongs to the executor thread alone.  A run
@@ -141,12 +141,17 @@ static inline sked_monotime exec_after(sked_monotime now, int64_t us)
 }
 
 /* exec.c */
+void exec_finish(run *r, sked_job_outcome outcome);
+
+/* exec_parts.c */
 void exec_heap_set(sked_exec *ex, run *r, sked_monotime deadline);
 void exec_heap_del(sked_exec *ex, run *r);
-void exec_finish(run *r, sked_job_outcome outcome);
 int exec_watch_add(sked_exec *ex, watch *w, uint32_t events);
 void exec_watch_close(sked_exec *ex, watch *w);
 void tail_append(tail *t, const char *p, size_t n);
+/* Hand the tail over as a NUL-terminated malloc'ed string; t is empty
+ * afterwards. */
+char *tail_take(tail *t, size_t *len);
 void tail_free(tail *t);
 void *exec_xzalloc(size_t n);
 char *exec_xstrdup(const char *s);
