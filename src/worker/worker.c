@@ -3,14 +3,12 @@
  *
  * One consumer thread per queue name takes deliveries while a slot is
  * free and hands each job to the executor.  The executor's callbacks only
- * put the started and finished events into the outbox: an outbox thread
- * publishes whatever has gathered in one batch (one round of publisher
- * confirms on RabbitMQ, which the executor thread must never wait for)
- * and only then acknowledges the deliveries whose finished event went
- * out.  A heartbeat thread reports the worker and its running runs every
- * few seconds, which keeps their leases alive in the store.
+ * put the started and finished events into the outbox (worker_outbox.c),
+ * whose thread publishes them in batches and then acknowledges the
+ * deliveries.  A heartbeat thread reports the worker and its running runs
+ * every few seconds, which keeps their leases alive in the store.
  */
-#include "worker/worker.h"
+#include "worker/worker_internal.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -25,55 +23,6 @@
 #include "model/run.h"
 #include "sched/sched.h"
 #include "time/duration.h"
-
-typedef struct slot_ref {            /* job->user: where its delivery came from */
-    sked_consumer *consumer;
-    uint64_t tag;
-} slot_ref;
-
-typedef struct running {
-    char run_id[SKED_ID_LEN + 1];
-    int attempt;
-    struct running *next;
-} running;
-
-/* An event to publish, and the delivery to settle once it is out. */
-typedef struct outbox_item {
-    char *text;                      /* NULL: nothing to publish        */
-    size_t len;
-    sked_consumer *consumer;         /* NULL: nothing to settle         */
-    uint64_t tag;
-    int requeue;                     /* settle with nack(requeue)       */
-    char run_id[SKED_ID_LEN + 1];    /* the event's run and attempt     */
-    int run_attempt;
-    struct outbox_item *next;
-} outbox_item;
-
-typedef struct qthread {
-    struct sked_worker *w;
-    char name[SKED_QUEUE_NAME_MAX + 1];
-    sked_consumer *consumer;
-    pthread_t th;
-} qthread;
-
-struct sked_worker {
-    sked_worker_config cfg;
-    char id[SKED_WORKER_MAX + 1];
-    char host[128];
-    char *queues_json;
-    sked_exec *exec;
-    qthread *qs;
-    int nq;
-    pthread_t hb, out, inbox_th;
-    sked_consumer *inbox;              /* sked.inbox.<id>: orders to us   */
-    pthread_mutex_t mu;
-    pthread_cond_t out_cond;           /* the outbox has items, or stop   */
-    outbox_item *out_head, *out_tail;  /* under mu                        */
-    int out_stop;
-    pthread_cond_t cond;               /* a slot freed, or stop */
-    int busy, stop;
-    running *runs;
-};
 
 /* --- job messages ------------------------------------------------------------ */
 
@@ -154,225 +103,6 @@ int sked_job_decode(const char *text, size_t len, sked_job **out, sked_err *err)
     return 0;
 }
 
-/* --- events -------------------------------------------------------------------- */
-
-static void publish_event(sked_worker *w, const sked_event *e)
-{
-    size_t len;
-    char *text = sked_event_encode(e, &len);
-    sked_err err = {0};
-    /* the events queue is the only way back: keep trying briefly */
-    for (int i = 0; text && i < 50; i++) {
-        if (sked_queue_publish(w->cfg.queue, SKED_EVENTS_QUEUE, text, len, &err) == 0)
-            break;
-        usleep(100000);
-    }
-    free(text);
-}
-
-/* Queue an event (may be NULL) and a settlement for the outbox thread. */
-static void outbox_put(sked_worker *w, const sked_event *e, sked_consumer *c, uint64_t tag,
-                       int requeue)
-{
-    outbox_item *it = calloc(1, sizeof *it);
-    if (it == NULL)
-        abort();
-    if (e)
-        it->text = sked_event_encode(e, &it->len);
-    it->consumer = c;
-    it->tag = tag;
-    it->requeue = requeue;
-    pthread_mutex_lock(&w->mu);
-    if (e && e->type == SKED_EVENT_FINISHED && e->started_at != SKED_TIME_NONE) {
-        /* its started event has not gone out yet: the finished one says
-         * when it started, send only that (half the events under load) */
-        for (outbox_item *o = w->out_head; o; o = o->next)
-            if (o->text && o->consumer == NULL && o->run_attempt == e->attempt &&
-                strcmp(o->run_id, e->run_id) == 0) {
-                free(o->text);
-                o->text = NULL;
-                break;
-            }
-    }
-    if (e) {
-        snprintf(it->run_id, sizeof it->run_id, "%s", e->run_id);
-        it->run_attempt = e->attempt;
-    }
-    if (w->out_tail)
-        w->out_tail->next = it;
-    else
-        w->out_head = it;
-    w->out_tail = it;
-    pthread_cond_signal(&w->out_cond);
-    pthread_mutex_unlock(&w->mu);
-}
-
-/* Events gathered in one flush go out several to a message, one event per
- * line (the events thread splits them, sched_events.c): a run then costs
- * the broker its job message and a small share of one event message. */
-#define PACK_EVENTS 256
-#define PACK_BYTES (256 * 1024)
-
-/* Pack the items' texts into messages (bodies malloc'ed); their number. */
-static size_t outbox_pack(const outbox_item *items, sked_message *m)
-{
-    size_t nm = 0, count = 0;
-    char *body = NULL;
-    size_t len = 0;
-    for (const outbox_item *it = items; it; it = it->next) {
-        if (it->text == NULL)
-            continue;
-        if (body && (count == PACK_EVENTS || len + 1 + it->len > PACK_BYTES)) {
-            m[nm++] = (sked_message){.queue = SKED_EVENTS_QUEUE, .body = body, .len = len};
-            body = NULL;
-        }
-        if (body == NULL)
-            len = count = 0;
-        char *grown = realloc(body, len + (len ? 1 : 0) + it->len + 1);
-        if (grown == NULL)
-            abort();
-        body = grown;
-        if (len)
-            body[len++] = '\n';
-        memcpy(body + len, it->text, it->len);
-        len += it->len;
-        count++;
-    }
-    if (body)
-        m[nm++] = (sked_message){.queue = SKED_EVENTS_QUEUE, .body = body, .len = len};
-    return nm;
-}
-
-/* Publish a gathered list of items, packed, retrying what failed for a few
- * seconds, then settle their deliveries in order. */
-static void outbox_flush(sked_worker *w, outbox_item *items)
-{
-    size_t n = 0;
-    for (outbox_item *it = items; it; it = it->next)
-        n++;
-    sked_message *m = calloc(n ? n : 1, sizeof *m);
-    if (m == NULL)
-        abort();
-    size_t nm = outbox_pack(items, m), total = nm;
-    sked_message *all = calloc(nm ? nm : 1, sizeof *all);
-    if (all == NULL)
-        abort();
-    memcpy(all, m, nm * sizeof *m);
-    sked_err err = {0};
-    for (int round = 0; nm > 0 && round < 50; round++) {
-        if (sked_queue_publish_batch(w->cfg.queue, m, nm, &err) == 0) {
-            nm = 0;
-            break;
-        }
-        size_t k = 0; /* keep the failed ones, in order */
-        for (size_t i = 0; i < nm; i++)
-            if (m[i].result != 0)
-                m[k++] = m[i];
-        nm = k;
-        usleep(100000);
-    }
-    if (nm > 0)
-        sked_log(SKED_LOG_ERROR, "events not published; their runs' leases will run out",
-                 "error", err.msg, NULL);
-    while (items) {
-        outbox_item *it = items;
-        items = it->next;
-        if (it->consumer && it->requeue)
-            sked_queue_nack(it->consumer, it->tag, 1, &err);
-        else if (it->consumer)
-            sked_queue_ack(it->consumer, it->tag, &err);
-        free(it->text);
-        free(it);
-    }
-    for (size_t i = 0; i < total; i++)
-        free((void *)all[i].body);
-    free(all);
-    free(m);
-}
-
-/* After the first event of a quiet spell the outbox waits this long for
- * the others: the runs of one instant start in a burst, and their events
- * go out together once it is over, instead of one message (and one store
- * write on the scheduler's side) per event while the burst still needs
- * the CPU. */
-#define LINGER_US (5 * SKED_USEC_PER_MSEC)
-
-static void *outbox_main(void *arg)
-{
-    sked_worker *w = arg;
-    pthread_mutex_lock(&w->mu);
-    for (;;) {
-        while (w->out_head == NULL && !w->out_stop)
-            pthread_cond_wait(&w->out_cond, &w->mu);
-        if (!w->out_stop) {
-            pthread_mutex_unlock(&w->mu);
-            usleep(LINGER_US);
-            pthread_mutex_lock(&w->mu);
-        }
-        outbox_item *items = w->out_head;
-        w->out_head = w->out_tail = NULL;
-        if (items == NULL && w->out_stop)
-            break;
-        pthread_mutex_unlock(&w->mu);
-        outbox_flush(w, items);
-        pthread_mutex_lock(&w->mu);
-    }
-    pthread_mutex_unlock(&w->mu);
-    return NULL;
-}
-
-static void on_started(void *ctx, sked_job *job, sked_walltime at)
-{
-    sked_worker *w = ctx;
-    sked_event e = {.type = SKED_EVENT_STARTED, .attempt = job->attempt, .at = at};
-    snprintf(e.run_id, sizeof e.run_id, "%.36s", job->run_id);
-    snprintf(e.worker, sizeof e.worker, "%s", w->id);
-    outbox_put(w, &e, NULL, 0, 0);
-    sked_log(SKED_LOG_DEBUG, "run started", "run", job->run_id, "task", job->task_id, NULL);
-}
-
-static void on_done(void *ctx, sked_job *job, const sked_job_result *res)
-{
-    sked_worker *w = ctx;
-    sked_event e = {.type = SKED_EVENT_FINISHED, .attempt = job->attempt,
-                    .at = res->finished_at, .outcome = res->outcome,
-                    .started_at = res->started_at ? res->started_at : SKED_TIME_NONE,
-                    .exit_code = res->exit_code >= 0 || res->term_signal == 0 ? res->exit_code : SKED_NO_CODE,
-                    .http_status = res->http_status,
-                    .error = res->error[0] ? (char *)res->error : NULL,
-                    .output = res->output};
-    if (job->kind == SKED_JOB_HTTP)
-        e.exit_code = SKED_NO_CODE;
-    snprintf(e.run_id, sizeof e.run_id, "%.36s", job->run_id);
-    snprintf(e.worker, sizeof e.worker, "%s", w->id);
-    slot_ref *ref = job->user;
-    pthread_mutex_lock(&w->mu);
-    int stopping = w->stop;
-    pthread_mutex_unlock(&w->mu);
-    if (stopping && res->outcome == SKED_JOB_CANCELED)
-        /* killed because this worker stops, not because anyone canceled
-         * the run: say nothing, so the run stays RUNNING and its lease
-         * runs out; the sweep then retries it as a lost attempt */
-        outbox_put(w, NULL, ref->consumer, ref->tag, 1);
-    else
-        outbox_put(w, &e, ref->consumer, ref->tag, 0);
-    pthread_mutex_lock(&w->mu);
-    for (running **pp = &w->runs; *pp; pp = &(*pp)->next)
-        if (strcmp((*pp)->run_id, job->run_id) == 0 && (*pp)->attempt == job->attempt) {
-            running *dead = *pp;
-            *pp = dead->next;
-            free(dead);
-            break;
-        }
-    /* the slot is free; the broker's prefetch (= slots) still counts the
-     * delivery until the outbox acknowledges it */
-    w->busy--;
-    pthread_cond_broadcast(&w->cond);
-    pthread_mutex_unlock(&w->mu);
-    free(ref);
-    sked_job_free(job);
-}
-
 /* --- threads ------------------------------------------------------------------- */
 
 /* Does this worker run job's attempt now? */
@@ -408,7 +138,7 @@ static int take_delivery(qthread *q, sked_delivery *d)
                         .at = sked_clock_wall_now()};
         snprintf(e.run_id, sizeof e.run_id, "%.36s", job->run_id);
         snprintf(e.worker, sizeof e.worker, "%s", w->id);
-        outbox_put(w, &e, q->consumer, d->tag, 0);
+        sked_worker_outbox_put(w, &e, q->consumer, d->tag, 0);
         sked_log(SKED_LOG_WARN, "job came back from the queue; reported, not run",
                  "run", job->run_id, "task", job->task_id, NULL);
         sked_delivery_deinit(d);
@@ -560,7 +290,7 @@ static void heartbeat(sked_worker *w)
         e.run_attempts[e.nruns] = r->attempt;
     }
     pthread_mutex_unlock(&w->mu);
-    publish_event(w, &e);
+    sked_worker_publish_event(w, &e);
     free(e.runs);
     free(e.run_attempts);
 }
@@ -606,11 +336,11 @@ int sked_worker_start(const sked_worker_config *cfg, sked_worker **out, sked_err
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cond, NULL);
     pthread_cond_init(&w->out_cond, NULL);
-    pthread_create(&w->out, NULL, outbox_main, w);
+    pthread_create(&w->out, NULL, sked_worker_outbox_main, w);
     sked_exec_config ec = {.max_output = cfg->max_output, .http_deny = cfg->http_deny,
                            .http_allow = cfg->http_allow, .shell_pool = cfg->shell_pool,
-                           .slots = w->cfg.slots, .started = on_started,
-                           .done = on_done, .ctx = w};
+                           .slots = w->cfg.slots, .started = sked_worker_on_started,
+                           .done = sked_worker_on_done, .ctx = w};
     if (sked_exec_new(&ec, &w->exec, err) < 0)
         goto fail;
     sked_shell_pool_stats ps;

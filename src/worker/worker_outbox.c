@@ -1,0 +1,234 @@
+/*
+ * worker_outbox.c - the worker's way back: started and finished events
+ * from the executor's callbacks go into the outbox, and one thread
+ * publishes whatever has gathered in one batch (several events to a
+ * message, one round of publisher confirms on RabbitMQ, which the
+ * executor thread must never wait for), then acknowledges the deliveries
+ * whose finished event went out.
+ */
+#include "worker/worker_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "model/run.h"
+#include "sched/sched.h"
+
+void sked_worker_publish_event(sked_worker *w, const sked_event *e)
+{
+    size_t len;
+    char *text = sked_event_encode(e, &len);
+    sked_err err = {0};
+    /* the events queue is the only way back: keep trying briefly */
+    for (int i = 0; text && i < 50; i++) {
+        if (sked_queue_publish(w->cfg.queue, SKED_EVENTS_QUEUE, text, len, &err) == 0)
+            break;
+        usleep(100000);
+    }
+    free(text);
+}
+
+void sked_worker_outbox_put(sked_worker *w, const sked_event *e, sked_consumer *c,
+                            uint64_t tag, int requeue)
+{
+    outbox_item *it = calloc(1, sizeof *it);
+    if (it == NULL)
+        abort();
+    if (e)
+        it->text = sked_event_encode(e, &it->len);
+    it->consumer = c;
+    it->tag = tag;
+    it->requeue = requeue;
+    pthread_mutex_lock(&w->mu);
+    if (e && e->type == SKED_EVENT_FINISHED && e->started_at != SKED_TIME_NONE) {
+        /* its started event has not gone out yet: the finished one says
+         * when it started, send only that (half the events under load) */
+        for (outbox_item *o = w->out_head; o; o = o->next)
+            if (o->text && o->consumer == NULL && o->run_attempt == e->attempt &&
+                strcmp(o->run_id, e->run_id) == 0) {
+                free(o->text);
+                o->text = NULL;
+                break;
+            }
+    }
+    if (e) {
+        snprintf(it->run_id, sizeof it->run_id, "%s", e->run_id);
+        it->run_attempt = e->attempt;
+    }
+    if (w->out_tail)
+        w->out_tail->next = it;
+    else
+        w->out_head = it;
+    w->out_tail = it;
+    pthread_cond_signal(&w->out_cond);
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* Events gathered in one flush go out several to a message, one event per
+ * line (the events thread splits them, sched_events.c): a run then costs
+ * the broker its job message and a small share of one event message. */
+#define PACK_EVENTS 256
+#define PACK_BYTES (256 * 1024)
+
+/* Pack the items' texts into messages (bodies malloc'ed); their number. */
+static size_t outbox_pack(const outbox_item *items, sked_message *m)
+{
+    size_t nm = 0, count = 0;
+    char *body = NULL;
+    size_t len = 0;
+    for (const outbox_item *it = items; it; it = it->next) {
+        if (it->text == NULL)
+            continue;
+        if (body && (count == PACK_EVENTS || len + 1 + it->len > PACK_BYTES)) {
+            m[nm++] = (sked_message){.queue = SKED_EVENTS_QUEUE, .body = body, .len = len};
+            body = NULL;
+        }
+        if (body == NULL)
+            len = count = 0;
+        char *grown = realloc(body, len + (len ? 1 : 0) + it->len + 1);
+        if (grown == NULL)
+            abort();
+        body = grown;
+        if (len)
+            body[len++] = '\n';
+        memcpy(body + len, it->text, it->len);
+        len += it->len;
+        count++;
+    }
+    if (body)
+        m[nm++] = (sked_message){.queue = SKED_EVENTS_QUEUE, .body = body, .len = len};
+    return nm;
+}
+
+/* Publish a gathered list of items, packed, retrying what failed for a few
+ * seconds, then settle their deliveries in order. */
+static void outbox_flush(sked_worker *w, outbox_item *items)
+{
+    size_t n = 0;
+    for (outbox_item *it = items; it; it = it->next)
+        n++;
+    sked_message *m = calloc(n ? n : 1, sizeof *m);
+    if (m == NULL)
+        abort();
+    size_t nm = outbox_pack(items, m), total = nm;
+    sked_message *all = calloc(nm ? nm : 1, sizeof *all);
+    if (all == NULL)
+        abort();
+    memcpy(all, m, nm * sizeof *m);
+    sked_err err = {0};
+    for (int round = 0; nm > 0 && round < 50; round++) {
+        if (sked_queue_publish_batch(w->cfg.queue, m, nm, &err) == 0) {
+            nm = 0;
+            break;
+        }
+        size_t k = 0; /* keep the failed ones, in order */
+        for (size_t i = 0; i < nm; i++)
+            if (m[i].result != 0)
+                m[k++] = m[i];
+        nm = k;
+        usleep(100000);
+    }
+    if (nm > 0)
+        sked_log(SKED_LOG_ERROR, "events not published; their runs' leases will run out",
+                 "error", err.msg, NULL);
+    while (items) {
+        outbox_item *it = items;
+        items = it->next;
+        if (it->consumer && it->requeue)
+            sked_queue_nack(it->consumer, it->tag, 1, &err);
+        else if (it->consumer)
+            sked_queue_ack(it->consumer, it->tag, &err);
+        free(it->text);
+        free(it);
+    }
+    for (size_t i = 0; i < total; i++)
+        free((void *)all[i].body);
+    free(all);
+    free(m);
+}
+
+/* After the first event of a quiet spell the outbox waits this long for
+ * the others: the runs of one instant start in a burst, and their events
+ * go out together once it is over, instead of one message (and one store
+ * write on the scheduler's side) per event while the burst still needs
+ * the CPU. */
+#define LINGER_US (5 * SKED_USEC_PER_MSEC)
+
+void *sked_worker_outbox_main(void *arg)
+{
+    sked_worker *w = arg;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (w->out_head == NULL && !w->out_stop)
+            pthread_cond_wait(&w->out_cond, &w->mu);
+        if (!w->out_stop) {
+            pthread_mutex_unlock(&w->mu);
+            usleep(LINGER_US);
+            pthread_mutex_lock(&w->mu);
+        }
+        outbox_item *items = w->out_head;
+        w->out_head = w->out_tail = NULL;
+        if (items == NULL && w->out_stop)
+            break;
+        pthread_mutex_unlock(&w->mu);
+        outbox_flush(w, items);
+        pthread_mutex_lock(&w->mu);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+void sked_worker_on_started(void *ctx, sked_job *job, sked_walltime at)
+{
+    sked_worker *w = ctx;
+    sked_event e = {.type = SKED_EVENT_STARTED, .attempt = job->attempt, .at = at};
+    snprintf(e.run_id, sizeof e.run_id, "%.36s", job->run_id);
+    snprintf(e.worker, sizeof e.worker, "%s", w->id);
+    sked_worker_outbox_put(w, &e, NULL, 0, 0);
+    sked_log(SKED_LOG_DEBUG, "run started", "run", job->run_id, "task", job->task_id, NULL);
+}
+
+void sked_worker_on_done(void *ctx, sked_job *job, const sked_job_result *res)
+{
+    sked_worker *w = ctx;
+    sked_event e = {.type = SKED_EVENT_FINISHED, .attempt = job->attempt,
+                    .at = res->finished_at, .outcome = res->outcome,
+                    .started_at = res->started_at ? res->started_at : SKED_TIME_NONE,
+                    .exit_code = res->exit_code >= 0 || res->term_signal == 0 ? res->exit_code : SKED_NO_CODE,
+                    .http_status = res->http_status,
+                    .error = res->error[0] ? (char *)res->error : NULL,
+                    .output = res->output};
+    if (job->kind == SKED_JOB_HTTP)
+        e.exit_code = SKED_NO_CODE;
+    snprintf(e.run_id, sizeof e.run_id, "%.36s", job->run_id);
+    snprintf(e.worker, sizeof e.worker, "%s", w->id);
+    slot_ref *ref = job->user;
+    pthread_mutex_lock(&w->mu);
+    int stopping = w->stop;
+    pthread_mutex_unlock(&w->mu);
+    if (stopping && res->outcome == SKED_JOB_CANCELED)
+        /* killed because this worker stops, not because anyone canceled
+         * the run: say nothing, so the run stays RUNNING and its lease
+         * runs out; the sweep then retries it as a lost attempt */
+        sked_worker_outbox_put(w, NULL, ref->consumer, ref->tag, 1);
+    else
+        sked_worker_outbox_put(w, &e, ref->consumer, ref->tag, 0);
+    pthread_mutex_lock(&w->mu);
+    for (running **pp = &w->runs; *pp; pp = &(*pp)->next)
+        if (strcmp((*pp)->run_id, job->run_id) == 0 && (*pp)->attempt == job->attempt) {
+            running *dead = *pp;
+            *pp = dead->next;
+            free(dead);
+            break;
+        }
+    /* the slot is free; the broker's prefetch (= slots) still counts the
+     * delivery until the outbox acknowledges it */
+    w->busy--;
+    pthread_cond_broadcast(&w->cond);
+    pthread_mutex_unlock(&w->mu);
+    free(ref);
+    sked_job_free(job);
+}
