@@ -68,10 +68,11 @@ void sked_sched_publish(sked_sched *s, sked_run_rec *const *runs, const char *co
     free(msg_of);
 }
 
-/* (sched_internal.h) Waits for the store as long as it takes: nothing
- * can be marked or claimed without it anyway. */
-int sked_sched_read_back(sked_sched *s, const sked_run_rec *const *recs, size_t n,
-                         int *applied)
+/* One read of runs recs[0..n): applied[i] = 1 when run i holds what was
+ * written (the rule of sked_sched_read_back).  0, or < 0 when the read
+ * failed (applied is then not set). */
+static int read_as_written(sked_sched *s, const sked_run_rec *const *recs, size_t n,
+                           int *applied, sked_err *err)
 {
     const char **ids = malloc((n ? n : 1) * sizeof *ids);
     sked_run_rec *got = calloc(n ? n : 1, sizeof *got);
@@ -80,17 +81,31 @@ int sked_sched_read_back(sked_sched *s, const sked_run_rec *const *recs, size_t 
         abort();
     for (size_t k = 0; k < n; k++)
         ids[k] = recs[k]->id;
+    int rc = n > 0 ? sked_store_run_get_many(s->cfg.store, ids, n, got, found, err) : 0;
+    for (size_t k = 0; k < n && rc == 0; k++) {
+        const sked_run_rec *want = recs[k], *r = &got[k];
+        applied[k] = found[k] && r->status == want->status && r->attempt == want->attempt &&
+                     r->dispatched_at == want->dispatched_at &&
+                     r->finished_at == want->finished_at;
+        if (found[k])
+            sked_run_rec_deinit(&got[k]);
+    }
+    free(ids);
+    free(got);
+    free(found);
+    return rc;
+}
+
+/* (sched_internal.h) Waits for the store as long as it takes: nothing
+ * can be marked or claimed without it anyway. */
+int sked_sched_read_back(sked_sched *s, const sked_run_rec *const *recs, size_t n,
+                         int *applied)
+{
     int64_t pause = 50 * SKED_USEC_PER_MSEC;
     sked_err err = {0};
-    int rc = 0;
-    for (int tries = 0;
-         n > 0 && sked_store_run_get_many(s->cfg.store, ids, n, got, found, &err) < 0;
-         tries++) {
-        if (sked_sched_stopping(s)) {
-            rc = -1;
-            n = 0;
-            break;
-        }
+    for (int tries = 0; read_as_written(s, recs, n, applied, &err) < 0; tries++) {
+        if (sked_sched_stopping(s))
+            return -1;
         if (tries == 0)
             sked_log(SKED_LOG_WARN, "cannot read runs back yet; retrying until the store answers",
                      "error", err.msg, NULL);
@@ -100,55 +115,39 @@ int sked_sched_read_back(sked_sched *s, const sked_run_rec *const *recs, size_t 
         pause = pause * 2 < SKED_USEC_PER_SEC ? pause * 2 : SKED_USEC_PER_SEC;
     }
     size_t yes = 0;
-    for (size_t k = 0; k < n; k++) {
-        const sked_run_rec *want = recs[k], *r = &got[k];
-        applied[k] = found[k] && r->status == want->status && r->attempt == want->attempt &&
-                     r->dispatched_at == want->dispatched_at &&
-                     r->finished_at == want->finished_at;
+    for (size_t k = 0; k < n; k++)
         yes += (size_t)applied[k];
-        if (found[k])
-            sked_run_rec_deinit(&got[k]);
-    }
-    if (rc == 0) {
-        char v[2][24];
-        snprintf(v[0], sizeof v[0], "%zu", yes);
-        snprintf(v[1], sizeof v[1], "%zu", n - yes);
-        sked_log(SKED_LOG_WARN, "runs read back after a failed write", "applied", v[0],
-                 "not_applied", v[1], NULL);
-    }
-    free(ids);
-    free(got);
-    free(found);
-    return rc;
+    char v[2][24];
+    snprintf(v[0], sizeof v[0], "%zu", yes);
+    snprintf(v[1], sizeof v[1], "%zu", n - yes);
+    sked_log(SKED_LOG_WARN, "runs read back after a failed write", "applied", v[0],
+             "not_applied", v[1], NULL);
+    return 0;
 }
 
 /* Publish ready[0..n) (taken over) and free them.  What was marked ahead
  * may have changed since - canceled, its task paused or deleted, through
  * any api - so they are read again, in one round trip, and only those
- * still DISPATCHED on the marked attempt go out.  If the read fails they
- * all go: a start the store no longer wants is refused and stopped
- * (sched_events.c), as for a cancel just after a publish. */
+ * still as marked go out.  If the read fails they all go: a start the
+ * store no longer wants is refused and stopped (sched_events.c), as for a
+ * cancel just after a publish. */
 static void publish_ready(sked_sched *s, due_run *ready, size_t n)
 {
     sked_run_rec **pub = calloc(n ? n : 1, sizeof *pub);
     const char **pub_spec = calloc(n ? n : 1, sizeof *pub_spec);
-    const char **ids = calloc(n ? n : 1, sizeof *ids);
-    sked_run_rec *now = calloc(n ? n : 1, sizeof *now);
-    int *found = calloc(n ? n : 1, sizeof *found);
-    if (pub == NULL || pub_spec == NULL || ids == NULL || now == NULL || found == NULL)
+    int *still = calloc(n ? n : 1, sizeof *still);
+    if (pub == NULL || pub_spec == NULL || still == NULL)
         abort();
     for (size_t i = 0; i < n; i++)
-        ids[i] = ready[i].rec.id;
+        pub[i] = &ready[i].rec;
     sked_err err = {0};
-    int read = sked_store_run_get_many(s->cfg.store, ids, n, now, found, &err) == 0;
+    if (read_as_written(s, (const sked_run_rec *const *)pub, n, still, &err) < 0)
+        for (size_t i = 0; i < n; i++)
+            still[i] = 1;
     size_t np = 0;
     for (size_t i = 0; i < n; i++) {
         sked_run_rec *r = &ready[i].rec;
-        int still = !read || (found[i] && now[i].status == SKED_RUN_DISPATCHED &&
-                              now[i].attempt == r->attempt);
-        if (read && found[i])
-            sked_run_rec_deinit(&now[i]);
-        if (!still) {
+        if (!still[i]) {
             sked_log(SKED_LOG_INFO, "run not published: changed since it was marked", "run",
                      r->id, "task", r->task_id, NULL);
             continue;
@@ -161,9 +160,7 @@ static void publish_ready(sked_sched *s, due_run *ready, size_t n)
         sked_sched_due_free(&ready[i]);
     free(pub);
     free(pub_spec);
-    free(ids);
-    free(now);
-    free(found);
+    free(still);
 }
 
 void *sked_sched_releaser_main(void *arg)
