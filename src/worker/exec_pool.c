@@ -25,8 +25,9 @@
  * running thread: the executor hands over a whole batch before the shells
  * it wakes take its CPU (measured: 100 hand-overs every second, the last
  * one started 20-50 ms late in a third to a half of the seconds before,
- * in about one second in eight after; the others within 4 ms).  hand_over puts a member back under SCHED_OTHER before it
- * writes the line that execs the command, so no command - nor anything it
+ * in about one second in eight after; the others within 4 ms).
+ * hand_over puts a member back under SCHED_OTHER before it writes the
+ * line that execs the command, so no command - nor anything it
  * forks - ever runs under SCHED_BATCH; only the member's own builtins
  * (cd, export) do.
  *
