@@ -65,11 +65,11 @@ int sked_sched_lose(sked_run_rec *r, const char *spec, sked_walltime now, const 
  * at once, from this thread, so that a crash leaves them as short a time
  * unpublished as a mark does.  `unsure`: the claim failed, maybe only to
  * answer (store.h): those the store has as recorded go. */
-static void publish_claimed(sked_sched *s, sked_claim *c, int unsure)
+static int publish_claimed(sked_sched *s, sked_claim *c, int unsure, sked_monotime began)
 {
     size_t n = c->ndispatched, np = 0;
     if (n == 0)
-        return;
+        return 0;
     sked_run_rec **pub = malloc(n * sizeof *pub);
     const char **specs = malloc(n * sizeof *specs);
     int *applied = malloc(n * sizeof *applied);
@@ -79,25 +79,31 @@ static void publish_claimed(sked_sched *s, sked_claim *c, int unsure)
         pub[i] = &c->dispatched[i];
         applied[i] = 1;
     }
+    int rc = 0;
     if (unsure && sked_sched_read_back(s, (const sked_run_rec *const *)pub, n, applied) < 0)
-        n = 0;
+        n = 0, rc = -1;
     for (size_t i = 0; i < n; i++)
         if (applied[i]) {
             pub[np] = &c->dispatched[i];
             specs[np++] = c->dispatched_specs[i];
         }
-    sked_sched_publish(s, pub, specs, np);
+    if (sked_sched_publish(s, pub, specs, np, began) < 0)
+        rc = -1;
     free(pub);
     free(specs);
     free(applied);
+    return rc;
 }
 
 /* One claim: the heap becomes exactly what the store says is ours and due
  * within the window (earliest first, at most claim_limit).  Returns
- * non-zero when the limit was hit: claim again once these are out. */
-static int claim(sked_sched *s, sked_walltime now)
+ * non-zero when the limit was hit: claim again once these are out.  *now
+ * becomes the claim's time (sked_sched_inflight_begin). */
+static int claim(sked_sched *s, sked_walltime *nowp)
 {
     sked_monotime t0 = sked_clock_mono_now();
+    uint64_t ticket;
+    sked_walltime now = *nowp = sked_sched_inflight_begin(s, &ticket);
     /* the runs of batches not written yet: the store would hand them back
      * as still scheduled, taking the places of the runs after them */
     pthread_mutex_lock(&s->mu);
@@ -113,13 +119,14 @@ static int claim(sked_sched *s, sked_walltime now)
             exp[nex] = ex[nex];
             nex++;
         }
+    int fenced = sked_sched_fenced(s); /* record nothing dispatched */
     pthread_mutex_unlock(&s->mu);
     sked_policy_ctx pc = {.now = now, .horizon = now + s->cfg.window_us};
     sked_claim c = {.owner = s->owner, .now = now, .horizon = pc.horizon,
                     .limit = s->cfg.claim_limit, .lease_us = s->cfg.lease_us,
                     .advance = sked_policy_advance, .ctx = &pc,
                     .exclude = exp, .nexclude = nex,
-                    .dispatch_lease_us = s->cfg.dispatch_lease_us,
+                    .dispatch_lease_us = fenced ? 0 : s->cfg.dispatch_lease_us,
                     /* embedded: what a lost claim held is claimed again */
                     .may_lose = s->cfg.recover_all_on_start};
     sked_err err = {0};
@@ -128,7 +135,8 @@ static int claim(sked_sched *s, sked_walltime now)
     free(ex);
     if (rc < 0) {
         sked_log(SKED_LOG_ERROR, "claim failed", "error", err.msg, NULL);
-        publish_claimed(s, &c, 1);
+        if (publish_claimed(s, &c, 1, t0) == 0)
+            sked_sched_inflight_end(s, ticket);
         sked_claim_deinit(&c);
         return 0;
     }
@@ -144,7 +152,8 @@ static int claim(sked_sched *s, sked_walltime now)
     size_t n = c.nruns;
     sked_sched_heap_replace(s, runs, n, done_before, more);
     free(runs);
-    publish_claimed(s, &c, 0);
+    if (publish_claimed(s, &c, 0, t0) == 0)
+        sked_sched_inflight_end(s, ticket);
     sked_claim_deinit(&c);
     sked_histogram_observe(s->claim_seconds,
                            (double)(sked_clock_mono_now() - t0) / 1e6);
@@ -179,8 +188,12 @@ static void sweep(sked_sched *s, sked_walltime now, sked_walltime expired_before
         r->error = r->output = NULL;
         int was = r->status;
         sked_sched_lose(r, c.specs[i], now, "worker lost: no heartbeat before the lease expired");
+        /* fenced on the lease it found expired: another scheduler's
+         * sweep may have given the run back and a claim marked it again */
         ch[i] = (sked_run_change){.rec = r, .attempt = c.runs[i].attempt,
-                                  .from = SKED_RUN_BIT(was)};
+                                  .from = SKED_RUN_BIT(was),
+                                  .owner = c.runs[i].lease_owner[0] ? c.runs[i].lease_owner
+                                                                    : NULL};
         sked_sched_forget_run(s, r->id);
         sked_log(SKED_LOG_WARN, was == SKED_RUN_DISPATCHED ? "run republished" : "run lost its worker",
                  "run", r->id, "task", r->task_id, NULL);
@@ -214,7 +227,7 @@ static void *claimer_main(void *arg)
         s->wake = 0;
         pthread_mutex_unlock(&s->mu);
         if (do_claim) {
-            int more = claim(s, now);
+            int more = claim(s, &now);
             pthread_mutex_lock(&s->mu);
             s->more = more;
             pthread_mutex_unlock(&s->mu);
@@ -224,6 +237,7 @@ static void *claimer_main(void *arg)
             sweep(s, now, now);
             next_sweep = now + SWEEP_EVERY;
         }
+        sked_sched_take_over_some(s); /* dead schedulers' runs, if any */
         pthread_mutex_lock(&s->mu);
         sked_walltime until = next_claim < next_sweep ? next_claim : next_sweep;
         if (!s->stop && !s->wake && !(s->more && s->nheap < (size_t)s->cfg.claim_limit / 2) &&
@@ -291,7 +305,8 @@ void sked_sched_forget_run(sked_sched *s, const char *run_id)
         sked_sched_wake(s);
 }
 
-static void stop_threads(sked_sched *s, int timer, int releaser, int claimer, int listener)
+static void stop_threads(sked_sched *s, int timer, int releaser, int claimer, int listener,
+                         int beater)
 {
     pthread_mutex_lock(&s->mu);
     s->stop = 1;
@@ -310,6 +325,13 @@ static void stop_threads(sked_sched *s, int timer, int releaser, int claimer, in
         pthread_join(s->releaser, NULL);
     pthread_join(s->events, NULL);
     sked_queue_consumer_close(s->consumer);
+    if (beater) {
+        pthread_mutex_lock(&s->mu);
+        s->beat_stop = 1;
+        pthread_cond_signal(&s->beat_cond);
+        pthread_mutex_unlock(&s->mu);
+        pthread_join(s->beater, NULL);
+    }
 }
 
 int sked_sched_start(const sked_sched_config *cfg, sked_sched **out, sked_err *err)
@@ -323,6 +345,13 @@ int sked_sched_start(const sked_sched_config *cfg, sked_sched **out, sked_err *e
     if (s == NULL)
         abort();
     s->cfg = *cfg;
+    s->started_at = sked_clock_wall_now();
+    s->beat_ok = sked_clock_mono_now();
+    s->watermark = s->started_at; /* this life's are never before it */
+    /* a run marked ahead is published by the releaser after its write has
+     * ended: sound only where every dispatched run is recovered at start */
+    if (!s->cfg.recover_all_on_start)
+        s->cfg.premark_us = 0;
     snprintf(s->owner, sizeof s->owner, "%s", cfg->owner);
     s->cfg.owner = s->owner;
     if (!s->cfg.window_us) s->cfg.window_us = 2 * SKED_USEC_PER_SEC;
@@ -348,6 +377,7 @@ int sked_sched_start(const sked_sched_config *cfg, sked_sched **out, sked_err *e
     pthread_cond_init(&s->cond, NULL); /* CLOCK_REALTIME by default */
     pthread_cond_init(&s->claim_cond, NULL);
     pthread_cond_init(&s->ready_cond, NULL);
+    pthread_cond_init(&s->beat_cond, NULL);
     if (sked_queue_consumer_open(cfg->queue, SKED_EVENTS_QUEUE, 1000, &s->consumer, err) < 0)
         goto fail;
     if (pthread_create(&s->events, NULL, sked_sched_events_main, s) != 0) {
@@ -363,8 +393,14 @@ int sked_sched_start(const sked_sched_config *cfg, sked_sched **out, sked_err *e
     int r = t && (!want || s->releasing);
     int c = r && pthread_create(&s->claimer, NULL, claimer_main, s) == 0;
     int l = c && pthread_create(&s->listener, NULL, listener_main, s) == 0;
-    if (!l) {
-        stop_threads(s, t, s->releasing, c, 0);
+    /* embedded: nobody else could take over what a crash leaves */
+    int b = l && !s->cfg.recover_all_on_start &&
+            pthread_create(&s->beater, NULL, sked_sched_beat_main, s) == 0;
+    pthread_mutex_lock(&s->mu);
+    s->beating = b;
+    pthread_mutex_unlock(&s->mu);
+    if (!l || (!s->cfg.recover_all_on_start && !s->beating)) {
+        stop_threads(s, t, s->releasing, c, l, s->beating);
         sked_err_set(err, SKED_EINTERNAL, NULL, 0, "cannot start the scheduler's threads");
         goto fail;
     }
@@ -375,6 +411,10 @@ fail:
     pthread_cond_destroy(&s->cond);
     pthread_cond_destroy(&s->claim_cond);
     pthread_cond_destroy(&s->ready_cond);
+    pthread_cond_destroy(&s->beat_cond);
+    sked_sched_heap_free(s);
+    free(s->inflight);
+    free(s->takeovers);
     free(s);
     return err ? err->code : SKED_EINTERNAL;
 }
@@ -383,11 +423,14 @@ void sked_sched_stop(sked_sched *s)
 {
     if (s == NULL)
         return;
-    stop_threads(s, 1, s->releasing, 1, 1);
+    stop_threads(s, 1, s->releasing, 1, 1, s->beating);
     sked_sched_heap_free(s);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cond);
     pthread_cond_destroy(&s->claim_cond);
     pthread_cond_destroy(&s->ready_cond);
+    pthread_cond_destroy(&s->beat_cond);
+    free(s->inflight);
+    free(s->takeovers);
     free(s);
 }

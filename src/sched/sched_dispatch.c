@@ -328,7 +328,8 @@ static void defer(sked_sched *s, due_run *d, uint64_t bno)
 static void dispatch(sked_sched *s, due_run *batch, size_t n, uint64_t bno)
 {
     sked_monotime t0 = sked_clock_mono_now();
-    sked_walltime now = sked_clock_wall_now();
+    uint64_t ticket;
+    sked_walltime now = sked_sched_inflight_begin(s, &ticket);
     int *grp = malloc(n * sizeof *grp), *inflight = NULL;
     sked_run_rec *recs = malloc(n * sizeof *recs);
     sked_run_change *todo = calloc(n, sizeof *todo);
@@ -389,9 +390,12 @@ static void dispatch(sked_sched *s, due_run *batch, size_t n, uint64_t bno)
         /* embedded: every dispatched run is recovered at start anyway, so
          * the mark need not wait for the disk (it is still written before
          * the publish, and survives a crash of the process) */
+        /* fenced on our claim's lease: once it ran out another
+         * scheduler's claim may hold the run */
         todo[nt++] = (sked_run_change){.rec = &recs[i], .attempt = d->rec.attempt,
                                        .from = SKED_RUN_BIT(SKED_RUN_SCHEDULED),
-                                       .may_lose = s->cfg.recover_all_on_start};
+                                       .may_lose = s->cfg.recover_all_on_start,
+                                       .owner = s->owner};
     }
     pthread_mutex_unlock(&s->mu);
 
@@ -407,7 +411,7 @@ static void dispatch(sked_sched *s, due_run *batch, size_t n, uint64_t bno)
             abort();
         for (size_t k = 0; k < nt; k++)
             written[k] = todo[k].rec;
-        rc = sked_sched_read_back(s, written, nt, applied);
+        rc = sked_sched_read_back(s, written, nt, applied); /* -1: stopped, unresolved */
         for (size_t k = 0; k < nt && rc == 0; k++)
             todo[k].result = applied[k] ? 0 : SKED_EPRECOND;
         free(written);
@@ -431,7 +435,7 @@ static void dispatch(sked_sched *s, due_run *batch, size_t n, uint64_t bno)
         due_run *d = &batch[todo_of[k]];
         if (todo[k].result != 0)
             continue; /* changed meanwhile (canceled, taken over): not ours */
-        if (r->status == SKED_RUN_DISPATCHED && r->due_at > marked) {
+        if (r->status == SKED_RUN_DISPATCHED && s->cfg.premark_us > 0 && r->due_at > marked) {
             due_run w = {.rec = *r, .spec = d->spec, .at = r->due_at, .seq = d->seq};
             d->spec = NULL; /* the ready heap owns it now */
             pthread_mutex_lock(&s->mu);
@@ -450,7 +454,8 @@ static void dispatch(sked_sched *s, due_run *batch, size_t n, uint64_t bno)
                  "run", r->id, "task", r->task_id, "reason",
                  r->status == SKED_RUN_SKIPPED ? "overlap" : "task deleted", NULL);
     }
-    sked_sched_publish(s, pub, pub_spec, np);
+    if (sked_sched_publish(s, pub, pub_spec, np, t0) == 0 && rc == 0)
+        sked_sched_inflight_end(s, ticket);
     free(pub);
     free(pub_spec);
     for (size_t i = 0; i < n; i++)
@@ -499,6 +504,14 @@ void *sked_sched_timer_main(void *arg)
         abort();
     pthread_mutex_lock(&s->mu);
     while (!s->stop) {
+        if (sked_sched_fenced(s)) {
+            /* others may take this scheduler for dead: mark nothing until
+             * it beats again (its claims' leases run out meanwhile) */
+            struct timespec ts = sked_clock_timespec(sked_clock_wall_now() +
+                                                     100 * SKED_USEC_PER_MSEC);
+            pthread_cond_timedwait(&s->cond, &s->mu, &ts);
+            continue;
+        }
         size_t n = sked_sched_take_due(s, s->heap, &s->nheap, &s->cond, batch);
         if (n == 0)
             continue;

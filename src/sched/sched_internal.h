@@ -6,7 +6,10 @@
  *                     the mark (mark-then-publish);
  *   sched_publish.c   the publish, and the releaser thread (runs marked
  *                     ahead of their time);
- *   sched_events.c    events thread: workers' events into the store.
+ *   sched_events.c    events thread: workers' events into the store;
+ *   sched_beat.c      beat thread: this scheduler's heartbeat and
+ *                     watermark, and the takeover of dead schedulers'
+ *                     runs that may be in no queue.
  */
 #ifndef SKED_SCHED_INTERNAL_H
 #define SKED_SCHED_INTERNAL_H
@@ -44,10 +47,23 @@ typedef struct waiting_run {
     struct waiting_run *next;
 } waiting_run;
 
+/* A write that may record runs DISPATCHED (a mark, a claim), from its
+ * start until every run it recorded is published or given back. */
+typedef struct inflight_write {
+    uint64_t ticket;
+    sked_walltime floor;       /* its runs' dispatched_at are >= this    */
+} inflight_write;
+
+/* A dead scheduler's runs to give back (sched_beat.c). */
+typedef struct takeover_job {
+    char id[SKED_OWNER_MAX + 1];
+    sked_walltime since, before;
+} takeover_job;
+
 struct sked_sched {
     sked_sched_config cfg;
     char owner[SKED_OWNER_MAX + 1];
-    pthread_t claimer, timer, releaser, listener, events;
+    pthread_t claimer, timer, releaser, listener, events, beater;
     int listening;             /* the listener thread runs               */
     pthread_mutex_t mu;
     pthread_cond_t cond;       /* timer: the heap changed, or stop        */
@@ -55,6 +71,10 @@ struct sked_sched {
     pthread_cond_t ready_cond; /* releaser: s->ready changed, or stop     */
     int stop, wake;
     int releasing;             /* the releaser thread runs                */
+    int beating;               /* the beat thread runs                    */
+    pthread_cond_t beat_cond;  /* beat thread: beat_stop                  */
+    int beat_stop;
+    sked_walltime started_at;  /* wall clock at sked_sched_start          */
     int more;                  /* the last claim hit its limit            */
     sked_consumer *consumer;   /* the events queue                        */
 
@@ -70,6 +90,13 @@ struct sked_sched {
     uint64_t done_batch;       /* ... and written to the store            */
     waiting_run *waiting[256];
     size_t nwaiting;
+    inflight_write *inflight;  /* sched_beat.c                            */
+    size_t ninflight, capinflight;
+    uint64_t tickets;
+    sked_walltime watermark;   /* the last one reported; floors >= it     */
+    sked_monotime beat_ok;     /* the last beat that went through         */
+    takeover_job *takeovers;   /* pending, for the claimer                */
+    size_t ntakeovers, captakeovers;
 
     /* metrics */
     sked_histogram *lag, *claim_seconds, *dispatch_seconds, *store_seconds;
@@ -103,10 +130,17 @@ void *sked_sched_grow(void *p, size_t *cap, size_t need, size_t size);
  * all in flight together (one round of publisher confirms).  A run not
  * published goes back to SCHEDULED, due now and free for any scheduler's
  * next claim (this one is woken), instead of waiting for its dispatch
- * lease.  The timer thread calls it after its mark, the claimer thread
- * for the runs its claim recorded dispatched. */
-void sked_sched_publish(sked_sched *s, sked_run_rec *const *runs, const char *const *specs,
-                        size_t n);
+ * lease; that write is repeated until the store takes it.  The timer
+ * thread calls it after its mark, the claimer thread for the runs its
+ * claim recorded dispatched.  `marked`: the monotonic time the write that
+ * recorded them began; when that is more than SKED_SCHED_STALE_US ago
+ * (this process was stopped, or the store slow), other schedulers may
+ * have taken the runs over (sched_beat.c), so only those still as
+ * recorded go (read back first).  0 when each run went out or back; -1
+ * when the scheduler stopped first (some may be neither). */
+#define SKED_SCHED_STALE_US (2 * SKED_USEC_PER_SEC)
+int sked_sched_publish(sked_sched *s, sked_run_rec *const *runs, const char *const *specs,
+                       size_t n, sked_monotime marked);
 
 /* A write of recs[0..n) failed, and may still have been applied: a
  * COMMIT whose answer was lost (PostgreSQL died during it, and its
@@ -128,6 +162,42 @@ int sked_sched_read_back(sked_sched *s, const sked_run_rec *const *recs, size_t 
  * per its task's spec (attempt + 1 at its backoff; returns 1) or FAILED.
  * r->error is malloc'ed (or NULL) before and after. */
 int sked_sched_lose(sked_run_rec *r, const char *spec, sked_walltime now, const char *why);
+
+/* The watermark (sched_beat.c).  A write that may record runs DISPATCHED
+ * begins with sked_sched_inflight_begin, which returns the time to record
+ * as their dispatched_at (now, never before a watermark already
+ * reported) and a ticket, and ends with sked_sched_inflight_end once each
+ * of its runs is published or given back.  The watermark is the earliest
+ * floor in flight, or now: every run this scheduler recorded DISPATCHED
+ * with a dispatched_at before it is surely published or given back.  A
+ * write left unresolved (the scheduler stopped while the store was away)
+ * is never ended: the watermark stays before its runs.  Take s->mu. */
+sked_walltime sked_sched_inflight_begin(sked_sched *s, uint64_t *ticket);
+void sked_sched_inflight_end(sked_sched *s, uint64_t ticket);
+
+/* Another scheduler's row unchanged this long (while this one's beats go
+ * through) means it is dead; this one's own beat not through for
+ * SELF_FENCE means others may soon think so of it: it must not mark. */
+#define SKED_SCHED_DEAD_AFTER_US (5 * SKED_USEC_PER_SEC)
+#define SKED_SCHED_SELF_FENCE_US (3 * SKED_USEC_PER_SEC)
+/* 1 when this scheduler must not record runs DISPATCHED now (see above).
+ * Call with s->mu held. */
+int sked_sched_fenced(sked_sched *s);
+
+/* The claimer thread: give back some of the runs of dead schedulers that
+ * the beat thread found (a few batches a turn).  Takes s->mu. */
+void sked_sched_take_over_some(sked_sched *s);
+
+/* The beat thread.  Runs until s->beat_stop, which sked_sched_stop sets
+ * once the other threads are gone; then writes a last beat, whose
+ * watermark covers every write they finished. */
+void *sked_sched_beat_main(void *arg);
+
+/* Sleep *pause (then doubled, up to a second) before trying a store write
+ * or read again; log msg (with err) before the first retry.  -1, without
+ * sleeping, once the scheduler stops. */
+int sked_sched_retry_pause(sked_sched *s, int tries, int64_t *pause, const char *msg,
+                           const sked_err *err);
 
 /* Has sked_sched_stop begun?  Takes s->mu. */
 int sked_sched_stopping(sked_sched *s);

@@ -15,59 +15,6 @@
 #include "core/log.h"
 #include "model/run.h"
 
-/* (sched_internal.h) A message that was sent but not confirmed may still
- * arrive: its run then starts from SCHEDULED's successor or is refused as
- * a late start (sched_events.c). */
-void sked_sched_publish(sked_sched *s, sked_run_rec *const *runs, const char *const *specs,
-                        size_t n)
-{
-    sked_message *msgs = calloc(n ? n : 1, sizeof *msgs);
-    size_t *msg_of = malloc((n ? n : 1) * sizeof *msg_of), nm = 0;
-    if (msgs == NULL || msg_of == NULL)
-        abort();
-    for (size_t i = 0; i < n; i++) {
-        sked_run_rec *r = runs[i];
-        sked_sched_count_status(r->queue, r->status);
-        size_t len = 0;
-        char *body = sked_job_message(r, specs[i], &len);
-        if (body == NULL) {
-            sked_log(SKED_LOG_ERROR, "cannot encode a job; the sweep will retry", "run", r->id, NULL);
-            continue;
-        }
-        msgs[nm] = (sked_message){.queue = r->queue, .body = body, .len = len};
-        msg_of[nm++] = i;
-    }
-    sked_err perr = {0};
-    sked_queue_publish_batch(s->cfg.queue, msgs, nm, &perr);
-    sked_run_change *back = calloc(nm ? nm : 1, sizeof *back);
-    size_t nb = 0;
-    for (size_t k = 0; k < nm; k++) {
-        sked_run_rec *r = runs[msg_of[k]];
-        free((void *)msgs[k].body);
-        if (msgs[k].result == 0) {
-            sked_log(SKED_LOG_DEBUG, "run dispatched", "run", r->id, "task", r->task_id,
-                     "queue", r->queue, NULL);
-            continue;
-        }
-        sked_log(SKED_LOG_ERROR, "publish failed; the run goes back to be claimed again",
-                 "run", r->id, "error", perr.msg, NULL);
-        int attempt = r->attempt;
-        r->error = NULL;
-        sked_sched_lose(r, NULL, sked_clock_wall_now(), "");
-        back[nb++] = (sked_run_change){.rec = r, .attempt = attempt,
-                                       .from = SKED_RUN_BIT(SKED_RUN_DISPATCHED)};
-    }
-    sked_err berr = {0};
-    if (nb > 0 && sked_store_run_update(s->cfg.store, back, nb, &berr) < 0)
-        sked_log(SKED_LOG_ERROR, "cannot give unpublished runs back; the sweep will",
-                 "error", berr.msg, NULL);
-    if (nb > 0)
-        sked_sched_wake(s);
-    free(back);
-    free(msgs);
-    free(msg_of);
-}
-
 /* One read of runs recs[0..n): applied[i] = 1 when run i holds what was
  * written (the rule of sked_sched_read_back).  0, or < 0 when the read
  * failed (applied is then not set). */
@@ -96,6 +43,20 @@ static int read_as_written(sked_sched *s, const sked_run_rec *const *recs, size_
     return rc;
 }
 
+int sked_sched_retry_pause(sked_sched *s, int tries, int64_t *pause, const char *msg,
+                           const sked_err *err)
+{
+    if (sked_sched_stopping(s))
+        return -1;
+    if (tries == 0)
+        sked_log(SKED_LOG_WARN, msg, "error", err->msg, NULL);
+    struct timespec ts = {.tv_sec = *pause / SKED_USEC_PER_SEC,
+                          .tv_nsec = *pause % SKED_USEC_PER_SEC * 1000};
+    nanosleep(&ts, NULL);
+    *pause = *pause * 2 < SKED_USEC_PER_SEC ? *pause * 2 : SKED_USEC_PER_SEC;
+    return 0;
+}
+
 /* (sched_internal.h) Waits for the store as long as it takes: nothing
  * can be marked or claimed without it anyway. */
 int sked_sched_read_back(sked_sched *s, const sked_run_rec *const *recs, size_t n,
@@ -103,26 +64,124 @@ int sked_sched_read_back(sked_sched *s, const sked_run_rec *const *recs, size_t 
 {
     int64_t pause = 50 * SKED_USEC_PER_MSEC;
     sked_err err = {0};
-    for (int tries = 0; read_as_written(s, recs, n, applied, &err) < 0; tries++) {
-        if (sked_sched_stopping(s))
+    for (int tries = 0; read_as_written(s, recs, n, applied, &err) < 0; tries++)
+        if (sked_sched_retry_pause(s, tries, &pause, "cannot read runs back yet; retrying "
+                                   "until the store answers", &err) < 0)
             return -1;
-        if (tries == 0)
-            sked_log(SKED_LOG_WARN, "cannot read runs back yet; retrying until the store answers",
-                     "error", err.msg, NULL);
-        struct timespec ts = {.tv_sec = pause / SKED_USEC_PER_SEC,
-                              .tv_nsec = pause % SKED_USEC_PER_SEC * 1000};
-        nanosleep(&ts, NULL);
-        pause = pause * 2 < SKED_USEC_PER_SEC ? pause * 2 : SKED_USEC_PER_SEC;
-    }
     size_t yes = 0;
     for (size_t k = 0; k < n; k++)
         yes += (size_t)applied[k];
     char v[2][24];
     snprintf(v[0], sizeof v[0], "%zu", yes);
     snprintf(v[1], sizeof v[1], "%zu", n - yes);
-    sked_log(SKED_LOG_WARN, "runs read back after a failed write", "applied", v[0],
-             "not_applied", v[1], NULL);
+    sked_log(SKED_LOG_WARN, "runs read back", "applied", v[0], "not_applied", v[1], NULL);
     return 0;
+}
+
+/* Runs whose publish failed go back to SCHEDULED, fenced on this
+ * scheduler still holding them (so a repeat, or a run another scheduler
+ * took over meanwhile, changes nothing): repeated while the store cannot
+ * be reached.  -1 when the scheduler stops first or the store refuses. */
+static int give_back(sked_sched *s, sked_run_change *back, size_t nb)
+{
+    int64_t pause = 50 * SKED_USEC_PER_MSEC;
+    sked_err err = {0};
+    int rc;
+    for (int tries = 0; nb > 0 && (rc = sked_store_run_update(s->cfg.store, back, nb, &err)) < 0;
+         tries++) {
+        if (rc != SKED_EUNAVAIL && rc != SKED_EAGAIN) {
+            sked_log(SKED_LOG_ERROR, "cannot give unpublished runs back; their dispatch lease "
+                     "will", "error", err.msg, NULL);
+            return -1;
+        }
+        if (sked_sched_retry_pause(s, tries, &pause, "cannot give unpublished runs back "
+                                   "yet; retrying until the store answers", &err) < 0)
+            return -1;
+    }
+    if (nb > 0)
+        sked_sched_wake(s);
+    return 0;
+}
+
+/* r, not published, as it goes back: SCHEDULED, due now (*ch). */
+static void back_one(sked_sched *s, sked_run_rec *r, sked_run_change *ch)
+{
+    int attempt = r->attempt;
+    r->error = NULL;
+    sked_sched_lose(r, NULL, sked_clock_wall_now(), "");
+    *ch = (sked_run_change){.rec = r, .attempt = attempt,
+                            .from = SKED_RUN_BIT(SKED_RUN_DISPATCHED), .owner = s->owner};
+}
+
+/* (sched_internal.h) A message that was sent but not confirmed may still
+ * arrive: its run then starts from SCHEDULED's successor or is refused as
+ * a late start (sched_events.c). */
+int sked_sched_publish(sked_sched *s, sked_run_rec *const *runs, const char *const *specs,
+                       size_t n, sked_monotime marked)
+{
+    sked_message *msgs = calloc(n ? n : 1, sizeof *msgs);
+    size_t *msg_of = malloc((n ? n : 1) * sizeof *msg_of), nm = 0;
+    int *still = malloc((n ? n : 1) * sizeof *still);
+    if (msgs == NULL || msg_of == NULL || still == NULL)
+        abort();
+    for (size_t i = 0; i < n; i++)
+        still[i] = 1;
+    int rc = 0;
+    pthread_mutex_lock(&s->mu);
+    int unsure = sked_sched_fenced(s); /* others may take it for dead */
+    pthread_mutex_unlock(&s->mu);
+    if (marked != 0 && n > 0 &&
+        (unsure || sked_clock_mono_now() - marked > SKED_SCHED_STALE_US)) {
+        char age[24];
+        snprintf(age, sizeof age, "%.1f", (double)(sked_clock_mono_now() - marked) / 1e6);
+        sked_log(SKED_LOG_WARN, "runs recorded dispatched a while ago: publishing only those "
+                 "still as recorded", "age_s", age, NULL);
+        if (sked_sched_read_back(s, (const sked_run_rec *const *)runs, n, still) < 0) {
+            rc = -1;
+            n = 0;
+        }
+    }
+    sked_run_change *back = calloc(n ? n : 1, sizeof *back);
+    if (back == NULL)
+        abort();
+    size_t nb = 0;
+    for (size_t i = 0; i < n; i++) {
+        sked_run_rec *r = runs[i];
+        if (!still[i])
+            continue;
+        sked_sched_count_status(r->queue, r->status);
+        size_t len = 0;
+        char *body = sked_job_message(r, specs[i], &len);
+        if (body == NULL) { /* out of memory */
+            sked_log(SKED_LOG_ERROR, "cannot encode a job; the run goes back", "run", r->id,
+                     NULL);
+            back_one(s, r, &back[nb++]);
+            continue;
+        }
+        msgs[nm] = (sked_message){.queue = r->queue, .body = body, .len = len};
+        msg_of[nm++] = i;
+    }
+    sked_err perr = {0};
+    sked_queue_publish_batch(s->cfg.queue, msgs, nm, &perr);
+    for (size_t k = 0; k < nm; k++) {
+        sked_run_rec *r = runs[msg_of[k]];
+        free((void *)msgs[k].body);
+        if (msgs[k].result == 0) {
+            sked_log(SKED_LOG_DEBUG, "run dispatched", "run", r->id, "task", r->task_id,
+                     "queue", r->queue, NULL);
+            continue;
+        }
+        sked_log(SKED_LOG_ERROR, "publish failed; the run goes back to be claimed again",
+                 "run", r->id, "error", perr.msg, NULL);
+        back_one(s, r, &back[nb++]);
+    }
+    if (give_back(s, back, nb) < 0)
+        rc = -1;
+    free(back);
+    free(msgs);
+    free(msg_of);
+    free(still);
+    return rc;
 }
 
 /* Publish ready[0..n) (taken over) and free them.  What was marked ahead
@@ -155,7 +214,7 @@ static void publish_ready(sked_sched *s, due_run *ready, size_t n)
         pub[np] = r;
         pub_spec[np++] = ready[i].spec;
     }
-    sked_sched_publish(s, pub, pub_spec, np);
+    sked_sched_publish(s, pub, pub_spec, np, 0);
     for (size_t i = 0; i < n; i++)
         sked_sched_due_free(&ready[i]);
     free(pub);

@@ -327,6 +327,8 @@ int sked_store_run_update(sked_store *st, sked_run_change *changes, size_t n,
         return sked_err_set(err, SKED_EINVAL, NULL, 0, "no changes");
     for (size_t i = 0; i < n; i++) {
         int rc = check_run(changes[i].rec, (int)i + 1, err);
+        if (rc == 0 && changes[i].owner != NULL)
+            rc = check_len(changes[i].owner, SKED_OWNER_MAX, "owner", (int)i + 1, err);
         if (rc != 0)
             return rc;
     }
@@ -573,4 +575,36 @@ int sked_store_run_get_many(sked_store *st, const char *const *ids, size_t n,
         }
     }
     return 0;
+}
+
+int sked_store_sched_beat(sked_store *st, const sked_sched_rec *me,
+                          sked_walltime prune_before, sked_sched_rec **out,
+                          size_t *n, sked_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    if (!HAS(st, 3, sched_beat))
+        return notsup(st, "sched_beat", err);
+    int rc = me == NULL ? sked_err_set(err, SKED_EINVAL, "scheduler", 0, "no scheduler row")
+                        : check_len(me->id, SKED_OWNER_MAX, "id", 0, err);
+    if (rc == 0 && (me->beat_at == SKED_TIME_NONE || me->published_to == SKED_TIME_NONE))
+        rc = sked_err_set(err, SKED_EINVAL, "beat_at", 0,
+                          "a heartbeat needs its time and its watermark");
+    return rc != 0 ? rc : st->ops->sched_beat(st, me, prune_before, out, n, err);
+}
+
+int sked_store_runs_in_doubt(sked_store *st, const char *owner, sked_walltime since,
+                             int limit, sked_claim *out, sked_err *err)
+{
+    out->runs = NULL;
+    out->specs = NULL;
+    out->nruns = 0;
+    out->more = 0;
+    if (!HAS(st, 3, runs_in_doubt))
+        return notsup(st, "runs_in_doubt", err);
+    int rc = check_len(owner, SKED_OWNER_MAX, "owner", 0, err);
+    if (rc == 0 && (limit < 1 || limit > CLAIM_MAX_LIMIT))
+        rc = sked_err_set(err, SKED_EINVAL, "limit", 0, "limit %d is not within 1..%d", limit,
+                          CLAIM_MAX_LIMIT);
+    return rc != 0 ? rc : st->ops->runs_in_doubt(st, owner, since, limit, out, err);
 }

@@ -37,7 +37,7 @@
 #include "core/clock.h"
 #include "core/err.h"
 
-#define SKED_STORE_OPS_VERSION 2
+#define SKED_STORE_OPS_VERSION 3
 
 /* "No time" in a sked_walltime column (next_run_at of a paused task...). */
 #define SKED_TIME_NONE INT64_MIN
@@ -276,6 +276,9 @@ typedef struct sked_run_change {
      * but maybe not of the machine).  Backends may ignore it (PostgreSQL
      * does: a standby must have every change before a failover). */
     int may_lose;
+    /* Non-NULL: fenced on the stored lease_owner too (a give-back must not
+     * undo another scheduler's mark of the same attempt). */
+    const char *owner;
     int result;                     /* out: 0 applied, SKED_EPRECOND fenced,
                                        SKED_ENOENT no such run            */
 } sked_run_change;
@@ -308,6 +311,21 @@ typedef struct sked_worker_rec {
     sked_walltime last_heartbeat;
     char version[32];
 } sked_worker_rec;
+
+/* A scheduler's heartbeat row.  published_to is its watermark: every run
+ * it recorded DISPATCHED with a dispatched_at before that time has been
+ * published or given back.  So when its beats stop, only its DISPATCHED
+ * runs from published_to on may be in no queue (sched_beat.c). */
+typedef struct sked_sched_rec {
+    char id[SKED_OWNER_MAX + 1];
+    int64_t beats;                  /* counts up while it lives            */
+    sked_walltime beat_at;          /* its clock at the beat               */
+    sked_walltime published_to;
+    /* In, to sched_beat: keep the stored published_to where it is the
+     * smaller (a new life whose previous one's runs are not taken over
+     * yet must not raise its watermark).  Read back as 0. */
+    int keep_older;
+} sked_sched_rec;
 
 typedef struct sked_store sked_store;
 
@@ -430,6 +448,24 @@ typedef struct sked_store_ops {
      * for each id when a backend lacks it. */
     int (*run_get_many)(sked_store *st, const char *const *ids, size_t n,
                         sked_run_rec *out, int *found, sked_err *err);
+
+    /* Version 3: schedulers' heartbeats, and the runs a dead one may have
+     * left unpublished. */
+    /* In one transaction: read every scheduler's row as it was before,
+     * write row *me (insert or replace) and delete the rows of other
+     * schedulers whose beat_at is before prune_before.  *out (malloc'ed,
+     * free() it) holds the rows read, by id; me's own old row among them
+     * when it had one (a previous life of the same id). */
+    int (*sched_beat)(sked_store *st, const sked_sched_rec *me,
+                      sked_walltime prune_before, sked_sched_rec **out,
+                      size_t *n, sked_err *err);
+    /* Runs DISPATCHED, leased to owner, with dispatched_at >= since:
+     * earliest dispatched_at first (then id), at most limit (out->more when
+     * there are more), with their task's spec as in sked_claim (only the
+     * out fields are used).  Reads only. */
+    int (*runs_in_doubt)(sked_store *st, const char *owner,
+                         sked_walltime since, int limit, sked_claim *out,
+                         sked_err *err);
 } sked_store_ops;
 
 /* Every store instance begins with a pointer to its ops. */
@@ -483,6 +519,11 @@ int sked_store_tasks_active(sked_store *st, const char *const *task_ids,
 int sked_store_wait_wake(sked_store *st, int64_t timeout_us, sked_err *err);
 int sked_store_run_get_many(sked_store *st, const char *const *ids, size_t n,
                             sked_run_rec *out, int *found, sked_err *err);
+int sked_store_sched_beat(sked_store *st, const sked_sched_rec *me,
+                          sked_walltime prune_before, sked_sched_rec **out,
+                          size_t *n, sked_err *err);
+int sked_store_runs_in_doubt(sked_store *st, const char *owner, sked_walltime since,
+                             int limit, sked_claim *out, sked_err *err);
 
 /* The SQLite backend's ops (store_sqlite.c). */
 extern const sked_store_ops sked_store_sqlite_ops;

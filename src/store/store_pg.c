@@ -611,4 +611,6 @@ const sked_store_ops sked_store_pg_ops = {
     .tasks_active = sked_pg_tasks_active,
     .wait_wake = sked_pg_wait_wake,
     .run_get_many = sked_pg_run_get_many,
+    .sched_beat = sked_pg_sched_beat,
+    .runs_in_doubt = sked_pg_runs_in_doubt,
 };

@@ -69,7 +69,7 @@
     X(SWEEP) X(RUN_UPDATE) X(RUN_INSERT) X(RUN_GET)                       \
     X(PRUNE_WALK) X(PRUNE_WALK_FROM) X(PRUNE_WALK_BELOW) X(PRUNE_TASK)    \
     X(PRUNE_AGED) X(RUN_DELETE) X(WORKER_UPSERT) X(WORKER_LIST)         \
-    X(RUNS_ACTIVE) X(RUNS_GET_MANY)
+    X(RUNS_ACTIVE) X(RUNS_GET_MANY) X(RUNS_IN_DOUBT) X(SCHED_BEAT)
 
 enum {
 #define X(name) SKED_PG_##name,
@@ -341,6 +341,11 @@ int sked_pg_run_update(sked_store *st, sked_run_change *changes, size_t n,
                        sked_err *err);
 int sked_pg_sweep_expired(sked_store *st, sked_walltime now, int limit,
                           sked_claim *out, sked_err *err);
+int sked_pg_runs_in_doubt(sked_store *st, const char *owner, sked_walltime since,
+                          int limit, sked_claim *out, sked_err *err);
+int sked_pg_sched_beat(sked_store *st, const sked_sched_rec *me,
+                       sked_walltime prune_before, sked_sched_rec **out,
+                       size_t *n, sked_err *err);
 int sked_pg_run_insert(sked_store *st, const sked_run_rec *r, sked_err *err);
 int sked_pg_run_get(sked_store *st, const char *ns, const char *id,
                     sked_run_rec *out, sked_err *err);

@@ -110,6 +110,12 @@ const char *sked_pg_claim_sql(int slot)
         return SKED_PG_RUN_SPEC_FROM
                "WHERE r.status IN (1, 2) AND r.lease_expires_at < $1::bigint "
                "ORDER BY r.lease_expires_at, r.id LIMIT $2::bigint";
+    /* status 1 in runs_lease; few rows: only a takeover reads them */
+    case SKED_PG_RUNS_IN_DOUBT:
+        return SKED_PG_RUN_SPEC_FROM
+               "WHERE r.status = 1 AND r.lease_owner = $1::text "
+               "AND r.dispatched_at >= $2::bigint "
+               "ORDER BY r.dispatched_at, r.id LIMIT $3::bigint";
     case SKED_PG_CLAIM_OWNED:
         return SKED_PG_RUN_SPEC_FROM
                "WHERE r.status = 0 AND r.lease_owner = $1::text "
@@ -378,10 +384,12 @@ int sked_pg_claim_due(sked_store *st, sked_claim *c, sked_err *err)
     return 0;
 }
 
-/* ---- sweep ------------------------------------------------------------- */
+/* ---- sweep, and the runs a dead scheduler may have left unpublished ---- */
 
 typedef struct sweep_job {
-    sked_walltime now;
+    int slot;                           /* SWEEP or RUNS_IN_DOUBT */
+    const char *owner;                  /* RUNS_IN_DOUBT's */
+    sked_walltime at;
     int limit;
     sked_pg_runbuf out;                 /* out */
     int more;                           /* out */
@@ -394,9 +402,11 @@ static int sweep_fn(sked_pg_tx *tx, void *arg, sked_err *err)
     a->more = 0;
     sked_pg_params p = {0};
     PGresult *res;
-    sked_pg_p_i64(&p, a->now);
+    if (a->owner != NULL)
+        sked_pg_p_text(&p, a->owner);
+    sked_pg_p_i64(&p, a->at);
     sked_pg_p_i64(&p, (int64_t)a->limit + 1);
-    int rc = sked_pg_exec(tx->c, SKED_PG_SWEEP, &p, &res, "sweep", err);
+    int rc = sked_pg_exec(tx->c, a->slot, &p, &res, "sweep", err);
     if (rc == 0)
         rc = sked_pg_collect_runs(res, 1, (size_t)a->limit, &a->out,
                                   &a->more, err);
@@ -404,25 +414,37 @@ static int sweep_fn(sked_pg_tx *tx, void *arg, sked_err *err)
     return rc;
 }
 
-int sked_pg_sweep_expired(sked_store *st, sked_walltime now, int limit,
-                          sked_claim *out, sked_err *err)
+static int sweep_read(sked_store *st, sweep_job *a, sked_claim *out, sked_err *err)
 {
     out->runs = NULL;
     out->specs = NULL;
     out->nruns = 0;
     out->more = 0;
-    int rc = sked_pg_check_limit(limit, err);
-    if (rc != 0)
-        return rc;
-    sweep_job a = {.now = now, .limit = limit};
-    rc = sked_pg_run(S(st), SKED_PG_READ, sweep_fn, &a, err);
+    int rc = sked_pg_check_limit(a->limit, err);
+    if (rc == 0)
+        rc = sked_pg_run(S(st), SKED_PG_READ, sweep_fn, a, err);
     if (rc != 0) {
-        sked_pg_runbuf_free(&a.out);
+        sked_pg_runbuf_free(&a->out);
         return rc;
     }
-    out->runs = a.out.runs;
-    out->specs = a.out.specs;
-    out->nruns = a.out.n;
-    out->more = a.more;
+    out->runs = a->out.runs;
+    out->specs = a->out.specs;
+    out->nruns = a->out.n;
+    out->more = a->more;
     return 0;
+}
+
+int sked_pg_sweep_expired(sked_store *st, sked_walltime now, int limit,
+                          sked_claim *out, sked_err *err)
+{
+    sweep_job a = {.slot = SKED_PG_SWEEP, .at = now, .limit = limit};
+    return sweep_read(st, &a, out, err);
+}
+
+int sked_pg_runs_in_doubt(sked_store *st, const char *owner, sked_walltime since,
+                          int limit, sked_claim *out, sked_err *err)
+{
+    sweep_job a = {.slot = SKED_PG_RUNS_IN_DOUBT, .owner = owner, .at = since,
+                   .limit = limit};
+    return sweep_read(st, &a, out, err);
 }

@@ -25,28 +25,30 @@
 
 #define S(st) ((sked_pg_store *)(st))
 
-/* The 18 arrays of RUN_UPDATE, in its order. */
+/* The 19 arrays of RUN_UPDATE, in its order. */
 enum {
     U_ID, U_DUE, U_STATUS, U_REASON, U_ATTEMPT, U_WORKER, U_OWNER, U_LEASE,
     U_DISPATCHED, U_STARTED, U_FINISHED, U_LAG, U_EXIT, U_HTTP, U_ERROR,
-    U_OUTPUT, U_FENCE, U_MASK, UNARR
+    U_OUTPUT, U_FENCE, U_MASK, U_FENCE_OWNER, UNARR
 };
 
 const char *sked_pg_run_sql(int slot)
 {
     switch (slot) {
     /* Every change of the batch (ids distinct), fenced on attempt and
-     * status; then one row per change: applied?  does the run exist? */
+     * status (and lease owner, when given); then one row per change:
+     * applied?  does the run exist? */
     case SKED_PG_RUN_UPDATE:
         return "WITH u AS (SELECT * FROM unnest($1::text[], $2::bigint[], "
                "$3::smallint[], $4::text[], $5::integer[], $6::text[], "
                "$7::text[], $8::bigint[], $9::bigint[], $10::bigint[], "
                "$11::bigint[], $12::bigint[], $13::integer[], "
                "$14::integer[], $15::text[], $16::text[], $17::integer[], "
-               "$18::bigint[]) WITH ORDINALITY AS u(id, due_at, status, "
-               "reason, attempt, worker, lease_owner, lease_expires_at, "
-               "dispatched_at, started_at, finished_at, lag_us, exit_code, "
-               "http_status, error, output, fence, mask, ord)), "
+               "$18::bigint[], $19::text[]) WITH ORDINALITY AS u(id, due_at, "
+               "status, reason, attempt, worker, lease_owner, "
+               "lease_expires_at, dispatched_at, started_at, finished_at, "
+               "lag_us, exit_code, http_status, error, output, fence, mask, "
+               "fence_owner, ord)), "
                "upd AS (UPDATE runs AS r SET due_at = u.due_at, "
                "status = u.status, reason = u.reason, attempt = u.attempt, "
                "worker = u.worker, lease_owner = u.lease_owner, "
@@ -57,6 +59,8 @@ const char *sked_pg_run_sql(int slot)
                "error = u.error, output = u.output FROM u "
                "WHERE r.id = u.id AND r.attempt = u.fence "
                "AND ((1::bigint << r.status) & u.mask) <> 0 "
+               "AND (u.fence_owner IS NULL "
+               "OR r.lease_owner = u.fence_owner) "
                "RETURNING u.ord) "
                "SELECT upd.ord IS NOT NULL, x.id IS NOT NULL FROM u "
                "LEFT JOIN upd ON upd.ord = u.ord "
@@ -275,6 +279,7 @@ static int chunk_params(const update_job *a, size_t from, size_t to,
         sked_pg_arr_text(&arr[U_OUTPUT], r->output);
         sked_pg_arr_i64(&arr[U_FENCE], a->ch[i].attempt);
         sked_pg_arr_i64(&arr[U_MASK], (int64_t)a->ch[i].from);
+        sked_pg_arr_text(&arr[U_FENCE_OWNER], a->ch[i].owner);
     }
     int oom = 0;
     for (int k = 0; k < UNARR; k++) {

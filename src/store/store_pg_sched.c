@@ -1,7 +1,8 @@
 /*
  * store_pg_sched.c - what schedulers on PostgreSQL need to know of each
  * other: how many runs of a task are in flight anywhere (the overlap
- * policy), and when another process made something due soon (LISTEN).
+ * policy), who is alive and what each has surely published (heartbeats),
+ * and when another process made something due soon (LISTEN).
  *
  * Wake-ups: writes that make something due within SKED_PG_WAKE_WINDOW
  * send NOTIFY sked_wake with their COMMIT (store_pg.c).  wait_wake keeps a
@@ -16,6 +17,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <time.h>
 
 #define S(st) ((sked_pg_store *)(st))
@@ -25,6 +27,20 @@ const char *sked_pg_sched_sql(int slot)
     switch (slot) {
     case SKED_PG_RUNS_GET_MANY:
         return "SELECT " SKED_PG_RUN_COLS " FROM runs WHERE id = ANY($1::text[])";
+    /* One statement (its own transaction): every CTE sees the rows as
+     * they were before it, so `old` is the table before this beat. */
+    case SKED_PG_SCHED_BEAT:
+        return "WITH old AS (SELECT id, beats, beat_at, published_to "
+               "FROM schedulers), "
+               "up AS (INSERT INTO schedulers (id, beats, beat_at, published_to) "
+               "VALUES ($1::text, $2::bigint, $3::bigint, $4::bigint) "
+               "ON CONFLICT (id) DO UPDATE SET beats = excluded.beats, "
+               "beat_at = excluded.beat_at, published_to = CASE WHEN $6::boolean "
+               "THEN least(schedulers.published_to, excluded.published_to) "
+               "ELSE excluded.published_to END), "
+               "gone AS (DELETE FROM schedulers WHERE beat_at < $5::bigint "
+               "AND id <> $1) "
+               "SELECT id, beats, beat_at, published_to FROM old ORDER BY id";
     case SKED_PG_RUNS_ACTIVE:
         /* status > 0 AND status < 3: dispatched or running, by the
          * partial index runs_unfinished (status < 3) */
@@ -209,4 +225,60 @@ int sked_pg_wait_wake(sked_store *st, int64_t timeout_us, sked_err *err)
     if (!PQconsumeInput(db) || PQstatus(db) != CONNECTION_OK)
         return lost(s, timeout_us, err);
     return drain(db) ? 0 : SKED_EAGAIN;
+}
+
+/* ---- heartbeats ---------------------------------------------------------- */
+
+typedef struct beat_job {
+    const sked_sched_rec *me;
+    sked_walltime prune_before;
+    sked_sched_rec *rows;               /* out */
+    size_t n;                           /* out */
+} beat_job;
+
+static int beat_fn(sked_pg_tx *tx, void *arg, sked_err *err)
+{
+    beat_job *a = arg;
+    free(a->rows);
+    a->rows = NULL;
+    a->n = 0;
+    sked_pg_params p = {0};
+    PGresult *res;
+    sked_pg_p_text(&p, a->me->id);
+    sked_pg_p_i64(&p, a->me->beats);
+    sked_pg_p_i64(&p, a->me->beat_at);
+    sked_pg_p_i64(&p, a->me->published_to);
+    sked_pg_p_i64(&p, a->prune_before == SKED_TIME_NONE ? INT64_MIN : a->prune_before);
+    sked_pg_p_raw(&p, a->me->keep_older ? "t" : "f");
+    int rc = sked_pg_exec(tx->c, SKED_PG_SCHED_BEAT, &p, &res, "scheduler beat", err);
+    size_t rows = rc == 0 ? (size_t)PQntuples(res) : 0;
+    if (rows > 0 && (a->rows = calloc(rows, sizeof *a->rows)) == NULL)
+        rc = sked_err_set(err, SKED_ENOMEM, NULL, 0, "out of memory");
+    for (size_t i = 0; rc == 0 && i < rows; i++, a->n++) {
+        sked_sched_rec *r = &a->rows[i];
+        sked_pg_fixed(res, (int)i, 0, r->id, sizeof r->id);
+        r->beats = sked_pg_i64(res, (int)i, 1);
+        r->beat_at = sked_pg_i64(res, (int)i, 2);
+        r->published_to = sked_pg_i64(res, (int)i, 3);
+    }
+    PQclear(res);
+    return rc;
+}
+
+int sked_pg_sched_beat(sked_store *st, const sked_sched_rec *me,
+                       sked_walltime prune_before, sked_sched_rec **out,
+                       size_t *n, sked_err *err)
+{
+    /* one statement: a beat repeated after a broken connection is the
+     * same beat */
+    beat_job a = {.me = me, .prune_before = prune_before};
+    int rc = sked_pg_run(S(st), SKED_PG_READ, beat_fn, &a, err);
+    if (rc != 0) {
+        free(a.rows);
+        a.rows = NULL;
+        a.n = 0;
+    }
+    *out = a.rows;
+    *n = a.n;
+    return rc;
 }

@@ -7,7 +7,8 @@
  *   store_sqlite_tasks.c  the task methods;
  *   store_sqlite_tokens.c the token methods;
  *   store_sqlite_claim.c  the claim (the scheduler's one big write);
- *   store_sqlite_runs.c   the other run methods, retention, workers;
+ *   store_sqlite_runs.c   the other run methods, retention;
+ *   store_sqlite_nodes.c  workers' and schedulers' heartbeats;
  *   store_sqlite_migrate.c the schema migrations;
  *   store_sqlite_sync.c   background fsync of lazy commits, checkpoints.
  *
@@ -119,7 +120,11 @@
       "lease_expires_at = ?8, dispatched_at = ?9, started_at = ?10, "     \
       "finished_at = ?11, lag_us = ?12, exit_code = ?13, "                \
       "http_status = ?14, error = ?15, output = ?16 "                     \
-      "WHERE id = ?1 AND attempt = ?17 AND ((1 << status) & ?18) != 0")   \
+      "WHERE id = ?1 AND attempt = ?17 AND ((1 << status) & ?18) != 0 "   \
+      "AND (?19 IS NULL OR lease_owner = ?19)")                           \
+    X(RUNS_IN_DOUBT, SKED_SQLITE_RUN_SPEC_FROM                            \
+      "WHERE r.status = 1 AND r.lease_owner = ?1 AND r.dispatched_at >= ?2 " \
+      "ORDER BY r.dispatched_at, r.id LIMIT ?3")                          \
     X(RUN_EXISTS, "SELECT 1 FROM runs WHERE id = ?1")                     \
     X(TASK_EXISTS, "SELECT 1 FROM tasks WHERE namespace = ?1 AND id = ?2") \
     X(RUN_INSERT, "INSERT INTO runs (" SKED_SQLITE_RUN_COLS ") VALUES ("  \
@@ -154,7 +159,17 @@
       "version = excluded.version")                                       \
     X(WORKER_LIST, "SELECT id, host, queues, slots, busy, "               \
       "last_heartbeat, version FROM workers WHERE last_heartbeat > ?1 "   \
-      "ORDER BY id")
+      "ORDER BY id")                                                      \
+    /* schedulers' heartbeats */                                          \
+    X(SCHED_LIST, "SELECT id, beats, beat_at, published_to "              \
+      "FROM schedulers ORDER BY id")                                      \
+    X(SCHED_PUT, "INSERT INTO schedulers (id, beats, beat_at, "           \
+      "published_to) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (id) DO UPDATE " \
+      "SET beats = excluded.beats, beat_at = excluded.beat_at, "          \
+      "published_to = CASE WHEN ?5 THEN min(published_to, "               \
+      "excluded.published_to) ELSE excluded.published_to END")           \
+    X(SCHED_PRUNE, "DELETE FROM schedulers WHERE beat_at < ?2 "           \
+      "AND id <> ?1")
 
 enum {
 #define X(name, sql) SKED_SQLITE_##name,
@@ -360,6 +375,11 @@ int sked_sqlite_tasks_active(sked_store *st, const char *const *task_ids,
                              size_t n, int *counts, sked_err *err);
 int sked_sqlite_worker_list(sked_store *st, sked_walltime since,
                             sked_worker_rec **out, size_t *n, sked_err *err);
+int sked_sqlite_sched_beat(sked_store *st, const sked_sched_rec *me,
+                           sked_walltime prune_before, sked_sched_rec **out,
+                           size_t *n, sked_err *err);
+int sked_sqlite_runs_in_doubt(sked_store *st, const char *owner, sked_walltime since,
+                              int limit, sked_claim *out, sked_err *err);
 
 
 /* A filter string that filters: not NULL, not empty. */

@@ -1,8 +1,8 @@
 /*
  * store_sqlite_runs.c - the run methods of the SQLite store other than the
  * claim: transitions (run_update), sweeps, manual runs, reads, listings,
- * retention, and the workers' heartbeats.  Also the helpers that turn run
- * rows into sked_run_rec, shared with store_sqlite_claim.c.
+ * retention.  Also the helpers that turn run rows into sked_run_rec,
+ * shared with store_sqlite_claim.c.
  *
  * Same shape as store_sqlite_tasks.c: reads on a pooled read connection,
  * writes as jobs of the group-commit writer that keep their results in
@@ -210,6 +210,7 @@ static int update_fn(sked_sqlite_conn *c, void *arg, sked_err *err)
         sked_sqlite_bind_text(q, 16, r->output);
         sqlite3_bind_int(q, 17, a->ch[i].attempt);
         sqlite3_bind_int64(q, 18, (sqlite3_int64)a->ch[i].from);
+        sked_sqlite_bind_text(q, 19, a->ch[i].owner);
         int src = sqlite3_step(q);
         sqlite3_reset(q);
         if (src != SQLITE_DONE)
@@ -239,10 +240,12 @@ int sked_sqlite_run_update(sked_store *st, sked_run_change *changes, size_t n,
     return rc;
 }
 
-/* ---- sweep -------------------------------------------------------------- */
+/* ---- sweep, and the runs a dead scheduler may have left unpublished ---- */
 
-int sked_sqlite_sweep_expired(sked_store *st, sked_walltime now, int limit,
-                              sked_claim *out, sked_err *err)
+/* Runs of statement slot, which binds (owner if not NULL, at, limit + 1),
+ * into out's run fields. */
+static int sweep_read(sked_store *st, int slot, const char *owner, sked_walltime at,
+                      int limit, sked_claim *out, sked_err *err)
 {
     out->runs = NULL;
     out->specs = NULL;
@@ -254,12 +257,14 @@ int sked_sqlite_sweep_expired(sked_store *st, sked_walltime now, int limit,
     sked_sqlite_conn *c;
     sqlite3_stmt *q;
     sked_sqlite_runbuf b = {0};
-    int more = 0;
+    int more = 0, k = 1;
     if ((rc = sked_sqlite_reader_get(S(st), &c, err)) != 0)
         return rc;
-    if ((rc = sked_sqlite_stmt(c, SKED_SQLITE_SWEEP, &q, err)) == 0) {
-        sqlite3_bind_int64(q, 1, now);
-        sqlite3_bind_int(q, 2, limit + 1);
+    if ((rc = sked_sqlite_stmt(c, slot, &q, err)) == 0) {
+        if (owner != NULL)
+            sked_sqlite_bind_text(q, k++, owner);
+        sqlite3_bind_int64(q, k++, at);
+        sqlite3_bind_int(q, k, limit + 1);
         rc = sked_sqlite_collect_runs(c, q, 1, (size_t)limit, &b, &more, err);
         sqlite3_reset(q);
     }
@@ -273,6 +278,18 @@ int sked_sqlite_sweep_expired(sked_store *st, sked_walltime now, int limit,
     out->nruns = b.n;
     out->more = more;
     return 0;
+}
+
+int sked_sqlite_sweep_expired(sked_store *st, sked_walltime now, int limit,
+                              sked_claim *out, sked_err *err)
+{
+    return sweep_read(st, SKED_SQLITE_SWEEP, NULL, now, limit, out, err);
+}
+
+int sked_sqlite_runs_in_doubt(sked_store *st, const char *owner, sked_walltime since,
+                              int limit, sked_claim *out, sked_err *err)
+{
+    return sweep_read(st, SKED_SQLITE_RUNS_IN_DOUBT, owner, since, limit, out, err);
 }
 
 /* ---- run_insert --------------------------------------------------------- */
@@ -576,106 +593,5 @@ int sked_sqlite_run_prune(sked_store *st, sked_walltime older_than,
     free(a.victims);
     if (rc == 0)
         *deleted = a.deleted;
-    return rc;
-}
-
-/* ---- workers ------------------------------------------------------------ */
-
-static int worker_upsert_fn(sked_sqlite_conn *c, void *arg, sked_err *err)
-{
-    const sked_worker_rec *w = arg;
-    sqlite3_stmt *q;
-    int rc = sked_sqlite_stmt(c, SKED_SQLITE_WORKER_UPSERT, &q, err);
-    if (rc != 0)
-        return rc;
-    sqlite3_bind_text(q, 1, w->id, (int)strnlen(w->id, sizeof w->id),
-                      SQLITE_STATIC);
-    sqlite3_bind_text(q, 2, w->host, (int)strnlen(w->host, sizeof w->host),
-                      SQLITE_STATIC);
-    sked_sqlite_bind_text(q, 3, w->queues ? w->queues : "[]");
-    sqlite3_bind_int(q, 4, w->slots);
-    sqlite3_bind_int(q, 5, w->busy);
-    sqlite3_bind_int64(q, 6, w->last_heartbeat);
-    sqlite3_bind_text(q, 7, w->version,
-                      (int)strnlen(w->version, sizeof w->version),
-                      SQLITE_STATIC);
-    int src = sqlite3_step(q);
-    sqlite3_reset(q);
-    if (src != SQLITE_DONE)
-        return sked_sqlite_fail(c->db, src, err, "worker upsert");
-    return 0;
-}
-
-int sked_sqlite_worker_upsert(sked_store *st, const sked_worker_rec *w,
-                              sked_err *err)
-{
-    if (w == NULL || strnlen(w->id, sizeof w->id) == 0)
-        return sked_err_set(err, SKED_EINVAL, "id", 0, "worker id is empty");
-    if (w->last_heartbeat == SKED_TIME_NONE)
-        return sked_err_set(err, SKED_EINVAL, "last_heartbeat", 0,
-                            "a heartbeat needs a time");
-    /* lazy: the next heartbeat writes it again */
-    return sked_sqlite_write_lazy(S(st), worker_upsert_fn, (void *)w, 1, err);
-}
-
-static void free_workers(sked_worker_rec *v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(v[i].queues);
-    free(v);
-}
-
-int sked_sqlite_worker_list(sked_store *st, sked_walltime since,
-                            sked_worker_rec **out, size_t *n, sked_err *err)
-{
-    *out = NULL;
-    *n = 0;
-    sked_sqlite_conn *c;
-    sqlite3_stmt *q = NULL;
-    sked_worker_rec *v = NULL;
-    size_t cnt = 0, cap = 0;
-    int src, rc = sked_sqlite_reader_get(S(st), &c, err);
-    if (rc != 0)
-        return rc;
-    if ((rc = sked_sqlite_stmt(c, SKED_SQLITE_WORKER_LIST, &q, err)) != 0)
-        goto fail;
-    sqlite3_bind_int64(q, 1, since == SKED_TIME_NONE ? INT64_MIN : since);
-    while ((src = sqlite3_step(q)) == SQLITE_ROW) {
-        if (cnt == cap) {
-            size_t ncap = cap ? 2 * cap : 16;
-            sked_worker_rec *more = realloc(v, ncap * sizeof *v);
-            if (more == NULL) {
-                rc = sked_err_set(err, SKED_ENOMEM, NULL, 0, "out of memory");
-                goto fail;
-            }
-            v = more;
-            cap = ncap;
-        }
-        sked_worker_rec *w = &v[cnt];
-        memset(w, 0, sizeof *w);
-        sked_sqlite_col_fixed(q, 0, w->id, sizeof w->id);
-        sked_sqlite_col_fixed(q, 1, w->host, sizeof w->host);
-        w->slots = sqlite3_column_int(q, 3);
-        w->busy = sqlite3_column_int(q, 4);
-        w->last_heartbeat = sqlite3_column_int64(q, 5);
-        sked_sqlite_col_fixed(q, 6, w->version, sizeof w->version);
-        if ((rc = sked_sqlite_col_dup(q, 2, &w->queues, "a worker", err)))
-            goto fail;
-        cnt++;
-    }
-    if (src != SQLITE_DONE) {
-        rc = sked_sqlite_fail(c->db, src, err, "worker list");
-        goto fail;
-    }
-    sqlite3_reset(q);
-    sked_sqlite_reader_put(S(st), c);
-    *out = v;
-    *n = cnt;
-    return 0;
-fail:
-    if (q != NULL)
-        sqlite3_reset(q);
-    sked_sqlite_reader_put(S(st), c);
-    free_workers(v, cnt);
     return rc;
 }

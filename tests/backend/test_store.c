@@ -2982,6 +2982,203 @@ static void remove_tmpdir(void)
     rmdir(tmpdir);
 }
 
+/* ---- schedulers' heartbeats and the runs a dead one left in doubt ------- */
+
+/* The rows of beat answer rows[0..n) whose id starts with prefix. */
+static size_t rows_with(const sked_sched_rec *rows, size_t n, const char *prefix,
+                        sked_sched_rec *out)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(rows[i].id, prefix, strlen(prefix)) == 0)
+            out[k++] = rows[i];
+    return k;
+}
+
+static size_t beat(sked_store *st, const char *id, int64_t beats, sked_walltime at,
+                   sked_walltime published_to, sked_walltime prune_before,
+                   const char *prefix, sked_sched_rec *mine)
+{
+    sked_sched_rec me = {.beats = beats, .beat_at = at, .published_to = published_to};
+    snprintf(me.id, sizeof me.id, "%s", id);
+    sked_sched_rec *rows = NULL;
+    size_t n = 0;
+    sked_err err = {0};
+    int rc = sked_store_sched_beat(st, &me, prune_before, &rows, &n, &err);
+    if (rc != 0)
+        fail_msg("beat %s: %s (%s)", id, err.msg, sked_err_name(rc));
+    for (size_t i = 1; i < n; i++)
+        assert_true(strcmp(rows[i - 1].id, rows[i].id) < 0); /* by id */
+    size_t k = rows_with(rows, n, prefix, mine);
+    free(rows);
+    return k;
+}
+
+static void test_sched_beat(void **state)
+{
+    (void)state;
+    fixture *f = *state;
+    sked_walltime T = new_base();
+    char a[64], b[64], pre[40];
+    new_owner(pre, sizeof pre);
+    snprintf(a, sizeof a, "%s-a", pre);
+    snprintf(b, sizeof b, "%s-b", pre);
+    sked_sched_rec got[4];
+    /* the first beat of a: nothing of ours before it */
+    assert_int_equal(beat(f->st, a, 1, T, T - 5, SKED_TIME_NONE, pre, got), 0);
+    /* b sees a as written */
+    assert_int_equal(beat(f->st, b, 7, T + 1, T - 9, SKED_TIME_NONE, pre, got), 1);
+    assert_string_equal(got[0].id, a);
+    assert_int_equal(got[0].beats, 1);
+    assert_true(got[0].beat_at == T && got[0].published_to == T - 5);
+    /* a's second beat reads the table as it was: its own old row too */
+    assert_int_equal(beat(f->st, a, 2, T + 1000, T + 500, SKED_TIME_NONE, pre, got), 2);
+    assert_string_equal(got[0].id, a);
+    assert_int_equal(got[0].beats, 1);
+    assert_string_equal(got[1].id, b);
+    assert_true(got[1].beats == 7 && got[1].beat_at == T + 1 && got[1].published_to == T - 9);
+    /* replaced, not added */
+    assert_int_equal(beat(f->st, b, 8, T + 2000, T + 1500, SKED_TIME_NONE, pre, got), 2);
+    assert_true(got[0].beats == 2 && got[0].beat_at == T + 1000 &&
+                got[0].published_to == T + 500);
+    /* pruning: a's last beat (T + 1000) is before T + 1500, b's own row
+     * (T + 2000 before T + 9000 too) is never deleted by its own beat */
+    assert_int_equal(beat(f->st, b, 9, T + 2000, T + 1500, T + 1500, pre, got), 2);
+    assert_int_equal(beat(f->st, b, 10, T + 2000, T + 1500, T + 9000, pre, got), 1);
+    assert_string_equal(got[0].id, b);
+    assert_int_equal(beat(f->st, b, 11, T + 2000, T + 1500, SKED_TIME_NONE, pre, got), 1);
+    /* bad rows change nothing */
+    sked_sched_rec bad = {.beats = 1, .beat_at = T, .published_to = T};
+    sked_sched_rec *rows = NULL;
+    size_t n = 0;
+    sked_err err = {0};
+    assert_int_equal(sked_store_sched_beat(f->st, &bad, SKED_TIME_NONE, &rows, &n, &err),
+                     SKED_EINVAL);
+    assert_string_equal(err.field, "id");
+    assert_null(rows);
+    snprintf(bad.id, sizeof bad.id, "%s-c", pre);
+    bad.published_to = SKED_TIME_NONE;
+    assert_int_equal(sked_store_sched_beat(f->st, &bad, SKED_TIME_NONE, &rows, &n, &err),
+                     SKED_EINVAL);
+    assert_int_equal(beat(f->st, b, 12, T + 2000, T + 1500, SKED_TIME_NONE, pre, got), 1);
+
+    /* keep_older: the stored watermark stays where it is the smaller */
+    sked_sched_rec k = {.beats = 13, .beat_at = T + 3000, .published_to = T + 2500,
+                        .keep_older = 1};
+    snprintf(k.id, sizeof k.id, "%s", b);
+    assert_int_equal(sked_store_sched_beat(f->st, &k, SKED_TIME_NONE, &rows, &n, &err), 0);
+    free(rows);
+    k.published_to = T + 700;
+    k.beats = 14;
+    assert_int_equal(sked_store_sched_beat(f->st, &k, SKED_TIME_NONE, &rows, &n, &err), 0);
+    assert_int_equal(rows_with(rows, n, pre, got), 1);
+    assert_true(got[0].beats == 13 && got[0].published_to == T + 1500); /* kept */
+    free(rows);
+    assert_int_equal(beat(f->st, b, 15, T + 3000, T + 2600, SKED_TIME_NONE, pre, got), 1);
+    assert_true(got[0].beats == 14 && got[0].published_to == T + 700); /* the smaller */
+    assert_int_equal(beat(f->st, b, 16, T + 3000, T + 2600, SKED_TIME_NONE, pre, got), 1);
+    assert_true(got[0].published_to == T + 2600); /* replaced without keep_older */
+    /* clean up for later tests: b's row ages out */
+    assert_int_equal(beat(f->st, a, 3, T, T, T + 3001, pre, got), 1);
+    assert_int_equal(beat(f->st, a, 4, T, T, SKED_TIME_NONE, pre, got), 1);
+}
+
+static void test_runs_in_doubt(void **state)
+{
+    fixture *f = *state;
+    sked_walltime T = new_base();
+    char ids[1][SKED_ID_LEN + 1], o[40], p[40];
+    new_owner(o, sizeof o);
+    new_owner(p, sizeof p);
+    mk_due(f->st, f->ns, 1, T + 3600 * SEC, "{\"doubt\":1}", ids);
+    /* dispatched by o after its watermark (T), twice; dispatched by o
+     * before it; dispatched by p; running under o (a worker took it: not
+     * in doubt); scheduled */
+    static const struct {
+        sked_run_status st;
+        int owner_p;
+        int64_t at_s;
+    } rows[] = {
+        {SKED_RUN_DISPATCHED, 0, 4}, {SKED_RUN_DISPATCHED, 0, -1},
+        {SKED_RUN_DISPATCHED, 1, 2}, {SKED_RUN_RUNNING, 0, 3},
+        {SKED_RUN_DISPATCHED, 0, 0}, {SKED_RUN_SCHEDULED, 0, 5},
+    };
+    char rid[6][SKED_ID_LEN + 1];
+    for (int i = 0; i < 6; i++) {
+        sked_run_rec r;
+        mk_run(&r, f->ns, ids[0], T + i * SEC);
+        r.status = rows[i].st;
+        snprintf(r.lease_owner, sizeof r.lease_owner, "%s", rows[i].owner_p ? p : o);
+        r.lease_expires_at = T + 60 * SEC;
+        r.dispatched_at = T + rows[i].at_s * SEC;
+        run_insert_ok(f->st, &r);
+        memcpy(rid[i], r.id, sizeof rid[i]);
+    }
+    sked_claim c = {0};
+    sked_err err = {0};
+    assert_int_equal(sked_store_runs_in_doubt(f->st, o, T, 10, &c, &err), 0);
+    assert_int_equal(c.nruns, 2);
+    assert_int_equal(c.more, 0);
+    assert_string_equal(c.runs[0].id, rid[4]); /* dispatched_at T: included */
+    assert_string_equal(c.runs[1].id, rid[0]);
+    assert_string_equal(c.specs[1], "{\"doubt\":1}");
+    sked_claim_deinit(&c);
+    assert_int_equal(sked_store_runs_in_doubt(f->st, o, T, 1, &c, &err), 0);
+    assert_int_equal(c.nruns, 1);
+    assert_int_equal(c.more, 1);
+    sked_claim_deinit(&c);
+    assert_int_equal(sked_store_runs_in_doubt(f->st, p, T + 3 * SEC, 10, &c, &err), 0);
+    assert_int_equal(c.nruns, 0);
+    sked_claim_deinit(&c);
+    assert_int_equal(sked_store_runs_in_doubt(f->st, "", T, 10, &c, &err), SKED_EINVAL);
+    assert_string_equal(err.field, "owner");
+    assert_int_equal(sked_store_runs_in_doubt(f->st, o, T, 0, &c, &err), SKED_EINVAL);
+    assert_string_equal(err.field, "limit");
+}
+
+/* A change fenced on the lease owner: a give-back by one scheduler does
+ * not undo another's mark of the same attempt. */
+static void test_run_update_owner_fence(void **state)
+{
+    fixture *f = *state;
+    sked_walltime T = new_base();
+    char ids[1][SKED_ID_LEN + 1];
+    mk_due(f->st, f->ns, 1, T + 3600 * SEC, NULL, ids);
+    sked_run_rec r;
+    mk_run(&r, f->ns, ids[0], T);
+    r.status = SKED_RUN_DISPATCHED;
+    snprintf(r.lease_owner, sizeof r.lease_owner, "sched-b");
+    r.lease_expires_at = T + 60 * SEC;
+    r.dispatched_at = T;
+    run_insert_ok(f->st, &r);
+    sked_run_rec back = r;
+    back.status = SKED_RUN_SCHEDULED;
+    back.lease_owner[0] = '\0';
+    back.lease_expires_at = back.dispatched_at = SKED_TIME_NONE;
+    sked_run_change ch = {.rec = &back, .attempt = 1,
+                          .from = SKED_RUN_BIT(SKED_RUN_DISPATCHED), .owner = "sched-a"};
+    sked_err err = {0};
+    assert_int_equal(sked_store_run_update(f->st, &ch, 1, &err), 0);
+    assert_int_equal(ch.result, SKED_EPRECOND);
+    sked_run_rec got = run_of(f->st, f->ns, r.id);
+    assert_int_equal(got.status, SKED_RUN_DISPATCHED);
+    assert_string_equal(got.lease_owner, "sched-b");
+    sked_run_rec_deinit(&got);
+    ch.owner = "sched-b";
+    assert_int_equal(sked_store_run_update(f->st, &ch, 1, &err), 0);
+    assert_int_equal(ch.result, 0);
+    got = run_of(f->st, f->ns, r.id);
+    assert_int_equal(got.status, SKED_RUN_SCHEDULED);
+    assert_string_equal(got.lease_owner, "");
+    sked_run_rec_deinit(&got);
+    /* repeated (its answer lost, say): fenced, as nobody owns it now */
+    assert_int_equal(sked_store_run_update(f->st, &ch, 1, &err), 0);
+    assert_int_equal(ch.result, SKED_EPRECOND);
+    ch.owner = "";
+    assert_int_equal(sked_store_run_update(f->st, &ch, 1, &err), SKED_EINVAL);
+    assert_string_equal(err.field, "owner");
+}
+
 int main(void)
 {
     salt = (unsigned)time(NULL);
@@ -3051,6 +3248,9 @@ int main(void)
         T(test_pg_notify),
         R(test_tasks_active),
         R(test_run_get_many),
+        R(test_sched_beat),
+        R(test_runs_in_doubt),
+        R(test_run_update_owner_fence),
         T(test_sqlite_wait_wake),
         T(test_pg_wait_wake),
     };

@@ -1,6 +1,8 @@
-"""pgfault.py - a TCP proxy in front of a real PostgreSQL that loses the
-answer to one COMMIT: the fault a client sees when the primary dies during
-its COMMIT, which the server (or its standby) has nevertheless applied.
+"""pgfault.py - a TCP proxy in front of a real PostgreSQL that keeps the
+answer to one COMMIT from its client: the fault a client sees when the
+primary dies during its COMMIT, which the server (or its standby) has
+nevertheless applied; or, held, a client that dies right after its COMMIT
+was applied and before it could act on the answer.
 
     proxy = CommitAnswerLost("127.0.0.1", 5432)
     url = proxy.url("postgres://postgres@127.0.0.1:5432/db")
@@ -8,6 +10,9 @@ its COMMIT, which the server (or its standby) has nevertheless applied.
         # the next transaction that executes a statement whose SQL holds
         # the first text with parameters that hold the second has its
         # COMMIT forwarded, then both sockets are closed without the answer
+    proxy.arm(b"UPDATE runs", b"run id", hold=True)
+        # ... the answer is dropped and the connection left open; once the
+        # server has answered (committed), proxy.held is set
     proxy.lost                # how many COMMITs lost their answer
     proxy.close()
 
@@ -38,8 +43,9 @@ class CommitAnswerLost:
     def __init__(self, host, port):
         self.upstream = (host, port)
         self.lock = threading.Lock()
-        self.armed = None            # (SQL text, parameter text)
+        self.armed = None            # (SQL text, parameter text, hold)
         self.lost = 0
+        self.held = threading.Event()
         self.listener = socket.socket()
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.listener.bind(("127.0.0.1", 0))
@@ -56,9 +62,10 @@ class CommitAnswerLost:
         path = dbname if dbname else path
         return "%s://%s%s127.0.0.1:%d/%s" % (scheme, auth, "@" if auth else "", self.port, path)
 
-    def arm(self, sql, param):
+    def arm(self, sql, param, hold=False):
         with self.lock:
-            self.armed = (sql, param)
+            self.armed = (sql, param, hold)
+            self.held.clear()
 
     def close(self):
         self.closed = True
@@ -81,16 +88,22 @@ class CommitAnswerLost:
             except OSError:
                 client.close()
                 continue
-            conn = {"client": client, "server": server, "mute": False}
+            conn = {"client": client, "server": server, "mute": False, "hold": False}
             threading.Thread(target=self._down, args=(conn,), daemon=True).start()
             threading.Thread(target=self._up, args=(conn,), daemon=True).start()
 
     def _down(self, conn):
-        """Server to client, unread; nothing once the connection is muted."""
+        """Server to client, unread; nothing once the connection is muted
+        (then closed, or held open until the client goes)."""
         try:
             while True:
                 data = conn["server"].recv(65536)
-                if not data or conn["mute"]:
+                if not data:
+                    break
+                if conn["mute"] and conn["hold"]:
+                    self.held.set()
+                    continue
+                if conn["mute"]:
                     break
                 conn["client"].sendall(data)
         except OSError:
@@ -144,9 +157,12 @@ class CommitAnswerLost:
                             self.lost += 1
                 if ours:
                     # the server commits; _down drops its answer and closes
-                    conn["mute"] = True
+                    # the connection, or (hold) keeps it as it is
+                    conn["mute"], conn["hold"] = True, armed[2]
                     server.sendall(head + body)
-                    return None
+                    if not armed[2]:
+                        return None
+                    continue
                 server.sendall(head + body)
         except OSError:
             self._shut(conn)

@@ -32,6 +32,18 @@ One deployment for the whole file: `sked api`, three `sked scheduler`
 - backlog_published_once: a run of a queue no worker takes stays
   dispatched, published once, for 9 s (its dispatch lease is 60 s): when a
   worker comes it runs once.
+- scheduler_killed_after_mark: SIGKILL a scheduler whose mark of a run is
+  committed but not yet answered (the proxy holds the answer): the run is
+  DISPATCHED and was never published.  Another scheduler finds the killed
+  one's heartbeat stopped, gives back its runs marked after its watermark,
+  and publishes them: the run starts within 10 s of its time, once (the
+  sink counts its requests).  A run the killed one published a few seconds
+  before, waiting in a queue no worker takes yet, is under its watermark:
+  left as it is, and run once when a worker comes.
+- scheduler_restarted_after_mark: the same, but the scheduler comes back
+  under its old name: at its first beat it finds its previous life's row
+  and takes over that life's runs at once (started within 3 s of the
+  restart).
 - scheduler_killed: SIGKILL one scheduler while 30 every-second tasks run:
   every second of every task still gets exactly one run, each started
   within 10 s of its time (a dead scheduler's claims are taken over when
@@ -81,12 +93,14 @@ def runs_of(cl, task_id):
 
 
 class Sink(http.server.ThreadingHTTPServer):
-    """Counts X-Sked-Run-Id headers of the POSTs it gets."""
+    """Counts X-Sked-Run-Id headers of the POSTs it gets (and when each
+    first came)."""
     daemon_threads = True
     request_queue_size = 1024    # bursts of hundreds of connections
 
     def __init__(self):
         self.seen = {}
+        self.first = {}
         self.lock = threading.Lock()
         super().__init__(("127.0.0.1", 0), SinkHandler)
         threading.Thread(target=self.serve_forever, daemon=True).start()
@@ -102,6 +116,7 @@ class SinkHandler(http.server.BaseHTTPRequestHandler):
         rid = self.headers.get("X-Sked-Run-Id") or ""
         with self.server.lock:
             self.server.seen[rid] = self.server.seen.get(rid, 0) + 1
+            self.server.first.setdefault(rid, time.time())
         self.send_response(204)
         self.send_header("Content-Length", "0")
         self.end_headers()
@@ -333,9 +348,9 @@ def answer_lost_case(cl, proxy, name, at, arm):
 
 def fault_db(name):
     """A new database `name` on the test PostgreSQL, and a CommitAnswerLost
-    proxy in front of that server: (the database's URL through the proxy,
-    the proxy).  Its own database, so that the deployment's schedulers
-    claim nothing of it."""
+    proxy in front of that server: (the database's URL, its URL through the
+    proxy, the proxy).  Its own database, so that the deployment's
+    schedulers claim nothing of it."""
     pg = env["store"]
     host, port = pg.split("@", 1)[1].split("/", 1)[0].rsplit(":", 1)
     psql = os.path.join(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"), "psql")
@@ -345,7 +360,7 @@ def fault_db(name):
     if p.returncode != 0:
         raise AssertionError("CREATE DATABASE %s: %s" % (name, p.stderr.strip()))
     proxy = CommitAnswerLost(host, int(port))
-    return proxy.url(pg, name), proxy
+    return pg.rsplit("/", 1)[0] + "/" + name, proxy.url(pg, name), proxy
 
 
 def admin_token(store, ns="default"):
@@ -359,7 +374,7 @@ def admin_token(store, ns="default"):
 @S.test(timeout=60)
 def commit_answer_lost():
     # one `sked server` on its own database, through the proxy
-    url, proxy = fault_db("sked_fault")
+    _, url, proxy = fault_db("sked_fault")
     srv = None
     try:
         srv = node("server", "--store", url, "--queue", "mem:")
@@ -418,6 +433,90 @@ def backlog_published_once():
     finally:
         w.cleanup()
         sink.shutdown()
+
+
+def http_task(sink, at, **over):
+    t = {"schedule": {"at": format_time(at)},
+         "target": {"type": "http", "url": "http://127.0.0.1:%d/hit" % sink.server_address[1],
+                    "method": "POST", "body": "x"}}
+    t.update(over)
+    return t
+
+
+def killed_after_mark(db, successor):
+    """Scheduler fa marks a run and is SIGKILLed before it learns that its
+    COMMIT went through (the proxy holds the answer); then `successor` is
+    started, the only scheduler left.  Checks the run starts once, within
+    10 s of its time, and that a run fa published 2.5 s before it died,
+    waiting in a queue nobody takes, is left alone (run once when a worker
+    comes).  Returns (start - due time, start - successor's start)."""
+    direct, via, proxy = fault_db(db)
+    sink = Sink()
+    nodes = []
+    try:
+        queue = env["queue"]
+        api = node("api", "--store", direct, "--queue", queue)
+        nodes.append(api)
+        cl = Client(api.host, api.port, token=admin_token(direct))
+        nodes.append(node("scheduler", "--store", via, "--queue", queue, "--name", "fa"))
+        t0 = time.time()
+        early = must(cl.post("/v1/tasks", http_task(sink, t0 + 1.5, queue="later-" + db)), 201,
+                     "create early")
+        at = t0 + 4.0
+        t = must(cl.post("/v1/tasks", http_task(sink, at)), 201, "create")
+        rs = wait_until(lambda: runs_of(cl, t["id"]), 3.5, 0.05)
+        S.check(rs and rs[0]["status"] == "scheduled" and time.time() < at - 0.3,
+                "the run is claimed well before its time: %r" % (rs,))
+        run_id = rs[0]["id"] if rs else ""
+        proxy.arm(b"UPDATE runs", run_id.encode(), hold=True)
+        S.check(proxy.held.wait(max(at + 3.0 - time.time(), 0.1)),
+                "the mark of the run was committed (and its answer held)")
+        ers = runs_of(cl, early["id"])
+        S.eq([r["status"] for r in ers], ["dispatched"], "the early run, published")
+        nodes[1].kill()
+        t_kill = time.time()
+        nodes.append(node("scheduler", "--store", direct, "--queue", queue, "--name", successor))
+        t_up = time.time()
+        first = wait_until(lambda: sink.first.get(run_id), at + 12.0 - time.time(), 0.1)
+        S.check(first is not None, "the run started (fa killed %.1f s after its time)"
+                % (t_kill - at))
+        if first is not None:
+            S.check(first - at < 10.0, "started within 10 s of its time: %.3f s" % (first - at))
+        S.eq([(r["status"], r.get("dispatched_at")) for r in runs_of(cl, early["id"])],
+             [(r["status"], r.get("dispatched_at")) for r in ers],
+             "the early run, waiting in its queue")
+        nodes.append(node("worker", "--queue", queue, "--name", "wl", "--queues",
+                          "later-" + db))
+        eid = ers[0]["id"] if ers else ""
+        S.check(wait_until(lambda: sink.first.get(eid), 10.0, 0.1) is not None,
+                "the early run ran once a worker came")
+        time.sleep(1.0)          # a second copy of either would come about now
+        S.eq(sink.seen.get(run_id, 0), 1, "requests of the run")
+        S.eq(sink.seen.get(eid, 0), 1, "requests of the early run")
+        return (first - at, first - t_up) if first is not None else (None, None)
+    finally:
+        for n in nodes:
+            n.cleanup()
+        proxy.close()
+        sink.shutdown()
+
+
+@S.test(timeout=60)
+def scheduler_killed_after_mark():
+    lag, _ = killed_after_mark("sked_fault2", "fb")
+    if lag is not None:
+        print("  scheduler_killed_after_mark: started %.2f s after its time" % lag, flush=True)
+
+
+@S.test(timeout=60)
+def scheduler_restarted_after_mark():
+    lag, after_up = killed_after_mark("sked_fault3", "fa")
+    if after_up is not None:
+        # fa's new life takes its old life's runs over at its first beat,
+        # without waiting 5 s for a heartbeat to stop
+        S.check(after_up < 3.0, "started %.2f s after fa came back" % after_up)
+        print("  scheduler_restarted_after_mark: started %.2f s after its time, %.2f s after "
+              "the restart" % (lag, after_up), flush=True)
 
 
 @S.test(timeout=60)
