@@ -34,15 +34,25 @@ void sked_sched_count_status(const char *queue, sked_run_status st)
                                           "Runs reaching a status.", labels));
 }
 
-int sked_sched_lose(sked_run_rec *r, const char *spec, sked_walltime now, const char *why)
+int sked_sched_lose(sked_run_rec *r, const char *spec, sked_walltime now, const char *why,
+                    int maybe_ran)
 {
     int was = r->status;
     r->lease_owner[0] = '\0';
     r->lease_expires_at = SKED_TIME_NONE;
     if (was == SKED_RUN_DISPATCHED) {
         r->status = SKED_RUN_SCHEDULED;
-        if (r->due_at < now) /* marked ahead, not yet due: never early */
+        /* A run is published at its due time, never before: one marked
+         * ahead and not yet due was not published, and keeps its attempt
+         * and its time.  Past it, across processes, it may have been
+         * published, and even run by a worker whose start never reached
+         * the store: published again it is a new attempt, so a second
+         * execution shows as one (the first attempt's late start is
+         * refused). */
+        if (r->due_at <= now && maybe_ran) {
+            r->attempt++;
             r->due_at = now;
+        }
         return 0;
     }
     sked_walltime due;
@@ -163,7 +173,7 @@ static int claim(sked_sched *s, sked_walltime *nowp)
 /* --- sweep ------------------------------------------------------------------- */
 
 /* Expired leases: a DISPATCHED run whose worker never started it goes back
- * to SCHEDULED (published again, same attempt); a RUNNING run whose worker
+ * to SCHEDULED (published again as a new attempt); a RUNNING run whose worker
  * stopped heartbeating has lost that attempt: retried or failed. */
 static void sweep(sked_sched *s, sked_walltime now, sked_walltime expired_before)
 {
@@ -187,7 +197,8 @@ static void sweep(sked_sched *s, sked_walltime now, sked_walltime expired_before
         *r = c.runs[i];
         r->error = r->output = NULL;
         int was = r->status;
-        sked_sched_lose(r, c.specs[i], now, "worker lost: no heartbeat before the lease expired");
+        sked_sched_lose(r, c.specs[i], now, "worker lost: no heartbeat before the lease expired",
+                        !s->cfg.recover_all_on_start);
         /* fenced on the lease it found expired: another scheduler's
          * sweep may have given the run back and a claim marked it again */
         ch[i] = (sked_run_change){.rec = r, .attempt = c.runs[i].attempt,

@@ -153,7 +153,7 @@ static int take_over(sked_sched *s, const char *owner, sked_walltime since,
             }
             recs[n] = c.runs[i];
             recs[n].error = recs[n].output = NULL;
-            sked_sched_lose(&recs[n], NULL, now, "");
+            sked_sched_lose(&recs[n], NULL, now, "", 1);
             ch[n] = (sked_run_change){.rec = &recs[n], .attempt = c.runs[i].attempt,
                                       .from = SKED_RUN_BIT(SKED_RUN_DISPATCHED),
                                       .owner = owner};

@@ -192,7 +192,8 @@ static int plan(sked_sched *s, run_cache *c, const sked_event *e, pending *p, si
         sked_err err = {0};
         int have = sked_store_task_get(s->cfg.store, r->ns, r->task_id, &task, &err) == 0;
         q->retry = sked_sched_lose(r, have ? task.spec : NULL, now,
-                                   "worker lost: its job came back from the queue");
+                                   "worker lost: its job came back from the queue",
+                                   !s->cfg.recover_all_on_start);
         q->settles = 1;
         if (have)
             sked_task_rec_deinit(&task);

@@ -155,13 +155,17 @@ int sked_sched_publish(sked_sched *s, sked_run_rec *const *runs, const char *con
 int sked_sched_read_back(sked_sched *s, const sked_run_rec *const *recs, size_t n,
                          int *applied);
 
-/* r, DISPATCHED or RUNNING as read from the store, lost its worker: a
- * dispatched run goes back to SCHEDULED, due now (or still at its due
- * time, if it was marked ahead of it), same attempt (published again); a
- * running one has lost that attempt (r->error = why): retried
- * per its task's spec (attempt + 1 at its backoff; returns 1) or FAILED.
+/* r, DISPATCHED or RUNNING as read from the store, lost its worker or
+ * its publish: a dispatched run goes back to SCHEDULED, due now - as
+ * attempt + 1 when `maybe_ran` (across processes: it may have been
+ * published, even run by a worker whose start never reached the store)
+ * and it is past its due time (one marked ahead and not yet due was never
+ * published: it keeps its attempt and its time); a running one has lost
+ * that attempt (r->error = why): retried per its task's spec (attempt + 1
+ * at its backoff; returns 1) or FAILED.
  * r->error is malloc'ed (or NULL) before and after. */
-int sked_sched_lose(sked_run_rec *r, const char *spec, sked_walltime now, const char *why);
+int sked_sched_lose(sked_run_rec *r, const char *spec, sked_walltime now, const char *why,
+                    int maybe_ran);
 
 /* The watermark (sched_beat.c).  A write that may record runs DISPATCHED
  * begins with sked_sched_inflight_begin, which returns the time to record

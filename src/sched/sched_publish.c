@@ -108,7 +108,7 @@ static void back_one(sked_sched *s, sked_run_rec *r, sked_run_change *ch)
 {
     int attempt = r->attempt;
     r->error = NULL;
-    sked_sched_lose(r, NULL, sked_clock_wall_now(), "");
+    sked_sched_lose(r, NULL, sked_clock_wall_now(), "", !s->cfg.recover_all_on_start);
     *ch = (sked_run_change){.rec = r, .attempt = attempt,
                             .from = SKED_RUN_BIT(SKED_RUN_DISPATCHED), .owner = s->owner};
 }

@@ -377,13 +377,15 @@ void http_start(run *r)
             fail_start(r, msg);
             return;
         }
-        if (header_named(h, "X-Sked-Run-Id"))
-            continue; /* ours, below: targets deduplicate on it */
+        if (header_named(h, "X-Sked-Run-Id") || header_named(h, "X-Sked-Attempt"))
+            continue; /* ours, below: targets deduplicate on them */
         has_type |= header_named(h, "Content-Type");
         r->headers = add_header(r->headers, h);
     }
     char idh[64];
     snprintf(idh, sizeof idh, "X-Sked-Run-Id: %s", job->run_id);
+    r->headers = add_header(r->headers, idh);
+    snprintf(idh, sizeof idh, "X-Sked-Attempt: %d", job->attempt);
     r->headers = add_header(r->headers, idh);
     /* No "Expect: 100-continue" round trip, and no made-up form type. */
     r->headers = add_header(r->headers, "Expect:");

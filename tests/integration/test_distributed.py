@@ -101,6 +101,7 @@ class Sink(http.server.ThreadingHTTPServer):
     def __init__(self):
         self.seen = {}
         self.first = {}
+        self.attempts = {}       # run id -> X-Sked-Attempt of each request
         self.lock = threading.Lock()
         super().__init__(("127.0.0.1", 0), SinkHandler)
         threading.Thread(target=self.serve_forever, daemon=True).start()
@@ -117,6 +118,7 @@ class SinkHandler(http.server.BaseHTTPRequestHandler):
         with self.server.lock:
             self.server.seen[rid] = self.server.seen.get(rid, 0) + 1
             self.server.first.setdefault(rid, time.time())
+            self.server.attempts.setdefault(rid, []).append(self.headers.get("X-Sked-Attempt"))
         self.send_response(204)
         self.send_header("Content-Length", "0")
         self.end_headers()
@@ -493,6 +495,10 @@ def killed_after_mark(db, successor):
         time.sleep(1.0)          # a second copy of either would come about now
         S.eq(sink.seen.get(run_id, 0), 1, "requests of the run")
         S.eq(sink.seen.get(eid, 0), 1, "requests of the early run")
+        # given back past its time, the run is published again as attempt
+        # 2: its first attempt may have been published (it was not here)
+        S.eq(sink.attempts.get(run_id), ["2"], "attempts of the run's requests")
+        S.eq(sink.attempts.get(eid), ["1"], "attempts of the early run's requests")
         return (first - at, first - t_up) if first is not None else (None, None)
     finally:
         for n in nodes:

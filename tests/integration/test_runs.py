@@ -591,6 +591,7 @@ def http_targets():
                      "header Content-Type received")
                 S.eq(g["headers"].get("x-sked-run-id"), res[ok["id"]].get("id"),
                      "X-Sked-Run-Id received (the run's id)")
+                S.eq(g["headers"].get("x-sked-attempt"), "1", "X-Sked-Attempt received")
             for path, method in (("/fail", "POST"), ("/s404", "GET"), ("/s204", "POST")):
                 got = by_path.get(path, [])
                 if S.check(len(got) == 1, "the hook should get one request on %s, got %d"
