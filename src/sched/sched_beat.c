@@ -35,8 +35,10 @@
  * passes the run (its next beat, or later if an older write of it is
  * still in flight: a publish waiting for confirms, a give-back waiting
  * for the store), when the run still waits unstarted in its queue at the
- * takeover, is published twice.  The second copy's start is refused
- * (sched_events.c) - visible, not silent.  A scheduler frozen for a few
+ * takeover, is published twice: again as attempt + 1 (sched_sched_lose),
+ * so the first copy's start, if it comes later, is refused and stopped
+ * (sched_events.c), and an execution of each is an attempt of its own -
+ * visible, not silent.  A scheduler frozen for a few
  * seconds between its mark and its publish reads its runs back first
  * (SKED_SCHED_STALE_US) and publishes only those not taken over.
  *
