@@ -172,6 +172,24 @@ static int claim(sked_sched *s, sked_walltime *nowp)
 
 /* --- sweep ------------------------------------------------------------------- */
 
+int sked_sched_give_back(sked_sched *s, const sked_run_rec *runs, char *const *specs,
+                         size_t n, const char *why, sked_run_rec *recs, sked_run_change *ch,
+                         sked_err *err)
+{
+    sked_walltime now = sked_clock_wall_now();
+    for (size_t i = 0; i < n; i++) {
+        recs[i] = runs[i];
+        recs[i].error = recs[i].output = NULL;
+        sked_sched_lose(&recs[i], specs[i], now, why, !s->cfg.recover_all_on_start);
+        /* fenced on the lease as read: another scheduler may have given
+         * the run back meanwhile and a claim marked it again */
+        ch[i] = (sked_run_change){.rec = &recs[i], .attempt = runs[i].attempt,
+                                  .from = SKED_RUN_BIT(runs[i].status),
+                                  .owner = runs[i].lease_owner[0] ? runs[i].lease_owner : NULL};
+    }
+    return n > 0 ? sked_store_run_update(s->cfg.store, ch, n, err) : 0;
+}
+
 /* Expired leases: a DISPATCHED run whose worker never started it goes back
  * to SCHEDULED (published again as a new attempt); a RUNNING run whose worker
  * stopped heartbeating has lost that attempt: retried or failed. */
@@ -192,24 +210,18 @@ static void sweep(sked_sched *s, sked_walltime now, sked_walltime expired_before
     }
     sked_run_rec *recs = calloc(c.nruns, sizeof *recs);
     sked_run_change *ch = calloc(c.nruns, sizeof *ch);
+    if (recs == NULL || ch == NULL)
+        abort();
+    int rc = sked_sched_give_back(s, c.runs, c.specs, c.nruns,
+                                  "worker lost: no heartbeat before the lease expired", recs, ch,
+                                  &err);
     for (size_t i = 0; i < c.nruns; i++) {
-        sked_run_rec *r = &recs[i];
-        *r = c.runs[i];
-        r->error = r->output = NULL;
-        int was = r->status;
-        sked_sched_lose(r, c.specs[i], now, "worker lost: no heartbeat before the lease expired",
-                        !s->cfg.recover_all_on_start);
-        /* fenced on the lease it found expired: another scheduler's
-         * sweep may have given the run back and a claim marked it again */
-        ch[i] = (sked_run_change){.rec = r, .attempt = c.runs[i].attempt,
-                                  .from = SKED_RUN_BIT(was),
-                                  .owner = c.runs[i].lease_owner[0] ? c.runs[i].lease_owner
-                                                                    : NULL};
-        sked_sched_forget_run(s, r->id);
-        sked_log(SKED_LOG_WARN, was == SKED_RUN_DISPATCHED ? "run republished" : "run lost its worker",
-                 "run", r->id, "task", r->task_id, NULL);
+        sked_sched_forget_run(s, recs[i].id);
+        sked_log(SKED_LOG_WARN, c.runs[i].status == SKED_RUN_DISPATCHED ? "run republished"
+                                                                         : "run lost its worker",
+                 "run", recs[i].id, "task", recs[i].task_id, NULL);
     }
-    if (sked_store_run_update(s->cfg.store, ch, c.nruns, &err) < 0)
+    if (rc < 0)
         sked_log(SKED_LOG_ERROR, "sweep update failed", "error", err.msg, NULL);
     else
         sked_sched_wake(s); /* claim what went back to SCHEDULED now */

@@ -145,23 +145,12 @@ static int take_over(sked_sched *s, const char *owner, sked_walltime since,
         sked_run_change *ch = calloc(c.nruns ? c.nruns : 1, sizeof *ch);
         if (recs == NULL || ch == NULL)
             abort();
+        /* earliest first: the runs from `before` on are a later life's */
         size_t n = 0;
-        sked_walltime now = sked_clock_wall_now();
-        more = c.more;
-        for (size_t i = 0; i < c.nruns; i++) {
-            if (c.runs[i].dispatched_at >= before) { /* ours, this life's */
-                more = 0;
-                break;
-            }
-            recs[n] = c.runs[i];
-            recs[n].error = recs[n].output = NULL;
-            sked_sched_lose(&recs[n], NULL, now, "", 1);
-            ch[n] = (sked_run_change){.rec = &recs[n], .attempt = c.runs[i].attempt,
-                                      .from = SKED_RUN_BIT(SKED_RUN_DISPATCHED),
-                                      .owner = owner};
+        while (n < c.nruns && c.runs[n].dispatched_at < before)
             n++;
-        }
-        if (n > 0 && sked_store_run_update(s->cfg.store, ch, n, &err) < 0) {
+        more = n == c.nruns && c.more;
+        if (sked_sched_give_back(s, c.runs, c.specs, n, "", recs, ch, &err) < 0) {
             sked_log(SKED_LOG_WARN, "cannot give a dead scheduler's runs back", "scheduler",
                      owner, "error", err.msg, NULL);
             rc = -1;
@@ -174,6 +163,8 @@ static int take_over(sked_sched *s, const char *owner, sked_walltime since,
                      "published it", "run", recs[i].id, "task", recs[i].task_id,
                      "scheduler", owner, NULL);
         }
+        for (size_t i = 0; i < n; i++)
+            free(recs[i].error);
         free(recs);
         free(ch);
         sked_claim_deinit(&c);
