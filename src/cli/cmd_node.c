@@ -46,10 +46,11 @@
 
 enum { ROLE_API = 1, ROLE_SCHED = 2, ROLE_WORKER = 4 };
 
-/* Embedded: runs are marked dispatched this long before they are due and
- * published at their due time by another thread, so neither the mark (a
- * batch of 1,000 in 15-25 ms) nor a write the kernel holds up (lazy
- * commits of 100-900 ms were seen on this VM's disk) delays a start.
+/* Runs are marked dispatched this long before they are due and published
+ * at their due time by another thread, so neither the mark (a batch of
+ * 1,000 in 15-25 ms on SQLite; a PostgreSQL COMMIT) nor a write the kernel
+ * holds up (lazy commits of 100-900 ms were seen on this VM's disk)
+ * delays a start.
  * Not a whole second: the marks of whole-second schedules then fall 100 ms
  * after the previous second's runs start, not on them. */
 #define PREMARK_US (900 * SKED_USEC_PER_MSEC)
@@ -391,7 +392,7 @@ static int run_node(node_opts *o)
         sked_sched_config sc = {.store = st, .queue = q, .owner = id,
                                 .retention_keep = o->keep_runs, .retention_age_us = o->keep_for,
                                 .recover_all_on_start = embedded,
-                                .premark_us = embedded ? PREMARK_US : 0};
+                                .premark_us = PREMARK_US};
         if (sked_sched_start(&sc, &sched, &err) < 0) {
             fprintf(stderr, "sked %s: scheduler: %s\n", o->cmd, err.msg);
             goto out;

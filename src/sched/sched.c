@@ -246,8 +246,12 @@ static void *claimer_main(void *arg)
         /* the last claim hit its limit: claim again before the heap runs
          * dry, so claims and dispatches overlap under a burst */
         int drained = s->more && s->nheap < (size_t)s->cfg.claim_limit / 2;
-        int do_claim = s->wake || now >= next_claim || drained;
-        s->wake = 0;
+        /* a previous life's runs are taken over first (sched_beat.c):
+         * claims meanwhile would only renew leases nobody may use */
+        int hold = s->unsettled;
+        int do_claim = !hold && (s->wake || now >= next_claim || drained);
+        if (!hold)
+            s->wake = 0;
         pthread_mutex_unlock(&s->mu);
         if (do_claim) {
             int more = claim(s, &now);
@@ -263,7 +267,11 @@ static void *claimer_main(void *arg)
         sked_sched_take_over_some(s); /* dead schedulers' runs, if any */
         pthread_mutex_lock(&s->mu);
         sked_walltime until = next_claim < next_sweep ? next_claim : next_sweep;
-        if (!s->stop && !s->wake && !(s->more && s->nheap < (size_t)s->cfg.claim_limit / 2) &&
+        if (s->unsettled) /* until settled (signalled) or a takeover turn */
+            until = sked_clock_wall_now() + 100 * SKED_USEC_PER_MSEC;
+        if (!s->stop &&
+            (s->unsettled ||
+             (!s->wake && !(s->more && s->nheap < (size_t)s->cfg.claim_limit / 2))) &&
             until > sked_clock_wall_now()) {
             struct timespec ts = sked_clock_timespec(until);
             pthread_cond_timedwait(&s->claim_cond, &s->mu, &ts);
@@ -349,6 +357,7 @@ static void stop_threads(sked_sched *s, int timer, int releaser, int claimer, in
     pthread_join(s->events, NULL);
     sked_queue_consumer_close(s->consumer);
     if (beater) {
+        sked_sched_ready_give_back(s);
         pthread_mutex_lock(&s->mu);
         s->beat_stop = 1;
         pthread_cond_signal(&s->beat_cond);
@@ -371,10 +380,9 @@ int sked_sched_start(const sked_sched_config *cfg, sked_sched **out, sked_err *e
     s->started_at = sked_clock_wall_now();
     s->beat_ok = sked_clock_mono_now();
     s->watermark = s->started_at; /* this life's are never before it */
-    /* a run marked ahead is published by the releaser after its write has
-     * ended: sound only where every dispatched run is recovered at start */
-    if (!s->cfg.recover_all_on_start)
-        s->cfg.premark_us = 0;
+    s->unsettled = !s->cfg.recover_all_on_start;
+    if (s->cfg.premark_us > SKED_SCHED_PREMARK_MAX_US)
+        s->cfg.premark_us = SKED_SCHED_PREMARK_MAX_US;
     snprintf(s->owner, sizeof s->owner, "%s", cfg->owner);
     s->cfg.owner = s->owner;
     if (!s->cfg.window_us) s->cfg.window_us = 2 * SKED_USEC_PER_SEC;

@@ -40,12 +40,13 @@ typedef struct sked_sched_config {
     int recover_all_on_start;
     /* Mark runs DISPATCHED this long before their due time and publish them
      * at it, so the store write is not between the due time and the start.
-     * Only where a crash between mark and publish costs nothing: in
-     * embedded mode a run found DISPATCHED at start is published again, as
-     * one found SCHEDULED would be; elsewhere it would wait out its
-     * dispatch lease.  0: mark at the due time.  A run whose task has a
-     * run in flight then, unless its overlap policy is `allow`, is still
-     * marked at its due time (its overlap is judged then). */
+     * A crash in between costs nothing more than one between a mark and
+     * its publish: in embedded mode a run found DISPATCHED at start is
+     * published again; across processes the run's mark stays in flight
+     * until it is published, so another scheduler takes it over
+     * (sched_beat.c).  At most 1 s; 0: mark at the due time.  A run whose
+     * task has a run in flight then, unless its overlap policy is `allow`,
+     * is still marked at its due time (its overlap is judged then). */
     int64_t premark_us;
 } sked_sched_config;
 

@@ -46,7 +46,10 @@
  * same id (`--name`) finds its previous life's row at its first beat (a
  * watermark from before this life began), and takes over that life's runs
  * at once; until that is done its own rows keep the older watermark, so a
- * crash loop loses nothing.  Clocks are assumed in step (NTP, DESIGN.md
+ * crash loop loses nothing.  It marks nothing before (s->unsettled): what
+ * is recorded dispatched under its id then is all the previous life's,
+ * even runs that life marked ahead, whose dispatched_at (their due time)
+ * may fall after this life began.  Clocks are assumed in step (NTP, DESIGN.md
  * §4): a takeover compares a scheduler's dispatched_at with times of its
  * own clock only, but a restart on another host mixes two clocks.
  */
@@ -79,7 +82,7 @@ sked_walltime sked_sched_inflight_begin(sked_sched *s, uint64_t *ticket)
     s->inflight = sked_sched_grow(s->inflight, &s->capinflight, s->ninflight + 1,
                                   sizeof *s->inflight);
     *ticket = ++s->tickets;
-    s->inflight[s->ninflight++] = (inflight_write){.ticket = *ticket, .floor = now};
+    s->inflight[s->ninflight++] = (inflight_write){.ticket = *ticket, .floor = now, .refs = 1};
     pthread_mutex_unlock(&s->mu);
     return now;
 }
@@ -89,10 +92,20 @@ void sked_sched_inflight_end(sked_sched *s, uint64_t ticket)
     pthread_mutex_lock(&s->mu);
     for (size_t i = 0; i < s->ninflight; i++)
         if (s->inflight[i].ticket == ticket) {
-            s->inflight[i] = s->inflight[--s->ninflight];
+            if (--s->inflight[i].refs == 0)
+                s->inflight[i] = s->inflight[--s->ninflight];
             break;
         }
     pthread_mutex_unlock(&s->mu);
+}
+
+void sked_sched_inflight_hold_locked(sked_sched *s, uint64_t ticket)
+{
+    for (size_t i = 0; i < s->ninflight; i++)
+        if (s->inflight[i].ticket == ticket) {
+            s->inflight[i].refs++;
+            break;
+        }
 }
 
 /* The watermark; *none = 1 when no write is in flight. */
@@ -113,8 +126,8 @@ static sked_walltime watermark(sked_sched *s, int *none)
 
 int sked_sched_fenced(sked_sched *s)
 {
-    return s->beating &&
-           sked_clock_mono_now() - s->beat_ok > SKED_SCHED_SELF_FENCE_US;
+    return s->unsettled ||
+           (s->beating && sked_clock_mono_now() - s->beat_ok > SKED_SCHED_SELF_FENCE_US);
 }
 
 /* --- takeover (the claimer thread) ------------------------------------------ */
@@ -217,6 +230,19 @@ static int takeover_pending(sked_sched *s, const char *id)
     return found;
 }
 
+/* No previous life of this id holds runs any more: this one may mark. */
+static void settle(sked_sched *s)
+{
+    pthread_mutex_lock(&s->mu);
+    if (s->unsettled) {
+        s->unsettled = 0;
+        pthread_cond_broadcast(&s->cond); /* the timer */
+        s->wake = 1;                      /* the claimer */
+        pthread_cond_signal(&s->claim_cond);
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
 void sked_sched_take_over_some(sked_sched *s)
 {
     pthread_mutex_lock(&s->mu);
@@ -240,6 +266,8 @@ void sked_sched_take_over_some(sked_sched *s)
             }
         }
         pthread_mutex_unlock(&s->mu);
+        if (strcmp(jobs[k].id, s->owner) == 0)
+            settle(s);
     }
     free(jobs);
 }
@@ -260,8 +288,29 @@ typedef struct beat_state {
     sked_monotime trust_from;  /* own beats prompt since                  */
     int down;                  /* the last beat failed or was slow        */
     int through;               /* a beat went through                     */
-    int prev_seen;             /* this id's row of a previous life seen   */
+    int checked;               /* this id's row as it was read            */
+    int prev_seen;             /* ... and it was a previous life's        */
 } beat_state;
+
+/* The first beat through read this id's row as it was before: a
+ * watermark from before this life began is a previous life's (one that
+ * stopped cleanly wrote INT64_MAX: nothing in doubt), whose runs are taken
+ * over before this life marks any (s->unsettled).  Checked even when the
+ * beat was slow: the row is this life's from then on. */
+static void check_own_row(sked_sched *s, beat_state *b, const sked_sched_rec *rows, size_t n)
+{
+    b->checked = 1;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(rows[i].id, s->owner) == 0 && rows[i].published_to < s->started_at) {
+            b->prev_seen = 1;
+            /* this life has marked nothing yet: every run recorded
+             * dispatched under this id is that life's, including those
+             * it marked ahead, due after this one began */
+            takeover_queue(s, rows[i].id, rows[i].published_to, INT64_MAX);
+        }
+    if (!b->prev_seen)
+        settle(s);
+}
 
 /* Write one beat.  With rows (a beat of the running thread), read the
  * others' rows into b->peers and act on them. */
@@ -275,7 +324,7 @@ static void beat_once(sked_sched *s, beat_state *b, int with_rows)
      * kept by the first write, which may replace that life's row before
      * this one has read it, and by every write until the takeover is done
      * (a crash loop then loses nothing). */
-    b->me.keep_older = !b->through || (b->prev_seen && takeover_pending(s, s->owner));
+    b->me.keep_older = !b->checked || (b->prev_seen && takeover_pending(s, s->owner));
     if (!with_rows && none && !b->me.keep_older)
         b->me.published_to = INT64_MAX; /* stopped: nothing in doubt */
     sked_sched_rec *rows = NULL;
@@ -290,6 +339,8 @@ static void beat_once(sked_sched *s, beat_state *b, int with_rows)
         pthread_mutex_lock(&s->mu);
         s->beat_ok = t0;
         pthread_mutex_unlock(&s->mu);
+        if (with_rows && !b->checked)
+            check_own_row(s, b, rows, n);
     }
     if (rc < 0 || t1 - t0 > BEAT_SLOW) {
         if (!b->down)
@@ -307,15 +358,8 @@ static void beat_once(sked_sched *s, beat_state *b, int with_rows)
         b->peers[k].seen = 0;
     for (size_t i = 0; i < n && with_rows; i++) {
         const sked_sched_rec *r = &rows[i];
-        if (strcmp(r->id, s->owner) == 0) {
-            /* this life's watermarks are never before it began: a
-             * previous life's (stopped cleanly: INT64_MAX, none) */
-            if (!b->prev_seen && r->published_to < s->started_at) {
-                b->prev_seen = 1;
-                takeover_queue(s, r->id, r->published_to, s->started_at);
-            }
+        if (strcmp(r->id, s->owner) == 0)
             continue;
-        }
         peer *p = NULL;
         for (size_t k = 0; k < b->npeers && p == NULL; k++)
             if (strcmp(b->peers[k].row.id, r->id) == 0)
@@ -346,12 +390,15 @@ static void beat_once(sked_sched *s, beat_state *b, int with_rows)
             snprintf(age, sizeof age, "%.1f", (double)(t1 - quiet) / 1e6);
             sked_log(SKED_LOG_WARN, "scheduler presumed dead: giving back its runs that may be "
                      "in no queue", "scheduler", p->row.id, "quiet_s", age, NULL);
-            /* It marked nothing once its own beat was SELF_FENCE old,
-             * and a life of it come back marks only after a beat that
-             * went through DEAD_AFTER later: both on its clock, which
-             * its dispatched_at are on too. */
+            /* It marked nothing once its own beat was SELF_FENCE old
+             * (dispatched_at up to PREMARK_MAX later: a run marked ahead
+             * has its due time), and if it comes back it marks only after
+             * a beat that went through DEAD_AFTER after this one: both on
+             * its clock, which its dispatched_at are on too.  The cut
+             * lies between, half a second from each. */
             takeover_queue(s, p->row.id, p->row.published_to,
-                           p->row.beat_at + SKED_SCHED_DEAD_AFTER_US - SKED_USEC_PER_SEC);
+                           p->row.beat_at + SKED_SCHED_SELF_FENCE_US +
+                               SKED_SCHED_PREMARK_MAX_US + SKED_USEC_PER_SEC / 2);
             p->done = 1;
         }
         b->peers[keep++] = *p;

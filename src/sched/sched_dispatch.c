@@ -15,10 +15,12 @@
  *      round of publisher confirms for the batch; sched_publish.c).
  *
  * Marking before publishing means a crash in between leaves the run
- * DISPATCHED with a lease, and the sweep publishes it again — never twice
- * while a worker may have it.  Never publishes a run before its due_at.
+ * DISPATCHED with a lease: the embedded server publishes it again at
+ * start, and across processes another scheduler's takeover gives it back
+ * once this one's heartbeat stops (sched_beat.c), or the sweep once its
+ * lease runs out.  Never publishes a run before its due_at.
  *
- * With cfg.premark_us (embedded mode), steps 1-2 run that long before the
+ * With cfg.premark_us, steps 1-2 run that long before the
  * due time and the marked runs wait in a second heap, s->ready, to be
  * published at their due time: the store write is off the path from due
  * time to start.  They are read again just before (one round trip), so a
@@ -111,7 +113,8 @@ void sked_sched_heap_free(sked_sched *s)
         due_run d = heap_pop(s->heap, &s->nheap);
         sked_sched_due_free(&d);
     }
-    while (s->nready > 0) { /* DISPATCHED in the store: recovered at start */
+    while (s->nready > 0) { /* given back at stop, or DISPATCHED in the store:
+                               recovered at start (embedded) or taken over */
         due_run d = heap_pop(s->ready, &s->nready);
         sked_sched_due_free(&d);
     }
@@ -436,9 +439,11 @@ static void dispatch(sked_sched *s, due_run *batch, size_t n, uint64_t bno)
         if (todo[k].result != 0)
             continue; /* changed meanwhile (canceled, taken over): not ours */
         if (r->status == SKED_RUN_DISPATCHED && s->cfg.premark_us > 0 && r->due_at > marked) {
-            due_run w = {.rec = *r, .spec = d->spec, .at = r->due_at, .seq = d->seq};
+            due_run w = {.rec = *r, .spec = d->spec, .at = r->due_at, .seq = d->seq,
+                         .ticket = ticket};
             d->spec = NULL; /* the ready heap owns it now */
             pthread_mutex_lock(&s->mu);
+            sked_sched_inflight_hold_locked(s, ticket); /* until it is published */
             heap_push(&s->ready, &s->nready, &s->capready, w);
             pthread_cond_signal(&s->ready_cond);
             pthread_mutex_unlock(&s->mu);

@@ -29,6 +29,7 @@ typedef struct due_run {
     sked_walltime at;
     int deferred;              /* s->heap: `at` is its due time (defer) */
     uint64_t seq;              /* tie-break: claim order            */
+    uint64_t ticket;           /* s->ready: its mark's in-flight write */
 } due_run;
 
 /* A run the timer thread took out of the heap to change in the store
@@ -52,6 +53,7 @@ typedef struct waiting_run {
 typedef struct inflight_write {
     uint64_t ticket;
     sked_walltime floor;       /* its runs' dispatched_at are >= this    */
+    int refs;                  /* the writer, and each run marked ahead  */
 } inflight_write;
 
 /* A dead scheduler's runs to give back (sched_beat.c). */
@@ -95,6 +97,9 @@ struct sked_sched {
     uint64_t tickets;
     sked_walltime watermark;   /* the last one reported; floors >= it     */
     sked_monotime beat_ok;     /* the last beat that went through         */
+    int unsettled;             /* a previous life of this id may hold runs:
+                                * mark nothing until its row is read and its
+                                * runs are taken over (sched_beat.c)      */
     takeover_job *takeovers;   /* pending, for the claimer                */
     size_t ntakeovers, captakeovers;
 
@@ -147,10 +152,10 @@ int sked_sched_publish(sked_sched *s, sked_run_rec *const *runs, const char *con
  * standby may have it).  Taken for failed, a run it recorded DISPATCHED
  * would wait unpublished for its dispatch lease, a minute.  So they are
  * read back: applied[i] = 1 when run i holds what was written - the
- * status on the same attempt, with the same dispatched_at and finished_at
- * (the clock's microseconds at the write: no other writer chose them.
- * Runs marked ahead have their due time as dispatched_at, but only in
- * embedded mode, whose SQLite failures are never in doubt).  0, or -1
+ * status on the same attempt, with the same dispatched_at, finished_at
+ * and lease owner (the clock's microseconds at the write: no other writer
+ * chose them; but a run marked ahead has its due time as dispatched_at,
+ * whoever marked it, so the lease owner tells).  0, or -1
  * when the scheduler stops first (applied is then not set). */
 int sked_sched_read_back(sked_sched *s, const sked_run_rec *const *recs, size_t n,
                          int *applied);
@@ -178,6 +183,18 @@ int sked_sched_lose(sked_run_rec *r, const char *spec, sked_walltime now, const 
  * is never ended: the watermark stays before its runs.  Take s->mu. */
 sked_walltime sked_sched_inflight_begin(sked_sched *s, uint64_t *ticket);
 void sked_sched_inflight_end(sked_sched *s, uint64_t ticket);
+/* A run of write `ticket`, marked ahead, waits in s->ready: the write
+ * stays in flight until that run is published too (one more _end).  Call
+ * with s->mu held, before the writer's own _end. */
+void sked_sched_inflight_hold_locked(sked_sched *s, uint64_t ticket);
+
+/* Premarking must stay below this: a takeover counts a dead scheduler's
+ * runs by dispatched_at, which is the due time of a run marked ahead. */
+#define SKED_SCHED_PREMARK_MAX_US (1 * SKED_USEC_PER_SEC)
+/* Stopping: give the runs marked ahead and not yet published back to the
+ * store (SCHEDULED, their due time kept), so that nobody has to take them
+ * over.  The other threads are joined. */
+void sked_sched_ready_give_back(sked_sched *s);
 
 /* Another scheduler's row unchanged this long (while this one's beats go
  * through) means it is dead; this one's own beat not through for

@@ -10,10 +10,15 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "core/log.h"
 #include "model/run.h"
+
+/* A release (read again + publish) confirmed this long after its due time
+ * is logged, with where the time went. */
+#define SLOW_RELEASE_US (15 * SKED_USEC_PER_MSEC)
 
 /* One read of runs recs[0..n): applied[i] = 1 when run i holds what was
  * written (the rule of sked_sched_read_back).  0, or < 0 when the read
@@ -33,7 +38,10 @@ static int read_as_written(sked_sched *s, const sked_run_rec *const *recs, size_
         const sked_run_rec *want = recs[k], *r = &got[k];
         applied[k] = found[k] && r->status == want->status && r->attempt == want->attempt &&
                      r->dispatched_at == want->dispatched_at &&
-                     r->finished_at == want->finished_at;
+                     r->finished_at == want->finished_at &&
+                     /* a mark ahead has the due time as dispatched_at,
+                      * the same whoever marked it */
+                     strcmp(r->lease_owner, want->lease_owner) == 0;
         if (found[k])
             sked_run_rec_deinit(&got[k]);
     }
@@ -184,14 +192,16 @@ int sked_sched_publish(sked_sched *s, sked_run_rec *const *runs, const char *con
     return rc;
 }
 
-/* Publish ready[0..n) (taken over) and free them.  What was marked ahead
- * may have changed since - canceled, its task paused or deleted, through
- * any api - so they are read again, in one round trip, and only those
- * still as marked go out.  If the read fails they all go: a start the
- * store no longer wants is refused and stopped (sched_events.c), as for a
- * cancel just after a publish. */
+/* Publish ready[0..n) (taken over, due) and free them.  What was marked
+ * ahead may have changed since - canceled, its task paused or deleted,
+ * through any api - so they are read again, in one round trip, and only
+ * those still as marked go out.  If the read fails they all go: a start
+ * the store no longer wants is refused and stopped (sched_events.c), as
+ * for a cancel just after a publish. */
 static void publish_ready(sked_sched *s, due_run *ready, size_t n)
 {
+    sked_walltime w0 = sked_clock_wall_now();
+    sked_monotime t0 = sked_clock_mono_now();
     sked_run_rec **pub = calloc(n ? n : 1, sizeof *pub);
     const char **pub_spec = calloc(n ? n : 1, sizeof *pub_spec);
     int *still = calloc(n ? n : 1, sizeof *still);
@@ -203,6 +213,7 @@ static void publish_ready(sked_sched *s, due_run *ready, size_t n)
     if (read_as_written(s, (const sked_run_rec *const *)pub, n, still, &err) < 0)
         for (size_t i = 0; i < n; i++)
             still[i] = 1;
+    sked_monotime t_read = sked_clock_mono_now();
     size_t np = 0;
     for (size_t i = 0; i < n; i++) {
         sked_run_rec *r = &ready[i].rec;
@@ -214,12 +225,66 @@ static void publish_ready(sked_sched *s, due_run *ready, size_t n)
         pub[np] = r;
         pub_spec[np++] = ready[i].spec;
     }
-    sked_sched_publish(s, pub, pub_spec, np, 0);
-    for (size_t i = 0; i < n; i++)
+    /* each run is out, back or not ours any more: its mark is settled
+     * (unless stopping left it neither: then its write stays in flight) */
+    int settled = sked_sched_publish(s, pub, pub_spec, np, 0) == 0;
+    sked_monotime t_end = sked_clock_mono_now();
+    if (w0 - ready[0].at + (t_end - t0) >= SLOW_RELEASE_US) {
+        char v[4][24];
+        snprintf(v[0], sizeof v[0], "%zu", n);
+        snprintf(v[1], sizeof v[1], "%.1f", (double)(w0 - ready[0].at) / 1e3);
+        snprintf(v[2], sizeof v[2], "%.1f", (double)(t_read - t0) / 1e3);
+        snprintf(v[3], sizeof v[3], "%.1f", (double)(t_end - t_read) / 1e3);
+        sked_log(SKED_LOG_WARN, "slow release", "runs", v[0], "late_ms", v[1], "read_ms", v[2],
+                 "publish_ms", v[3], NULL);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (settled)
+            sked_sched_inflight_end(s, ready[i].ticket);
         sked_sched_due_free(&ready[i]);
+    }
     free(pub);
     free(pub_spec);
     free(still);
+}
+
+void sked_sched_ready_give_back(sked_sched *s)
+{
+    pthread_mutex_lock(&s->mu);
+    due_run *v = s->ready;
+    size_t n = s->nready;
+    s->ready = NULL;
+    s->nready = s->capready = 0;
+    pthread_mutex_unlock(&s->mu);
+    sked_run_rec *recs = calloc(n ? n : 1, sizeof *recs);
+    sked_run_change *ch = calloc(n ? n : 1, sizeof *ch);
+    if (recs == NULL || ch == NULL)
+        abort();
+    sked_walltime now = sked_clock_wall_now();
+    for (size_t i = 0; i < n; i++) {
+        recs[i] = v[i].rec;
+        recs[i].error = recs[i].output = NULL;
+        sked_sched_lose(&recs[i], NULL, now, "", 0); /* keeps its due time and attempt */
+        ch[i] = (sked_run_change){.rec = &recs[i], .attempt = v[i].rec.attempt,
+                                  .from = SKED_RUN_BIT(SKED_RUN_DISPATCHED), .owner = s->owner};
+    }
+    sked_err err = {0};
+    int rc = n > 0 ? sked_store_run_update(s->cfg.store, ch, n, &err) : 0;
+    char cnt[24];
+    snprintf(cnt, sizeof cnt, "%zu", n);
+    if (rc < 0) /* they stay in flight: the last beat's watermark says so */
+        sked_log(SKED_LOG_WARN, "runs marked ahead not given back at stop", "runs", cnt,
+                 "error", err.msg, NULL);
+    else if (n > 0)
+        sked_log(SKED_LOG_INFO, "runs marked ahead given back at stop", "runs", cnt, NULL);
+    for (size_t i = 0; i < n; i++) {
+        if (rc == 0)
+            sked_sched_inflight_end(s, v[i].ticket);
+        sked_sched_due_free(&v[i]);
+    }
+    free(recs);
+    free(ch);
+    free(v);
 }
 
 void *sked_sched_releaser_main(void *arg)

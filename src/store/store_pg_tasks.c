@@ -54,7 +54,8 @@ const char *sked_pg_task_sql(int slot)
                "c AS (UPDATE runs SET status = 7, finished_at = $9, "
                "error = 'task paused', lease_owner = NULL, "
                "lease_expires_at = NULL "
-               "WHERE task_id = $2 AND status = 0 "
+               "WHERE task_id = $2 AND status < 3 AND (status = 0 OR "
+               "(status = 1 AND dispatched_at > $9)) "
                "AND EXISTS (SELECT 1 FROM t WHERE t.state = 1)) "
                "SELECT version FROM t";
     case SKED_PG_TASK_VERSION:

@@ -3136,6 +3136,54 @@ static void test_runs_in_doubt(void **state)
     assert_string_equal(err.field, "limit");
 }
 
+/* A pause cancels the task's runs not yet published: scheduled ones, and
+ * those marked dispatched ahead of their due time (dispatched_at still to
+ * come: the scheduler reads them again before it publishes them).  Runs
+ * already published or running are left to finish. */
+static void test_pause_cancels_unpublished(void **state)
+{
+    fixture *f = *state;
+    sked_walltime T = new_base();
+    char ids[1][SKED_ID_LEN + 1];
+    mk_due(f->st, f->ns, 1, T + 3600 * SEC, NULL, ids);
+    static const struct {
+        sked_run_status st;
+        int64_t dispatched_s;    /* relative to the pause at T */
+        sked_run_status after;
+    } rows[] = {
+        {SKED_RUN_SCHEDULED, 0, SKED_RUN_CANCELED},
+        {SKED_RUN_DISPATCHED, 1, SKED_RUN_CANCELED},   /* marked ahead */
+        {SKED_RUN_DISPATCHED, -1, SKED_RUN_DISPATCHED}, /* published */
+        {SKED_RUN_RUNNING, -2, SKED_RUN_RUNNING},
+    };
+    char rid[4][SKED_ID_LEN + 1];
+    for (int i = 0; i < 4; i++) {
+        sked_run_rec r;
+        mk_run(&r, f->ns, ids[0], T + i * SEC);
+        r.status = rows[i].st;
+        if (rows[i].st != SKED_RUN_SCHEDULED)
+            r.dispatched_at = T + rows[i].dispatched_s * SEC;
+        run_insert_ok(f->st, &r);
+        memcpy(rid[i], r.id, sizeof rid[i]);
+    }
+    sked_task_rec t = task_of(f->st, f->ns, ids[0]);
+    t.state = SKED_TASK_PAUSED;
+    t.next_run_at = SKED_TIME_NONE;
+    t.updated_at = T;
+    sked_err err = {0};
+    assert_int_equal(sked_store_task_update(f->st, &t, 0, &err), 0);
+    sked_task_rec_deinit(&t);
+    for (int i = 0; i < 4; i++) {
+        sked_run_rec got = run_of(f->st, f->ns, rid[i]);
+        assert_int_equal(got.status, rows[i].after);
+        if (rows[i].after == SKED_RUN_CANCELED) {
+            assert_string_equal(got.error, "task paused");
+            assert_true(got.finished_at == T);
+        }
+        sked_run_rec_deinit(&got);
+    }
+}
+
 /* A change fenced on the lease owner: a give-back by one scheduler does
  * not undo another's mark of the same attempt. */
 static void test_run_update_owner_fence(void **state)
@@ -3251,6 +3299,7 @@ int main(void)
         R(test_sched_beat),
         R(test_runs_in_doubt),
         R(test_run_update_owner_fence),
+        R(test_pause_cancels_unpublished),
         T(test_sqlite_wait_wake),
         T(test_pg_wait_wake),
     };
