@@ -188,6 +188,22 @@ static int plan(sked_sched *s, run_cache *c, const sked_event *e, pending *p, si
             return 0; /* settled or moved on meanwhile */
         }
         q->change.from = SKED_RUN_BIT(r->status);
+        if (r->status == SKED_RUN_RUNNING) {
+            /* The worker that started it may only have lost its
+             * connection (a RabbitMQ node died) and still run it, or have
+             * run it with its `finished` not out yet.  Its lease is cut to
+             * half a run lease: a live worker renews it with its next
+             * heartbeat, which lists its runs (every 5 s); for a dead one
+             * the sweep charges the attempt when the cut lease runs out. */
+            sked_walltime cut = now + s->cfg.run_lease_us / 2;
+            if (r->lease_expires_at != SKED_TIME_NONE && r->lease_expires_at <= cut) {
+                sked_run_rec_deinit(r);
+                return 0;
+            }
+            r->lease_expires_at = cut;
+            (*np)++;
+            return 0;
+        }
         sked_task_rec task;
         sked_err err = {0};
         int have = sked_store_task_get(s->cfg.store, r->ns, r->task_id, &task, &err) == 0;
