@@ -30,7 +30,10 @@
  *     older tag fail with SKED_EUNAVAIL without sending anything;
  *   - ack and nack return once the I/O thread has the settlement queued;
  *     a connection lost before it reaches the broker means a redelivery,
- *     which at-least-once allows;
+ *     which at-least-once allows.  Acks queued together go out as one
+ *     basic.ack with `multiple` where nothing below them is still held
+ *     (queue_amqp_io.c, fold_acks): a quorum queue logs one settle
+ *     command for them instead of one each;
  *   - depth: `ready` is the broker's count of ready messages (a passive
  *     queue.declare; 0 for a queue that does not exist yet); `unacked` is
  *     what this handle's own consumers hold (delivered to them and not
@@ -153,6 +156,15 @@ int sked_queue_amqp_tagset_del(tagset *s, uint64_t tag)
     s->slot[i] = 0;
     s->n--;
     return 1;
+}
+
+uint64_t sked_queue_amqp_tagset_min(const tagset *s)
+{
+    uint64_t min = UINT64_MAX;
+    for (size_t i = 0; i < s->cap && s->n > 0; i++)
+        if (s->slot[i] != 0 && s->slot[i] < min)
+            min = s->slot[i];
+    return min;
 }
 
 void sked_queue_amqp_tagset_clear(tagset *s)

@@ -151,6 +151,7 @@ typedef struct acmd {
     uint32_t sgen;                     /* ACK, NACK: c's at the time    */
     uint64_t dtag;
     int requeue;
+    int covered;                       /* ACK: by a multiple ack (io)   */
     /* CLOSE and DEPTH: the caller waits on `cond` for `done`; the I/O
      * thread always completes these, connected or not. */
     int done;
@@ -366,5 +367,7 @@ int sked_queue_amqp_read_frames(ahandle *h);
 void sked_queue_amqp_tagset_add(tagset *s, uint64_t tag);
 int sked_queue_amqp_tagset_del(tagset *s, uint64_t tag);
 void sked_queue_amqp_tagset_clear(tagset *s);
+/* The smallest tag in s; UINT64_MAX when s is empty. */
+uint64_t sked_queue_amqp_tagset_min(const tagset *s);
 
 #endif

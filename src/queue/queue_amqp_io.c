@@ -275,11 +275,66 @@ static int send_publishes(ahandle *h)
     }
 }
 
+/* One consumer's acks in a list of commands, folded into one basic.ack
+ * with `multiple`: it settles every delivery of the channel up to its
+ * tag still unsettled at the broker, so it may stand for the acks of
+ * the list below `limit` - the smallest tag the application still holds
+ * (deliveries not yet handed out come later still: tags grow in order of
+ * arrival) or is nacking in this list.  Every other tag below is settled
+ * already, by this list or an earlier one. */
+typedef struct ack_fold {
+    aconsumer *c;
+    uint64_t limit;            /* acks below it are covered             */
+    uint64_t top;              /* the largest covered: sent, multiple   */
+    int closing;               /* a CLOSE in the list: fold nothing     */
+} ack_fold;
+
+#define MAX_FOLDS 16
+
+/* Under h->lock, in the same hold that took the list from h->cmd_head:
+ * settle() removes a tag from c->out and queues its command under one
+ * hold, so a tag missing from both is settled and sent. */
+static size_t fold_acks(acmd *list, ack_fold *f)
+{
+    size_t nf = 0;
+    for (acmd *cmd = list; cmd != NULL; cmd = cmd->next) {
+        cmd->covered = 0; /* defensive: a list is folded once */
+        if (cmd->kind != CMD_ACK && cmd->kind != CMD_NACK && cmd->kind != CMD_CLOSE)
+            continue;
+        size_t k = 0;
+        while (k < nf && f[k].c != cmd->c)
+            k++;
+        if (k == nf) {
+            if (nf == MAX_FOLDS) /* a handful per process: fold the first */
+                continue;
+            f[nf++] = (ack_fold){.c = cmd->c, .limit =
+                                 sked_queue_amqp_tagset_min(&cmd->c->out)};
+        }
+        if (cmd->kind == CMD_CLOSE)
+            f[k].closing = 1;
+        else if (cmd->kind == CMD_NACK && cmd->sgen == cmd->c->sgen && cmd->dtag < f[k].limit)
+            f[k].limit = cmd->dtag;
+    }
+    for (acmd *cmd = list; cmd != NULL; cmd = cmd->next) {
+        if (cmd->kind != CMD_ACK || cmd->sgen != cmd->c->sgen)
+            continue;
+        for (size_t k = 0; k < nf; k++)
+            if (f[k].c == cmd->c && !f[k].closing && cmd->dtag < f[k].limit) {
+                cmd->covered = 1;
+                if (cmd->dtag > f[k].top)
+                    f[k].top = cmd->dtag;
+            }
+    }
+    return nf;
+}
+
 static int run_commands(ahandle *h)
 {
+    ack_fold folds[MAX_FOLDS];
     pthread_mutex_lock(&h->lock);
     acmd *cmd = h->cmd_head;
     h->cmd_head = h->cmd_tail = NULL;
+    size_t nf = fold_acks(cmd, folds);
     pthread_mutex_unlock(&h->lock);
     while (cmd != NULL) {
         acmd *next = cmd->next;
@@ -290,9 +345,13 @@ static int run_commands(ahandle *h)
             int live = c->subscribed && c->sgen == cmd->sgen;
             amqp_channel_t ch = c->channel;
             pthread_mutex_unlock(&h->lock);
-            if (live) {
+            int multiple = 0;
+            for (size_t k = 0; k < nf && cmd->covered; k++)
+                if (folds[k].c == c) /* the fold's top stands for the rest */
+                    multiple = cmd->dtag == folds[k].top ? 1 : -1;
+            if (live && multiple >= 0) {
                 int st = cmd->kind == CMD_ACK
-                             ? amqp_basic_ack(h->conn, ch, cmd->dtag, 0)
+                             ? amqp_basic_ack(h->conn, ch, cmd->dtag, multiple)
                              : amqp_basic_nack(h->conn, ch, cmd->dtag, 0,
                                                cmd->requeue);
                 if (st != AMQP_STATUS_OK)

@@ -552,6 +552,70 @@ static void test_nack_drop(void **state)
     expect_depth(f->q, f->name, 0, 0);
 }
 
+/* Deliveries settled out of order, acks and requeueing nacks mixed, some
+ * held, all in a quick row (RabbitMQ: the I/O thread may fold a run of
+ * acks into one `multiple` ack): each ack settles exactly its delivery,
+ * each nacked one comes back once, the held ones stay held (nacked
+ * later, they come back too), and the consumer goes on working. */
+static void test_settle_out_of_order(void **state)
+{
+    fixture *f = *state;
+    enum { N = 60 };
+    char body[N][8];
+    for (int i = 0; i < N; i++) {
+        snprintf(body[i], sizeof body[i], "m%d", i);
+        publish(f->q, f->name, body[i]);
+    }
+    sked_consumer *c = consumer(f, f->name, N);
+    uint64_t tag[N];
+    for (int i = 0; i < N; i++)
+        tag[i] = get_str(c, body[i], 0);
+    int held = 0, nacked = 0;
+    for (int k = 0; k < N; k++) {
+        int i = (k * 37 + 11) % N; /* a permutation of 0..N-1 */
+        if (i % 7 == 3)
+            held++;
+        else if (i % 5 == 0) {
+            nack(c, tag[i], 1);
+            nacked++;
+        } else
+            ack(c, tag[i]);
+    }
+    int back[N] = {0};
+    for (int k = 0; k < nacked; k++) {
+        sked_delivery d;
+        get(c, &d);
+        assert_true(d.redelivered);
+        int i = atoi(d.body + 1);
+        assert_true(i >= 0 && i < N && i % 5 == 0 && i % 7 != 3);
+        assert_int_equal(back[i]++, 0);
+        ack(c, d.tag);
+        sked_delivery_deinit(&d);
+    }
+    get_none(c);
+    expect_depth(f->q, f->name, 0, held);
+    /* the held ones were never settled: each nacked now comes back */
+    for (int i = 0; i < N; i++)
+        if (i % 7 == 3)
+            nack(c, tag[i], 1);
+    for (int k = 0; k < held; k++) {
+        sked_delivery d;
+        get(c, &d);
+        assert_true(d.redelivered);
+        int i = atoi(d.body + 1);
+        assert_true(i >= 0 && i < N && i % 7 == 3);
+        assert_int_equal(back[i]++, 0);
+        ack(c, d.tag);
+        sked_delivery_deinit(&d);
+    }
+    get_none(c);
+    expect_depth(f->q, f->name, 0, 0);
+    publish(f->q, f->name, "after");
+    ack(c, get_str(c, "after", 0));
+    get_none(c);
+    expect_depth(f->q, f->name, 0, 0);
+}
+
 /* An unknown, spent or foreign tag is refused and changes nothing. */
 static void test_bad_tags(void **state)
 {
@@ -1288,6 +1352,7 @@ int main(void)
         T(test_ack_removes),
         T(test_nack_requeue),
         T(test_nack_drop),
+        T(test_settle_out_of_order),
         T(test_bad_tags),
         T(test_depth),
         T(test_close_requeues),
