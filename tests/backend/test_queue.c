@@ -561,7 +561,7 @@ static void test_settle_out_of_order(void **state)
 {
     fixture *f = *state;
     enum { N = 60 };
-    char body[N][8];
+    char body[N][16];
     for (int i = 0; i < N; i++) {
         snprintf(body[i], sizeof body[i], "m%d", i);
         publish(f->q, f->name, body[i]);
