@@ -173,14 +173,15 @@ static int claim(sked_sched *s, sked_walltime *nowp)
 /* --- sweep ------------------------------------------------------------------- */
 
 int sked_sched_give_back(sked_sched *s, const sked_run_rec *runs, char *const *specs,
-                         size_t n, const char *why, sked_run_rec *recs, sked_run_change *ch,
-                         sked_err *err)
+                         size_t n, const char *why, int maybe_ran, sked_run_rec *recs,
+                         sked_run_change *ch, sked_err *err)
 {
     sked_walltime now = sked_clock_wall_now();
     for (size_t i = 0; i < n; i++) {
         recs[i] = runs[i];
         recs[i].error = recs[i].output = NULL;
-        sked_sched_lose(&recs[i], specs[i], now, why, !s->cfg.recover_all_on_start);
+        sked_sched_lose(&recs[i], specs ? specs[i] : NULL, now, why,
+                        maybe_ran && !s->cfg.recover_all_on_start);
         /* fenced on the lease as read: another scheduler may have given
          * the run back meanwhile and a claim marked it again */
         ch[i] = (sked_run_change){.rec = &recs[i], .attempt = runs[i].attempt,
@@ -213,8 +214,8 @@ static void sweep(sked_sched *s, sked_walltime now, sked_walltime expired_before
     if (recs == NULL || ch == NULL)
         abort();
     int rc = sked_sched_give_back(s, c.runs, c.specs, c.nruns,
-                                  "worker lost: no heartbeat before the lease expired", recs, ch,
-                                  &err);
+                                  "worker lost: no heartbeat before the lease expired", 1, recs,
+                                  ch, &err);
     for (size_t i = 0; i < c.nruns; i++) {
         sked_sched_forget_run(s, recs[i].id);
         sked_log(SKED_LOG_WARN, c.runs[i].status == SKED_RUN_DISPATCHED ? "run republished"

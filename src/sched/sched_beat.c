@@ -163,7 +163,7 @@ static int take_over(sked_sched *s, const char *owner, sked_walltime since,
         while (n < c.nruns && c.runs[n].dispatched_at < before)
             n++;
         more = n == c.nruns && c.more;
-        if (sked_sched_give_back(s, c.runs, c.specs, n, "", recs, ch, &err) < 0) {
+        if (sked_sched_give_back(s, c.runs, c.specs, n, "", 1, recs, ch, &err) < 0) {
             sked_log(SKED_LOG_WARN, "cannot give a dead scheduler's runs back", "scheduler",
                      owner, "error", err.msg, NULL);
             rc = -1;

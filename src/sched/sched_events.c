@@ -204,17 +204,11 @@ static int plan(sked_sched *s, run_cache *c, const sked_event *e, pending *p, si
             (*np)++;
             return 0;
         }
-        sked_task_rec task;
-        sked_err err = {0};
-        int have = sked_store_task_get(s->cfg.store, r->ns, r->task_id, &task, &err) == 0;
-        q->retry = sked_sched_lose(r, have ? task.spec : NULL, now,
-                                   "worker lost: its job came back from the queue",
-                                   !s->cfg.recover_all_on_start);
+        /* never started, as far as the store knows: back to SCHEDULED,
+         * published again (sked_sched_lose) and claimed now */
+        sked_sched_lose(r, NULL, now, "", !s->cfg.recover_all_on_start);
         q->settles = 1;
-        if (have)
-            sked_task_rec_deinit(&task);
-        if (r->status == SKED_RUN_SCHEDULED)
-            q->retry = 1; /* claim it now */
+        q->retry = 1;
         (*np)++;
         return 0;
     }

@@ -221,14 +221,16 @@ int sked_sched_retry_pause(sked_sched *s, int tries, int64_t *pause, const char 
                            const sked_err *err);
 
 /* Give runs[0..n) back, as read from the store (DISPATCHED or RUNNING,
- * with their tasks' specs), per sked_sched_lose: one write, each change
- * fenced on the status, attempt and lease owner the run was read with.
+ * with their tasks' specs; specs may be NULL for DISPATCHED ones), per
+ * sked_sched_lose (maybe_ran: 0 for runs surely never published): one
+ * write, each change fenced on the status, attempt and lease owner the
+ * run was read with.
  * recs[i] and ch[i] (caller's arrays of n) receive what was written and
  * whether it applied (ch[i].result); free each recs[i].error after.
  * Returns the write's result. */
 int sked_sched_give_back(sked_sched *s, const sked_run_rec *runs, char *const *specs,
-                         size_t n, const char *why, sked_run_rec *recs, sked_run_change *ch,
-                         sked_err *err);
+                         size_t n, const char *why, int maybe_ran, sked_run_rec *recs,
+                         sked_run_change *ch, sked_err *err);
 
 /* Has sked_sched_stop begun?  Takes s->mu. */
 int sked_sched_stopping(sked_sched *s);

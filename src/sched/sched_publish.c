@@ -256,20 +256,16 @@ void sked_sched_ready_give_back(sked_sched *s)
     s->ready = NULL;
     s->nready = s->capready = 0;
     pthread_mutex_unlock(&s->mu);
+    sked_run_rec *runs = calloc(n ? n : 1, sizeof *runs);
     sked_run_rec *recs = calloc(n ? n : 1, sizeof *recs);
     sked_run_change *ch = calloc(n ? n : 1, sizeof *ch);
-    if (recs == NULL || ch == NULL)
+    if (runs == NULL || recs == NULL || ch == NULL)
         abort();
-    sked_walltime now = sked_clock_wall_now();
-    for (size_t i = 0; i < n; i++) {
-        recs[i] = v[i].rec;
-        recs[i].error = recs[i].output = NULL;
-        sked_sched_lose(&recs[i], NULL, now, "", 0); /* keeps its due time and attempt */
-        ch[i] = (sked_run_change){.rec = &recs[i], .attempt = v[i].rec.attempt,
-                                  .from = SKED_RUN_BIT(SKED_RUN_DISPATCHED), .owner = s->owner};
-    }
+    for (size_t i = 0; i < n; i++)
+        runs[i] = v[i].rec; /* as marked: DISPATCHED, leased to this one */
     sked_err err = {0};
-    int rc = n > 0 ? sked_store_run_update(s->cfg.store, ch, n, &err) : 0;
+    /* never published: each keeps its due time and attempt */
+    int rc = sked_sched_give_back(s, runs, NULL, n, "", 0, recs, ch, &err);
     char cnt[24];
     snprintf(cnt, sizeof cnt, "%zu", n);
     if (rc < 0) /* they stay in flight: the last beat's watermark says so */
@@ -282,6 +278,7 @@ void sked_sched_ready_give_back(sked_sched *s)
             sked_sched_inflight_end(s, v[i].ticket);
         sked_sched_due_free(&v[i]);
     }
+    free(runs);
     free(recs);
     free(ch);
     free(v);
