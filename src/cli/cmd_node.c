@@ -205,11 +205,12 @@ static void on_canceled(void *ctx, const sked_run_rec *r)
         sked_sched_forget_run(sc->sched, r->id);
     if (sc->worker && sked_worker_cancel(sc->worker, r->id) == 0)
         return;
-    /* another process's worker runs it: tell it through its inbox (a run
-     * not started yet is stopped by its scheduler when it starts) */
+    /* another process's worker runs it: tell it through its inbox, for
+     * every attempt of it there (a run not started yet is stopped by its
+     * scheduler when it starts) */
     sked_err err = {0};
     if (sc->queue && r->worker[0] &&
-        sked_worker_send_cancel(sc->queue, r->worker, r->id, r->attempt, &err) < 0)
+        sked_worker_send_cancel(sc->queue, r->worker, r->id, 0, &err) < 0)
         sked_log(SKED_LOG_WARN, "cancel order not sent", "run", r->id, "worker", r->worker,
                  "error", err.msg, NULL);
 }

@@ -47,8 +47,8 @@ typedef enum sked_event_type {
      * started, else publishes it again (DESIGN.md §5). */
     SKED_EVENT_RETURNED = 3,
     /* Not an event but an order, to one worker's inbox (worker.h): stop
-     * this attempt of this run (canceled through the API, or its start
-     * came too late). */
+     * this attempt of this run (its start came too late), or every
+     * attempt of it when attempt is 0 (canceled through the API). */
     SKED_EVENT_CANCEL = 4,
 } sked_event_type;
 

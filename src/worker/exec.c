@@ -14,9 +14,11 @@
  *
  * Hand-over between threads is a mutex-guarded pending list (the thread
  * moves it to its backlog and starts runs for START_SLICE_US per iteration) plus
- * a registry of every run not yet ended, keyed by run_id, so that
- * sked_exec_cancel can answer ENOENT at once and a second copy of a run
- * that is still executing is refused.  Callbacks are called without the
+ * a registry of every run not yet ended, keyed by run_id (attempt in the
+ * entry), so that sked_exec_cancel can answer ENOENT at once and a second
+ * copy of an attempt that is still executing is refused.  Another attempt
+ * of the same run is not a copy: it is accepted (the scheduler gave the
+ * earlier one up, and refuses and stops it when its start is reported).  Callbacks are called without the
  * mutex held, so they may submit or cancel.
  *
  * A run that ends is unlinked at once but freed only at the end of the
@@ -57,10 +59,12 @@ static size_t bucket_of(const char *run_id)
     return h % EXEC_BUCKETS;
 }
 
-static run *registry_find(sked_exec *ex, const char *run_id)
+/* The first entry from r on (a bucket's list) of run_id's attempt, or of
+ * any attempt when attempt is 0. */
+static run *registry_find(run *r, const char *run_id, int attempt)
 {
-    for (run *r = ex->buckets[bucket_of(run_id)]; r; r = r->hnext)
-        if (strcmp(r->job->run_id, run_id) == 0)
+    for (; r; r = r->hnext)
+        if (strcmp(r->job->run_id, run_id) == 0 && (attempt == 0 || r->job->attempt == attempt))
             return r;
     return NULL;
 }
@@ -415,9 +419,10 @@ static int submit(sked_exec *ex, sked_job *job, int now, sked_err *err)
     if (ex->stopping)
         rc = sked_err_set(err, SKED_EUNAVAIL, NULL, 0,
                           "executor is shutting down");
-    else if (registry_find(ex, job->run_id))
+    else if (registry_find(ex->buckets[bucket_of(job->run_id)], job->run_id, job->attempt))
         rc = sked_err_set(err, SKED_EEXIST, "run_id", 0,
-                          "run %s is already executing", job->run_id);
+                          "run %s attempt %d is already executing", job->run_id,
+                          job->attempt);
     if (rc == 0) {
         size_t b = bucket_of(job->run_id);
         r->hnext = ex->buckets[b];
@@ -454,18 +459,22 @@ void sked_exec_kick(sked_exec *ex)
     wake(ex);
 }
 
-int sked_exec_cancel(sked_exec *ex, const char *run_id)
+int sked_exec_cancel(sked_exec *ex, const char *run_id, int attempt)
 {
     if (run_id == NULL)
         return SKED_ENOENT;
+    int found = 0;
     pthread_mutex_lock(&ex->mu);
-    run *r = registry_find(ex, run_id);
-    if (r && !r->cancel_req) {
-        r->cancel_req = 1;
-        ex->ncancel++;
+    run *r = ex->buckets[bucket_of(run_id)];
+    for (; (r = registry_find(r, run_id, attempt)) != NULL; r = r->hnext) {
+        found = 1;
+        if (!r->cancel_req) {
+            r->cancel_req = 1;
+            ex->ncancel++;
+        }
     }
     pthread_mutex_unlock(&ex->mu);
-    if (r == NULL)
+    if (!found)
         return SKED_ENOENT;
     wake(ex);
     return 0;

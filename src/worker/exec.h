@@ -103,10 +103,11 @@ int sked_exec_submit(sked_exec *ex, sked_job *job, sked_err *err);
 int sked_exec_submit_held(sked_exec *ex, sked_job *job, sked_err *err);
 void sked_exec_kick(sked_exec *ex);
 
-/* Cancel the job of run_id if it is running (thread-safe): the process
- * group gets SIGTERM, then SIGKILL after the grace; an HTTP request is
- * aborted.  Its done() reports SKED_JOB_CANCELED.  SKED_ENOENT if none. */
-int sked_exec_cancel(sked_exec *ex, const char *run_id);
+/* Cancel attempt `attempt` of run_id if it is running, or every attempt
+ * of it that is when attempt is 0 (thread-safe): the process group gets
+ * SIGTERM, then SIGKILL after the grace; an HTTP request is aborted.  Its
+ * done() reports SKED_JOB_CANCELED.  SKED_ENOENT if none. */
+int sked_exec_cancel(sked_exec *ex, const char *run_id, int attempt);
 
 /* Jobs running now. */
 int sked_exec_running(sked_exec *ex);

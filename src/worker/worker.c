@@ -258,7 +258,7 @@ static void *inbox_main(void *arg)
             continue;
         sked_event e;
         if (sked_event_decode(d.body, d.len, &e, &err) == 0 && e.type == SKED_EVENT_CANCEL) {
-            int rc = sked_exec_cancel(w->exec, e.run_id);
+            int rc = sked_exec_cancel(w->exec, e.run_id, e.attempt);
             sked_log(rc == 0 ? SKED_LOG_INFO : SKED_LOG_DEBUG,
                      rc == 0 ? "run canceled by order" : "cancel order for a run not here",
                      "run", e.run_id, NULL);
@@ -387,7 +387,7 @@ fail:
 
 int sked_worker_cancel(sked_worker *w, const char *run_id)
 {
-    return w ? sked_exec_cancel(w->exec, run_id) : SKED_ENOENT;
+    return w ? sked_exec_cancel(w->exec, run_id, 0) : SKED_ENOENT;
 }
 
 int sked_worker_busy(sked_worker *w)

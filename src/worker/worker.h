@@ -34,8 +34,8 @@ typedef struct sked_worker sked_worker;
 int sked_worker_start(const sked_worker_config *cfg, sked_worker **out,
                       sked_err *err);
 
-/* Cancel run_id if this worker runs it (its process group is killed).
- * SKED_ENOENT when it does not. */
+/* Cancel run_id if this worker runs it, every attempt of it (its process
+ * group is killed).  SKED_ENOENT when it does not. */
 int sked_worker_cancel(sked_worker *w, const char *run_id);
 
 /* Slots in use now, and in all. */
@@ -52,8 +52,9 @@ void sked_worker_stop(sked_worker *w);
 
 /* Every worker consumes its own inbox, the queue "sked.inbox.<id>" (on
  * RabbitMQ it expires a minute after its worker is gone): orders for that
- * worker, today only cancel.  Ask worker_id to stop attempt of run_id, if
- * it runs it (a no-op otherwise). */
+ * worker, today only cancel.  Ask worker_id to stop attempt of run_id
+ * (every attempt of it when attempt is 0), if it runs it (a no-op
+ * otherwise). */
 int sked_worker_send_cancel(sked_queue *q, const char *worker_id, const char *run_id,
                             int attempt, sked_err *err);
 

@@ -159,6 +159,18 @@ class Cluster:
                 return name
         return None
 
+    def log_grep(self, text, limit=30):
+        """Lines of every process's log that mention text, "NAME: line"."""
+        out = []
+        logdir = os.path.join(self.dir, "log")
+        for fn in sorted(os.listdir(logdir)) if os.path.isdir(logdir) else []:
+            try:
+                with open(os.path.join(logdir, fn), errors="replace") as f:
+                    out += ["%s: %s" % (fn[:-4], ln.rstrip()) for ln in f if text in ln]
+            except OSError:
+                pass
+        return out[:limit]
+
     def log_tail(self, name, n=10):
         try:
             with open(os.path.join(self.dir, "log", name + ".log"), errors="replace") as f:
@@ -356,7 +368,7 @@ def check_invariants(S, cluster, load, what, since=None, until=None):
             continue
         st = parse_time(r.get("started_at"))
         if st is None:
-            never.append(brief(r))
+            never.append(r)
             continue
         lag = st - sch
         lags.append(lag)
@@ -366,8 +378,12 @@ def check_invariants(S, cluster, load, what, since=None, until=None):
             early.append("%s started %s" % (brief(r), r["started_at"]))
         if r["status"] in ("failed", "timed_out"):
             failed.append(brief(r))
-    S.check(not never, "%s: %d runs due over %.0f s ago have no started_at (never started, "
-            "or the start was not recorded), e.g. %s" % (what, len(never), SETTLE, never[:4]))
+    if not S.check(not never, "%s: %d runs due over %.0f s ago have no started_at (never "
+                   "started, or the start was not recorded), e.g. %s"
+                   % (what, len(never), SETTLE, [brief(r) for r in never[:4]])):
+        for r in never[:2]:   # what the processes said of it, for the post-mortem
+            for line in cluster.log_grep(r["id"]):
+                print("    %s" % line, flush=True)
     S.check(not late, "%s: %d runs started %.0f s or more after their time, e.g. %s"
             % (what, len(late), MAX_LAG, late[:4]))
     S.check(not early, "%s: %d runs started before their time, e.g. %s"

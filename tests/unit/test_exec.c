@@ -561,24 +561,72 @@ static void test_shell_cancel(void **state)
     submit(ex, j);
     assert_true(wait_started(&r, 5000));
     assert_int_equal(sked_exec_running(ex), 1);
-    assert_int_equal(sked_exec_cancel(ex, id), 0);
+    assert_int_equal(sked_exec_cancel(ex, id, 0), 0);
     assert_true(wait_done(&r, 5000));
     assert_int_equal(r.outcome, SKED_JOB_CANCELED);
     assert_string_equal(r.error, "canceled");
     assert_int_equal(r.term_signal, SIGTERM);
     assert_int_equal(sked_exec_running(ex), 0);
-    assert_int_equal(sked_exec_cancel(ex, id), SKED_ENOENT);
-    assert_int_equal(sked_exec_cancel(ex, "no-such-run"), SKED_ENOENT);
+    assert_int_equal(sked_exec_cancel(ex, id, 0), SKED_ENOENT);
+    assert_int_equal(sked_exec_cancel(ex, "no-such-run", 0), SKED_ENOENT);
     rec_clear(&r);
 
     /* cancel right after submit: may catch it before it starts */
     j = shell(&r, "sleep 10", 0);
     memcpy(id, j->run_id, sizeof id);
     submit(ex, j);
-    assert_int_equal(sked_exec_cancel(ex, id), 0);
+    assert_int_equal(sked_exec_cancel(ex, id, 0), 0);
     assert_true(wait_done(&r, 5000));
     assert_int_equal(r.outcome, SKED_JOB_CANCELED);
     rec_clear(&r);
+    done_with(ex);
+}
+
+/* Two attempts of one run may execute at once on a worker: the broker
+ * can hold an attempt the scheduler gave up (sent, not confirmed) next
+ * to its successor, and one worker may take both.  The second is not a
+ * duplicate of the first: refusing it would lose the attempt that
+ * counts.  A cancel names the attempt it stops; attempt 0 stops all. */
+static void test_attempts_of_one_run(void **state)
+{
+    (void)state;
+    sked_exec *ex = exec_default();
+    rec r1 = {0}, r2 = {0}, r3 = {0};
+    sked_job *j1 = shell(&r1, "sleep 10", 0);
+    sked_job *j2 = shell(&r2, "sleep 10", 0);
+    memcpy(j2->run_id, j1->run_id, sizeof j2->run_id);
+    j2->attempt = j1->attempt + 1;
+    char id[40];
+    memcpy(id, j1->run_id, sizeof id);
+    int a1 = j1->attempt, a2 = j2->attempt;
+    submit(ex, j1);
+    submit(ex, j2);
+    assert_true(wait_started(&r1, 5000));
+    assert_true(wait_started(&r2, 5000));
+    assert_int_equal(sked_exec_running(ex), 2);
+    /* the same attempt again is a duplicate */
+    sked_err err;
+    sked_job *dup = shell(&r3, "true", 0);
+    memcpy(dup->run_id, id, sizeof dup->run_id);
+    dup->attempt = a2;
+    assert_int_equal(sked_exec_submit(ex, dup, &err), SKED_EEXIST);
+    sked_job_free(dup);
+    /* the earlier attempt stops; the later goes on */
+    assert_int_equal(sked_exec_cancel(ex, id, a1), 0);
+    assert_true(wait_done(&r1, 5000));
+    assert_int_equal(r1.outcome, SKED_JOB_CANCELED);
+    assert_int_equal(sked_exec_cancel(ex, id, a1), SKED_ENOENT);
+    assert_int_equal(sked_exec_running(ex), 1);
+    pthread_mutex_lock(&mu);
+    int done2 = r2.done;
+    pthread_mutex_unlock(&mu);
+    assert_false(done2);
+    assert_int_equal(sked_exec_cancel(ex, id, 0), 0);
+    assert_true(wait_done(&r2, 5000));
+    assert_int_equal(r2.outcome, SKED_JOB_CANCELED);
+    assert_int_equal(sked_exec_running(ex), 0);
+    rec_clear(&r1);
+    rec_clear(&r2);
     done_with(ex);
 }
 
@@ -1058,7 +1106,7 @@ static void test_pool_free_no_leftovers(void **state)
     assert_true(wait_started(&b, 5000));
     assert_int_equal(sked_exec_running(ex), 2);
     usleep(300000); /* b has printed its pid */
-    assert_int_equal(sked_exec_cancel(ex, id), 0);
+    assert_int_equal(sked_exec_cancel(ex, id, 0), 0);
     assert_true(wait_done(&a, 10000));
     assert_true(wait_done(&b, 10000));
     assert_int_equal(a.outcome, SKED_JOB_TIMED_OUT);
@@ -1597,7 +1645,7 @@ static void test_http_timeout(void **state)
     submit(ex, j);
     assert_true(wait_started(&r, 5000));
     usleep(50000);
-    assert_int_equal(sked_exec_cancel(ex, id), 0);
+    assert_int_equal(sked_exec_cancel(ex, id, 0), 0);
     assert_true(wait_done(&r, 5000));
     assert_int_equal(r.outcome, SKED_JOB_CANCELED);
     assert_string_equal(r.error, "canceled");
@@ -1890,6 +1938,7 @@ int main(void)
         BOTH(test_shell_kill_after_grace),
         BOTH(test_shell_group_killed),
         BOTH(test_shell_cancel),
+        ONCE(test_attempts_of_one_run),
         BOTH(test_shell_signal_state),
         BOTH(test_shell_many_concurrent),
         ONCE(test_shell_fd_exhaustion),
