@@ -348,7 +348,7 @@ int sked_exec_new(const sked_exec_config *cfg, sked_exec **out,
     pthread_mutex_init(&ex->mu, NULL);
     int rc;
 
-    if ((rc = http_init(ex, cfg->http_deny, cfg->http_allow, err)) < 0)
+    if ((rc = http_init(ex, cfg->http_deny, cfg->http_allow, cfg->slots, err)) < 0)
         goto fail;
     ex->epfd = epoll_create1(EPOLL_CLOEXEC);
     ex->wake.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

@@ -180,7 +180,7 @@ int pool_start(run *r);
 void pool_release(sked_exec *ex);
 
 /* exec_http.c */
-int http_init(sked_exec *ex, const char *const *deny, const char *const *allow,
+int http_init(sked_exec *ex, const char *const *deny, const char *const *allow, int slots,
               sked_err *err);
 void http_deinit(sked_exec *ex);
 void http_start(run *r);
