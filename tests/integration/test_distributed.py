@@ -534,6 +534,56 @@ def scheduler_restarted_after_mark():
 
 
 @S.test(timeout=60)
+def scheduler_stopped_after_mark():
+    """Scheduler ga marks a run ahead of its time and is stopped (SIGTERM)
+    before that time: it gives the run back as it stops, never published,
+    so scheduler gb (started after the mark) publishes it on time, as
+    attempt 1.  Kept instead, the run would wait for a takeover (5 s) or,
+    after a clean stop that reports nothing in flight, for its 60 s
+    dispatch lease."""
+    direct, _, proxy = fault_db("sked_fault4")
+    proxy.close()
+    sink = Sink()
+    nodes = []
+    try:
+        queue = env["queue"]
+        api = node("api", "--store", direct, "--queue", queue)
+        nodes.append(api)
+        cl = Client(api.host, api.port, token=admin_token(direct))
+        ga = node("scheduler", "--store", direct, "--queue", queue, "--name", "ga")
+        nodes.append(ga)
+        at = time.time() + 3.0
+        t = must(cl.post("/v1/tasks", http_task(sink, at)), 201, "create")
+        rs = wait_until(lambda: [r for r in runs_of(cl, t["id"]) if r["status"] == "dispatched"],
+                        at - time.time(), 0.02)
+        t_mark = time.time()
+        if not S.check(rs and t_mark < at - 0.2,
+                       "the run is marked ahead, %.2f s before its time: %r"
+                       % (at - t_mark, rs)):
+            return
+        run_id = rs[0]["id"]
+        nodes.append(node("scheduler", "--store", direct, "--queue", queue, "--name", "gb"))
+        rc = ga.stop()
+        t_stop = time.time()
+        S.eq(rc, 0, "ga's exit status")
+        S.check(t_stop < at, "ga stopped before the run's time (%.2f s before)" % (at - t_stop))
+        first = wait_until(lambda: sink.first.get(run_id), at + 12.0 - time.time(), 0.05)
+        S.check(first is not None, "the run started")
+        if first is not None:
+            S.check(first - at < 2.5, "started on time, by gb: %.3f s after its time"
+                    % (first - at))
+            S.check(first >= at - 0.001, "not before its time: %.3f s" % (first - at))
+            print("  scheduler_stopped_after_mark: started %.3f s after its time" % (first - at),
+                  flush=True)
+        time.sleep(1.0)          # a second copy would come about now
+        S.eq(sink.attempts.get(run_id), ["1"], "attempts of the run's requests")
+    finally:
+        for n in nodes:
+            n.cleanup()
+        sink.shutdown()
+
+
+@S.test(timeout=60)
 def scheduler_killed():
     cl = client()
     every = must(cl.post("/v1/tasks:batch", {"tasks": [
