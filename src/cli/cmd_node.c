@@ -79,6 +79,10 @@ static const char usage[] =
     "                   runs (default: --workers, at most 128; -1: none)\n"
     "  --queues Q1,Q2   server, worker: queues to take work from (default:\n"
     "                   default)\n"
+    "  --jobs-per-message N\n"
+    "                   server, scheduler: jobs of one queue packed into one\n"
+    "                   queue message, at most (1-64, default 1); see\n"
+    "                   docs/operations.md before raising it\n"
     "  --keep-runs N    server, scheduler: finished runs kept per task\n"
     "                   (default 1000)\n"
     "  --keep-runs-for DURATION\n"
@@ -239,7 +243,7 @@ typedef struct node_opts {
     const char *cmd;            /* "server", "api", ...: for messages */
     int roles;
     const char *data, *store, *queue, *name, *listen, *level, *queues, *metrics;
-    int threads, slots, keep_runs, shell_pool;
+    int threads, slots, keep_runs, shell_pool, jobs_per_message;
     int64_t keep_for;
 } node_opts;
 
@@ -289,6 +293,16 @@ static int parse_opts(int argc, char **argv, node_opts *o)
                 fprintf(stderr, "sked %s: --keep-runs-for: a duration like 7d or 12h\n", o->cmd);
                 return SKED_EXIT_USAGE;
             }
+        } else if ((r = sked_cli_opt(argc, argv, &i, "--jobs-per-message", &v)) != 0) {
+            bad = !(o->roles & ROLE_SCHED) ? "--jobs-per-message" : bad;
+            char *end;
+            long n = strtol(v, &end, 10);
+            if (*v == '\0' || *end != '\0' || n < 1 || n > SKED_SCHED_JOBS_PER_MESSAGE_MAX) {
+                fprintf(stderr, "sked %s: --jobs-per-message: a number from 1 to %d\n", o->cmd,
+                        SKED_SCHED_JOBS_PER_MESSAGE_MAX);
+                return SKED_EXIT_USAGE;
+            }
+            o->jobs_per_message = (int)n;
         } else if ((r = sked_cli_opt(argc, argv, &i, "--keep-runs", &v)) != 0) {
             o->keep_runs = atoi(v), bad = !(o->roles & ROLE_SCHED) ? "--keep-runs" : bad;
             if (o->keep_runs < 1) {
@@ -393,7 +407,8 @@ static int run_node(node_opts *o)
         sked_sched_config sc = {.store = st, .queue = q, .owner = id,
                                 .retention_keep = o->keep_runs, .retention_age_us = o->keep_for,
                                 .recover_all_on_start = embedded,
-                                .premark_us = PREMARK_US};
+                                .premark_us = PREMARK_US,
+                                .jobs_per_message = o->jobs_per_message};
         if (sked_sched_start(&sc, &sched, &err) < 0) {
             fprintf(stderr, "sked %s: scheduler: %s\n", o->cmd, err.msg);
             goto out;

@@ -14,7 +14,9 @@
  *              "slots","busy","runs":[[run_id,attempt],..],"at","version"}
  * Times in messages are integer microseconds since the epoch.  A message
  * on the events queue holds one or more events, one per line (worker.c
- * packs what gathered; JSON text never holds a raw newline).
+ * packs what gathered; JSON text never holds a raw newline); a message on
+ * a work queue one or more jobs, the same way (sched_publish.c packs up to
+ * the scheduler's jobs_per_message).
  */
 #ifndef SKED_RUN_H
 #define SKED_RUN_H

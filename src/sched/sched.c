@@ -391,6 +391,9 @@ int sked_sched_start(const sked_sched_config *cfg, sked_sched **out, sked_err *e
     if (!s->cfg.dispatch_lease_us) s->cfg.dispatch_lease_us = 60 * SKED_USEC_PER_SEC;
     if (!s->cfg.run_lease_us) s->cfg.run_lease_us = 15 * SKED_USEC_PER_SEC;
     if (!s->cfg.claim_limit) s->cfg.claim_limit = 1000;
+    if (s->cfg.jobs_per_message < 1) s->cfg.jobs_per_message = 1;
+    if (s->cfg.jobs_per_message > SKED_SCHED_JOBS_PER_MESSAGE_MAX)
+        s->cfg.jobs_per_message = SKED_SCHED_JOBS_PER_MESSAGE_MAX;
     if (!s->cfg.retention_age_us) s->cfg.retention_age_us = INT64_C(7) * 86400 * SKED_USEC_PER_SEC;
     if (!s->cfg.retention_keep) s->cfg.retention_keep = 1000;
     sked_metrics *m = sked_metrics_default();

@@ -8,6 +8,7 @@
  */
 #include "sched/sched_internal.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,6 +122,39 @@ static void back_one(sked_sched *s, sked_run_rec *r, sked_run_change *ch)
                             .from = SKED_RUN_BIT(SKED_RUN_DISPATCHED), .owner = s->owner};
 }
 
+/* With jobs_per_message > 1, jobs of one queue go out several to a
+ * message, one per line (the worker splits them, worker.c): a quorum
+ * queue's cost is per message - its log entry, confirm, delivery and ack
+ * - so a run then costs the broker a share of one (sched.h). */
+#define JOBS_BYTES (256 * 1024)
+
+/* Append job text t (len bytes) to a message of its queue in m[0..*nm)
+ * with room (fewer than per jobs), or to a new one.  Returns the
+ * message's index. */
+static size_t pack_job(sked_message *m, size_t *nm, int *count, int per, const char *queue,
+                       char *t, size_t len)
+{
+    size_t k = *nm;
+    while (k > 0 && strcmp(m[k - 1].queue, queue) != 0)
+        k--; /* the last message of this queue (a batch has few queues) */
+    if (k > 0 && count[k - 1] < per && m[k - 1].len + 1 + len <= JOBS_BYTES) {
+        sked_message *g = &m[k - 1];
+        char *body = realloc((char *)g->body, g->len + 1 + len);
+        if (body == NULL)
+            abort();
+        body[g->len] = '\n';
+        memcpy(body + g->len + 1, t, len);
+        g->body = body;
+        g->len += 1 + len;
+        free(t);
+        count[k - 1]++;
+        return k - 1;
+    }
+    m[*nm] = (sked_message){.queue = queue, .body = t, .len = len};
+    count[*nm] = 1;
+    return (*nm)++;
+}
+
 /* (sched_internal.h) A message that was sent but not confirmed may still
  * arrive: its run then starts from SCHEDULED's successor or is refused as
  * a late start (sched_events.c). */
@@ -129,8 +163,9 @@ int sked_sched_publish(sked_sched *s, sked_run_rec *const *runs, const char *con
 {
     sked_message *msgs = calloc(n ? n : 1, sizeof *msgs);
     size_t *msg_of = malloc((n ? n : 1) * sizeof *msg_of), nm = 0;
+    int *count = calloc(n ? n : 1, sizeof *count);
     int *still = malloc((n ? n : 1) * sizeof *still);
-    if (msgs == NULL || msg_of == NULL || still == NULL)
+    if (msgs == NULL || msg_of == NULL || count == NULL || still == NULL)
         abort();
     for (size_t i = 0; i < n; i++)
         still[i] = 1;
@@ -155,6 +190,7 @@ int sked_sched_publish(sked_sched *s, sked_run_rec *const *runs, const char *con
     size_t nb = 0;
     for (size_t i = 0; i < n; i++) {
         sked_run_rec *r = runs[i];
+        msg_of[i] = SIZE_MAX;
         if (!still[i])
             continue;
         sked_sched_count_status(r->queue, r->status);
@@ -166,15 +202,15 @@ int sked_sched_publish(sked_sched *s, sked_run_rec *const *runs, const char *con
             back_one(s, r, &back[nb++]);
             continue;
         }
-        msgs[nm] = (sked_message){.queue = r->queue, .body = body, .len = len};
-        msg_of[nm++] = i;
+        msg_of[i] = pack_job(msgs, &nm, count, s->cfg.jobs_per_message, r->queue, body, len);
     }
     sked_err perr = {0};
     sked_queue_publish_batch(s->cfg.queue, msgs, nm, &perr);
-    for (size_t k = 0; k < nm; k++) {
-        sked_run_rec *r = runs[msg_of[k]];
-        free((void *)msgs[k].body);
-        if (msgs[k].result == 0) {
+    for (size_t i = 0; i < n; i++) {
+        sked_run_rec *r = runs[i];
+        if (msg_of[i] == SIZE_MAX)
+            continue;
+        if (msgs[msg_of[i]].result == 0) {
             sked_log(SKED_LOG_DEBUG, "run dispatched", "run", r->id, "task", r->task_id,
                      "queue", r->queue, NULL);
             continue;
@@ -183,11 +219,14 @@ int sked_sched_publish(sked_sched *s, sked_run_rec *const *runs, const char *con
                  "run", r->id, "error", perr.msg, NULL);
         back_one(s, r, &back[nb++]);
     }
+    for (size_t k = 0; k < nm; k++)
+        free((void *)msgs[k].body);
     if (give_back(s, back, nb) < 0)
         rc = -1;
     free(back);
     free(msgs);
     free(msg_of);
+    free(count);
     free(still);
     return rc;
 }

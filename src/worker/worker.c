@@ -116,21 +116,22 @@ static int runs_here(sked_worker *w, const sked_job *job)
     return found;
 }
 
-/* Take delivery d: decode it and hand its job to the executor, held (see
- * sked_exec_submit_held), or settle it if it is not to run.  Returns 1
- * if a job was handed over. */
-static int take_delivery(qthread *q, sked_delivery *d)
+/* One job of delivery ref (text[0..len), one line of it): handed to the
+ * executor, held (see sked_exec_submit_held), or reported back, or
+ * dropped.  Returns 1 if it was handed over. */
+static int take_job(qthread *q, slot_ref *ref, const char *text, size_t len, int redelivered)
 {
     sked_worker *w = q->w;
     sked_err err = {0};
     sked_job *job;
-    if (sked_job_decode(d->body, d->len, &job, &err) < 0) {
+    if (sked_job_decode(text, len, &job, &err) < 0) {
         sked_log(SKED_LOG_ERROR, "bad job message dropped", "queue", q->name, "error", err.msg, NULL);
-        sked_queue_ack(q->consumer, d->tag, &err);
-        sked_delivery_deinit(d);
         return 0;
     }
-    if (d->redelivered && !runs_here(w, job)) {
+    pthread_mutex_lock(&w->mu);
+    ref->left++;
+    pthread_mutex_unlock(&w->mu);
+    if (redelivered && !runs_here(w, job)) {
         /* it was delivered before, to a worker that is gone (or cut
          * off): not ours to run again silently — the scheduler charges
          * it an attempt, or publishes it again if it never started */
@@ -138,16 +139,12 @@ static int take_delivery(qthread *q, sked_delivery *d)
                         .at = sked_clock_wall_now()};
         snprintf(e.run_id, sizeof e.run_id, "%.36s", job->run_id);
         snprintf(e.worker, sizeof e.worker, "%s", w->id);
-        sked_worker_outbox_put(w, &e, q->consumer, d->tag, 0);
+        sked_worker_settle_job(w, ref, &e, 0);
         sked_log(SKED_LOG_WARN, "job came back from the queue; reported, not run",
                  "run", job->run_id, "task", job->task_id, NULL);
-        sked_delivery_deinit(d);
         sked_job_free(job);
         return 0;
     }
-    slot_ref *ref = malloc(sizeof *ref);
-    ref->consumer = q->consumer;
-    ref->tag = d->tag;
     job->user = ref;
     running *r = calloc(1, sizeof *r);
     snprintf(r->run_id, sizeof r->run_id, "%.36s", job->run_id);
@@ -157,17 +154,12 @@ static int take_delivery(qthread *q, sked_delivery *d)
     r->next = w->runs;
     w->runs = r;
     pthread_mutex_unlock(&w->mu);
-    sked_delivery_deinit(d);
     int rc = sked_exec_submit_held(w->exec, job, &err);
     if (rc == 0)
         return 1;
     /* the same attempt already runs here: this copy is a duplicate
      * delivery, drop it; otherwise give it back for another worker */
     sked_log(SKED_LOG_ERROR, "cannot start run", "run", job->run_id, "error", err.msg, NULL);
-    if (rc == SKED_EEXIST)
-        sked_queue_ack(q->consumer, ref->tag, &err);
-    else
-        sked_queue_nack(q->consumer, ref->tag, 1, &err);
     pthread_mutex_lock(&w->mu);
     w->busy--;
     for (running **pp = &w->runs; *pp; pp = &(*pp)->next)
@@ -177,9 +169,36 @@ static int take_delivery(qthread *q, sked_delivery *d)
         }
     pthread_mutex_unlock(&w->mu);
     free(r);
-    free(ref);
     sked_job_free(job);
+    sked_worker_settle_job(w, ref, NULL, rc != SKED_EEXIST);
     return 0;
+}
+
+/* Take delivery d: a message of one or more jobs, one per line (a
+ * scheduler packs the runs of one batch for one queue, sched_publish.c).
+ * It is settled once every job of it is (slot_ref): this function holds
+ * one count of it until every line is taken, so that a job that ends at
+ * once cannot settle it early.  Returns how many jobs were handed over. */
+static int take_delivery(qthread *q, sked_delivery *d)
+{
+    slot_ref *ref = calloc(1, sizeof *ref);
+    if (ref == NULL)
+        abort();
+    ref->consumer = q->consumer;
+    ref->tag = d->tag;
+    ref->left = 1;
+    int held = 0;
+    const char *p = d->body, *end = d->body + d->len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *line_end = nl ? nl : end;
+        if (line_end > p)
+            held += take_job(q, ref, p, (size_t)(line_end - p), d->redelivered);
+        p = line_end + 1;
+    }
+    sked_worker_settle_job(q->w, ref, NULL, 0);
+    sked_delivery_deinit(d);
+    return held;
 }
 
 /* Wait for a delivery while a slot is free, then take every delivery that

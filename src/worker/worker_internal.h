@@ -12,9 +12,16 @@
 #include "model/run.h"
 #include "worker/worker.h"
 
-typedef struct slot_ref {            /* job->user: where its delivery came from */
+/* A delivery: one message of one or more jobs (one per line).  It is
+ * settled once every job of it is: run and reported, reported back
+ * (returned), or found a duplicate - acked then, or nacked back to the
+ * queue (requeue) when one of them could not start or was killed by this
+ * worker's stop.  job->user of each job it runs points to it. */
+typedef struct slot_ref {
     sked_consumer *consumer;
     uint64_t tag;
+    int left;                        /* (mu) jobs not settled yet       */
+    int requeue;                     /* (mu) settle with nack(requeue)  */
 } slot_ref;
 
 typedef struct running {
@@ -32,6 +39,9 @@ typedef struct outbox_item {
     int requeue;                     /* settle with nack(requeue)       */
     char run_id[SKED_ID_LEN + 1];    /* the event's run and attempt     */
     int run_attempt;
+    int finished_with_start;         /* a finished event carrying its
+                                        start: a queued started one of
+                                        the same attempt is dropped   */
     struct outbox_item *next;
 } outbox_item;
 
@@ -68,6 +78,10 @@ void sked_worker_publish_event(sked_worker *w, const sked_event *e);
 void sked_worker_outbox_put(sked_worker *w, const sked_event *e, sked_consumer *c,
                             uint64_t tag, int requeue);
 void *sked_worker_outbox_main(void *arg);
+/* One job of delivery ref is settled, after event e (may be NULL) of it;
+ * requeue: the delivery must go back to the queue.  The last one queues
+ * the delivery's settlement behind e, and frees ref. */
+void sked_worker_settle_job(sked_worker *w, slot_ref *ref, const sked_event *e, int requeue);
 /* The executor's callbacks (ctx: the worker). */
 void sked_worker_on_started(void *ctx, sked_job *job, sked_walltime at);
 void sked_worker_on_done(void *ctx, sked_job *job, const sked_job_result *res);

@@ -31,32 +31,38 @@ void sked_worker_publish_event(sked_worker *w, const sked_event *e)
     free(text);
 }
 
-void sked_worker_outbox_put(sked_worker *w, const sked_event *e, sked_consumer *c,
-                            uint64_t tag, int requeue)
+/* A new item: e's text (if any) and the settlement of (c, tag). */
+static outbox_item *item_new(const sked_event *e, sked_consumer *c, uint64_t tag, int requeue)
 {
     outbox_item *it = calloc(1, sizeof *it);
     if (it == NULL)
         abort();
-    if (e)
+    if (e) {
         it->text = sked_event_encode(e, &it->len);
+        snprintf(it->run_id, sizeof it->run_id, "%s", e->run_id);
+        it->run_attempt = e->attempt;
+        it->finished_with_start = e->type == SKED_EVENT_FINISHED &&
+                                  e->started_at != SKED_TIME_NONE;
+    }
     it->consumer = c;
     it->tag = tag;
     it->requeue = requeue;
-    pthread_mutex_lock(&w->mu);
-    if (e && e->type == SKED_EVENT_FINISHED && e->started_at != SKED_TIME_NONE) {
+    return it;
+}
+
+/* Append it to the outbox (caller holds w->mu). */
+static void append_locked(sked_worker *w, outbox_item *it)
+{
+    if (it->finished_with_start) {
         /* its started event has not gone out yet: the finished one says
          * when it started, send only that (half the events under load) */
         for (outbox_item *o = w->out_head; o; o = o->next)
-            if (o->text && o->consumer == NULL && o->run_attempt == e->attempt &&
-                strcmp(o->run_id, e->run_id) == 0) {
+            if (o->text && o->consumer == NULL && o->run_attempt == it->run_attempt &&
+                strcmp(o->run_id, it->run_id) == 0) {
                 free(o->text);
                 o->text = NULL;
                 break;
             }
-    }
-    if (e) {
-        snprintf(it->run_id, sizeof it->run_id, "%s", e->run_id);
-        it->run_attempt = e->attempt;
     }
     if (w->out_tail)
         w->out_tail->next = it;
@@ -64,12 +70,43 @@ void sked_worker_outbox_put(sked_worker *w, const sked_event *e, sked_consumer *
         w->out_head = it;
     w->out_tail = it;
     pthread_cond_signal(&w->out_cond);
+}
+
+void sked_worker_outbox_put(sked_worker *w, const sked_event *e, sked_consumer *c,
+                            uint64_t tag, int requeue)
+{
+    outbox_item *it = item_new(e, c, tag, requeue);
+    pthread_mutex_lock(&w->mu);
+    append_locked(w, it);
     pthread_mutex_unlock(&w->mu);
+}
+
+/* The count and the append under one hold: the settlement is queued
+ * behind every event of the delivery's jobs, whichever thread settles
+ * last (the executor's callbacks, a consumer thread's returned jobs). */
+void sked_worker_settle_job(sked_worker *w, slot_ref *ref, const sked_event *e, int requeue)
+{
+    outbox_item *it = item_new(e, NULL, 0, 0);
+    pthread_mutex_lock(&w->mu);
+    ref->requeue |= requeue;
+    int last = --ref->left == 0;
+    if (last) {
+        it->consumer = ref->consumer;
+        it->tag = ref->tag;
+        it->requeue = ref->requeue;
+    }
+    if (last || e)
+        append_locked(w, it);
+    else
+        free(it);
+    pthread_mutex_unlock(&w->mu);
+    if (last)
+        free(ref);
 }
 
 /* Events gathered in one flush go out several to a message, one event per
  * line (the events thread splits them, sched_events.c): a run then costs
- * the broker its job message and a small share of one event message. */
+ * the broker a share of its job message and of one event message. */
 #define PACK_EVENTS 256
 #define PACK_BYTES (256 * 1024)
 
@@ -213,9 +250,9 @@ void sked_worker_on_done(void *ctx, sked_job *job, const sked_job_result *res)
         /* killed because this worker stops, not because anyone canceled
          * the run: say nothing, so the run stays RUNNING and its lease
          * runs out; the sweep then retries it as a lost attempt */
-        sked_worker_outbox_put(w, NULL, ref->consumer, ref->tag, 1);
+        sked_worker_settle_job(w, ref, NULL, 1);
     else
-        sked_worker_outbox_put(w, &e, ref->consumer, ref->tag, 0);
+        sked_worker_settle_job(w, ref, &e, 0); /* ref may be freed now */
     pthread_mutex_lock(&w->mu);
     for (running **pp = &w->runs; *pp; pp = &(*pp)->next)
         if (strcmp((*pp)->run_id, job->run_id) == 0 && (*pp)->attempt == job->attempt) {
@@ -229,6 +266,5 @@ void sked_worker_on_done(void *ctx, sked_job *job, const sked_job_result *res)
     w->busy--;
     pthread_cond_broadcast(&w->cond);
     pthread_mutex_unlock(&w->mu);
-    free(ref);
     sked_job_free(job);
 }

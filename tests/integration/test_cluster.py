@@ -21,6 +21,10 @@ balancer.  Then, each its own test:
   pg_auto_failover promotes the standby and sked carries on.
 - cluster_down: `scripts/cluster down` stops every process it started.
 
+The schedulers pack up to 8 jobs per queue message (--jobs-per-message 8,
+through SKED_JOBS_PER_MESSAGE), so the faults also hit workers holding
+messages of several runs; test_cluster_ha keeps the default (one).
+
 After each fault (clustertest.check_invariants): every acknowledged task is
 there; no occurrence has two run records; one-time tasks ran once, at their
 time; every-1s tasks have no gap; every due run started within 10 s of its
@@ -43,6 +47,7 @@ from clustertest import (brief, bring_down, bring_up, check_invariants,  # noqa:
                          fetch_runs, must, run_suite, wait_runs_settled, wait_state)
 
 S = Suite("test_cluster", timeout=90)
+os.environ["SKED_JOBS_PER_MESSAGE"] = "8"   # scripts/cluster's schedulers
 C = {"cluster": None, "load": None}
 
 

@@ -533,6 +533,16 @@ def scheduler_restarted_after_mark():
               "the restart" % (lag, after_up), flush=True)
 
 
+def own_db_api(db, nodes):
+    """A database of its own (fault_db, without its proxy) and an api on it,
+    appended to nodes: (the database's URL, a client of that api)."""
+    direct, _, proxy = fault_db(db)
+    proxy.close()
+    api = node("api", "--store", direct, "--queue", env["queue"])
+    nodes.append(api)
+    return direct, Client(api.host, api.port, token=admin_token(direct))
+
+
 @S.test(timeout=60)
 def scheduler_stopped_after_mark():
     """Scheduler ga marks a run ahead of its time and is stopped (SIGTERM)
@@ -541,15 +551,11 @@ def scheduler_stopped_after_mark():
     attempt 1.  Kept instead, the run would wait for a takeover (5 s) or,
     after a clean stop that reports nothing in flight, for its 60 s
     dispatch lease."""
-    direct, _, proxy = fault_db("sked_fault4")
-    proxy.close()
     sink = Sink()
     nodes = []
     try:
         queue = env["queue"]
-        api = node("api", "--store", direct, "--queue", queue)
-        nodes.append(api)
-        cl = Client(api.host, api.port, token=admin_token(direct))
+        direct, cl = own_db_api("sked_fault4", nodes)
         ga = node("scheduler", "--store", direct, "--queue", queue, "--name", "ga")
         nodes.append(ga)
         at = time.time() + 3.0
@@ -577,6 +583,47 @@ def scheduler_stopped_after_mark():
                   flush=True)
         time.sleep(1.0)          # a second copy would come about now
         S.eq(sink.attempts.get(run_id), ["1"], "attempts of the run's requests")
+    finally:
+        for n in nodes:
+            n.cleanup()
+        sink.shutdown()
+
+
+@S.test(timeout=60)
+def packed_jobs():
+    """A scheduler with --jobs-per-message 8 packs the runs of one queue it
+    publishes together into messages of up to 8 jobs: 50 one-time http
+    tasks due at the same instant each run once, as attempt 1, at their
+    time (the workers split the messages).  Judged by the sink: the
+    scheduler works on its own database, and the deployment's schedulers,
+    which share the events queue, take some of its events (and drop them:
+    runs they do not know)."""
+    sink = Sink()
+    nodes = []
+    try:
+        queue = env["queue"]
+        direct, cl = own_db_api("sked_fault5", nodes)
+        nodes.append(node("scheduler", "--store", direct, "--queue", queue, "--name", "pk",
+                          "--jobs-per-message", "8"))
+        at = time.time() + 3.0
+        tasks = [must(cl.post("/v1/tasks", http_task(sink, at)), 201, "create")["id"]
+                 for _ in range(50)]
+        ids = []
+        for t in tasks:
+            rs = wait_until(lambda: runs_of(cl, t), max(at - time.time(), 0.1) + 2.0, 0.05)
+            ids += [r["id"] for r in rs or []]
+        S.eq(len(ids), 50, "runs recorded")
+        wait_until(lambda: all(sink.first.get(i) for i in ids), at + 10.0 - time.time(), 0.1)
+        lag = [sink.first[i] - at for i in ids if i in sink.first]
+        S.eq(len(lag), 50, "runs that reached the sink")
+        S.check(lag and max(lag) < 2.0 and min(lag) >= -0.001,
+                "started at their time: lag %.3f-%.3f s" % (min(lag or [0]), max(lag or [0])))
+        time.sleep(1.0)          # a second copy of any would come about now
+        twice = [i for i in ids if sink.seen.get(i, 0) != 1]
+        S.check(not twice, "each run reached the sink once; %d did not" % len(twice))
+        S.check(all(sink.attempts.get(i) == ["1"] for i in ids),
+                "every request was attempt 1: %s"
+                % sorted({str(sink.attempts.get(i)) for i in ids}))
     finally:
         for n in nodes:
             n.cleanup()
