@@ -116,9 +116,67 @@ static int runs_here(sked_worker *w, const sked_job *job)
     return found;
 }
 
+/* Hand job (of delivery job->user) to the executor: held (see
+ * sked_exec_submit_held) or at once.  Returns 1 if it was handed over;
+ * else it is settled and freed. */
+static int start_job(sked_worker *w, sked_job *job, int held)
+{
+    sked_err err = {0};
+    running *r = calloc(1, sizeof *r);
+    if (r == NULL)
+        abort();
+    snprintf(r->run_id, sizeof r->run_id, "%.36s", job->run_id);
+    r->attempt = job->attempt;
+    pthread_mutex_lock(&w->mu);
+    w->busy++;
+    r->next = w->runs;
+    w->runs = r;
+    pthread_mutex_unlock(&w->mu);
+    int rc = held ? sked_exec_submit_held(w->exec, job, &err) : sked_exec_submit(w->exec, job, &err);
+    if (rc == 0)
+        return 1;
+    sked_log(SKED_LOG_ERROR, "cannot start run", "run", job->run_id, "error", err.msg, NULL);
+    pthread_mutex_lock(&w->mu);
+    w->busy--;
+    for (running **pp = &w->runs; *pp; pp = &(*pp)->next)
+        if (*pp == r) {
+            *pp = r->next;
+            break;
+        }
+    pthread_cond_broadcast(&w->cond);
+    pthread_mutex_unlock(&w->mu);
+    free(r);
+    if (rc == SKED_EEXIST) {
+        /* the same attempt already runs here: a duplicate delivery */
+        sked_worker_settle_job(w, job->user, NULL);
+        sked_job_free(job);
+    } else {
+        sked_worker_return_job(w, job); /* another worker's, then */
+    }
+    return 0;
+}
+
+void sked_worker_start_pending(sked_worker *w)
+{
+    pthread_mutex_lock(&w->mu);
+    pending_job *p = NULL;
+    if (!w->stop && w->busy < w->cfg.slots && (p = w->pend_head) != NULL) {
+        w->pend_head = p->next;
+        if (w->pend_head == NULL)
+            w->pend_tail = NULL;
+        w->npend--;
+    }
+    pthread_mutex_unlock(&w->mu);
+    if (p != NULL) {
+        start_job(w, p->job, 0);
+        free(p);
+    }
+}
+
 /* One job of delivery ref (text[0..len), one line of it): handed to the
- * executor, held (see sked_exec_submit_held), or reported back, or
- * dropped.  Returns 1 if it was handed over. */
+ * executor, held, or left waiting for a slot (a message with more jobs
+ * than free slots), or reported back, or dropped.  Returns 1 if it was
+ * handed over. */
 static int take_job(qthread *q, slot_ref *ref, const char *text, size_t len, int redelivered)
 {
     sked_worker *w = q->w;
@@ -128,6 +186,7 @@ static int take_job(qthread *q, slot_ref *ref, const char *text, size_t len, int
         sked_log(SKED_LOG_ERROR, "bad job message dropped", "queue", q->name, "error", err.msg, NULL);
         return 0;
     }
+    job->user = ref;
     pthread_mutex_lock(&w->mu);
     ref->left++;
     pthread_mutex_unlock(&w->mu);
@@ -135,43 +194,27 @@ static int take_job(qthread *q, slot_ref *ref, const char *text, size_t len, int
         /* it was delivered before, to a worker that is gone (or cut
          * off): not ours to run again silently — the scheduler charges
          * it an attempt, or publishes it again if it never started */
-        sked_event e = {.type = SKED_EVENT_RETURNED, .attempt = job->attempt,
-                        .at = sked_clock_wall_now()};
-        snprintf(e.run_id, sizeof e.run_id, "%.36s", job->run_id);
-        snprintf(e.worker, sizeof e.worker, "%s", w->id);
-        sked_worker_settle_job(w, ref, &e, 0);
         sked_log(SKED_LOG_WARN, "job came back from the queue; reported, not run",
                  "run", job->run_id, "task", job->task_id, NULL);
-        sked_job_free(job);
+        sked_worker_return_job(w, job);
         return 0;
     }
-    job->user = ref;
-    running *r = calloc(1, sizeof *r);
-    snprintf(r->run_id, sizeof r->run_id, "%.36s", job->run_id);
-    r->attempt = job->attempt;
     pthread_mutex_lock(&w->mu);
-    w->busy++;
-    r->next = w->runs;
-    w->runs = r;
+    int full = w->busy >= w->cfg.slots;
+    if (full) {
+        pending_job *p = calloc(1, sizeof *p);
+        if (p == NULL)
+            abort();
+        p->job = job;
+        if (w->pend_tail)
+            w->pend_tail->next = p;
+        else
+            w->pend_head = p;
+        w->pend_tail = p;
+        w->npend++;
+    }
     pthread_mutex_unlock(&w->mu);
-    int rc = sked_exec_submit_held(w->exec, job, &err);
-    if (rc == 0)
-        return 1;
-    /* the same attempt already runs here: this copy is a duplicate
-     * delivery, drop it; otherwise give it back for another worker */
-    sked_log(SKED_LOG_ERROR, "cannot start run", "run", job->run_id, "error", err.msg, NULL);
-    pthread_mutex_lock(&w->mu);
-    w->busy--;
-    for (running **pp = &w->runs; *pp; pp = &(*pp)->next)
-        if (*pp == r) {
-            *pp = r->next;
-            break;
-        }
-    pthread_mutex_unlock(&w->mu);
-    free(r);
-    sked_job_free(job);
-    sked_worker_settle_job(w, ref, NULL, rc != SKED_EEXIST);
-    return 0;
+    return full ? 0 : start_job(w, job, 1);
 }
 
 /* Take delivery d: a message of one or more jobs, one per line (a
@@ -196,7 +239,7 @@ static int take_delivery(qthread *q, sked_delivery *d)
             held += take_job(q, ref, p, (size_t)(line_end - p), d->redelivered);
         p = line_end + 1;
     }
-    sked_worker_settle_job(q->w, ref, NULL, 0);
+    sked_worker_settle_job(q->w, ref, NULL);
     sked_delivery_deinit(d);
     return held;
 }
@@ -213,7 +256,7 @@ static void *consume_main(void *arg)
     sked_worker *w = q->w;
     for (;;) {
         pthread_mutex_lock(&w->mu);
-        while (!w->stop && w->busy >= w->cfg.slots)
+        while (!w->stop && w->busy + w->npend >= w->cfg.slots)
             pthread_cond_wait(&w->cond, &w->mu);
         int stop = w->stop;
         pthread_mutex_unlock(&w->mu);
@@ -222,7 +265,7 @@ static void *consume_main(void *arg)
         int held = 0;
         for (int64_t timeout = -1;; timeout = 0) { /* only the first waits */
             pthread_mutex_lock(&w->mu);
-            int room = w->busy < w->cfg.slots;
+            int room = w->busy + w->npend < w->cfg.slots;
             pthread_mutex_unlock(&w->mu);
             sked_delivery d;
             sked_err err = {0};
@@ -455,6 +498,18 @@ void sked_worker_stop(sked_worker *w)
     }
     pthread_mutex_unlock(&w->mu);
     sked_exec_free(w->exec); /* kills what still runs */
+    /* jobs that waited for a slot never started: reported back */
+    pthread_mutex_lock(&w->mu);
+    pending_job *pend = w->pend_head;
+    w->pend_head = w->pend_tail = NULL;
+    w->npend = 0;
+    pthread_mutex_unlock(&w->mu);
+    while (pend != NULL) {
+        pending_job *next = pend->next;
+        sked_worker_return_job(w, pend->job);
+        free(pend);
+        pend = next;
+    }
     /* what finished goes out and is acknowledged before the consumers
      * close (which would hand their deliveries back) */
     pthread_mutex_lock(&w->mu);

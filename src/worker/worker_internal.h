@@ -13,16 +13,23 @@
 #include "worker/worker.h"
 
 /* A delivery: one message of one or more jobs (one per line).  It is
- * settled once every job of it is: run and reported, reported back
- * (returned), or found a duplicate - acked then, or nacked back to the
- * queue (requeue) when one of them could not start or was killed by this
- * worker's stop.  job->user of each job it runs points to it. */
+ * acknowledged once every job of it is settled: run and reported, or
+ * reported back (`returned`: it came back from the queue, could not
+ * start, or was killed by this worker's stop), or found a duplicate.
+ * Never nacked: back in the queue, a message would bring its finished
+ * jobs back too.  job->user of each job taken points to it. */
 typedef struct slot_ref {
     sked_consumer *consumer;
     uint64_t tag;
     int left;                        /* (mu) jobs not settled yet       */
-    int requeue;                     /* (mu) settle with nack(requeue)  */
 } slot_ref;
+
+/* A job of a delivery that came with more jobs than free slots: it waits
+ * here for a slot (sked_worker_start_pending). */
+typedef struct pending_job {
+    sked_job *job;
+    struct pending_job *next;
+} pending_job;
 
 typedef struct running {
     char run_id[SKED_ID_LEN + 1];
@@ -36,9 +43,9 @@ typedef struct outbox_item {
     size_t len;
     sked_consumer *consumer;         /* NULL: nothing to settle         */
     uint64_t tag;
-    int requeue;                     /* settle with nack(requeue)       */
     char run_id[SKED_ID_LEN + 1];    /* the event's run and attempt     */
     int run_attempt;
+    int is_started;                  /* a started event                 */
     int finished_with_start;         /* a finished event carrying its
                                         start: a queued started one of
                                         the same attempt is dropped   */
@@ -69,19 +76,24 @@ struct sked_worker {
     pthread_cond_t cond;               /* a slot freed, or stop */
     int busy, stop;
     running *runs;
+    pending_job *pend_head, *pend_tail; /* (mu) waiting for a slot      */
+    int npend;
 };
 
 /* worker_outbox.c.  Publish one event now (heartbeats), retrying briefly. */
 void sked_worker_publish_event(sked_worker *w, const sked_event *e);
-/* Queue an event (may be NULL) and the settlement of delivery (c, tag)
- * (c may be NULL; requeue: nack it back) for the outbox thread. */
-void sked_worker_outbox_put(sked_worker *w, const sked_event *e, sked_consumer *c,
-                            uint64_t tag, int requeue);
+/* Queue event e (a start) for the outbox thread. */
+void sked_worker_outbox_put(sked_worker *w, const sked_event *e);
 void *sked_worker_outbox_main(void *arg);
-/* One job of delivery ref is settled, after event e (may be NULL) of it;
- * requeue: the delivery must go back to the queue.  The last one queues
- * the delivery's settlement behind e, and frees ref. */
-void sked_worker_settle_job(sked_worker *w, slot_ref *ref, const sked_event *e, int requeue);
+/* One job of delivery ref is settled, after event e (may be NULL) of it.
+ * The last one queues the delivery's ack behind e, and frees ref. */
+void sked_worker_settle_job(sked_worker *w, slot_ref *ref, const sked_event *e);
+/* job is reported back, not run (see slot_ref): its `returned` event,
+ * then its settlement; frees job. */
+void sked_worker_return_job(sked_worker *w, sked_job *job);
+/* worker.c: start a job waiting for a slot, if one is free (the
+ * executor's done callback, after freeing one). */
+void sked_worker_start_pending(sked_worker *w);
 /* The executor's callbacks (ctx: the worker). */
 void sked_worker_on_started(void *ctx, sked_job *job, sked_walltime at);
 void sked_worker_on_done(void *ctx, sked_job *job, const sked_job_result *res);

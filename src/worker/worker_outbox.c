@@ -31,8 +31,8 @@ void sked_worker_publish_event(sked_worker *w, const sked_event *e)
     free(text);
 }
 
-/* A new item: e's text (if any) and the settlement of (c, tag). */
-static outbox_item *item_new(const sked_event *e, sked_consumer *c, uint64_t tag, int requeue)
+/* A new item: e's text (if any); nothing to settle yet. */
+static outbox_item *item_new(const sked_event *e)
 {
     outbox_item *it = calloc(1, sizeof *it);
     if (it == NULL)
@@ -41,12 +41,10 @@ static outbox_item *item_new(const sked_event *e, sked_consumer *c, uint64_t tag
         it->text = sked_event_encode(e, &it->len);
         snprintf(it->run_id, sizeof it->run_id, "%s", e->run_id);
         it->run_attempt = e->attempt;
+        it->is_started = e->type == SKED_EVENT_STARTED;
         it->finished_with_start = e->type == SKED_EVENT_FINISHED &&
                                   e->started_at != SKED_TIME_NONE;
     }
-    it->consumer = c;
-    it->tag = tag;
-    it->requeue = requeue;
     return it;
 }
 
@@ -57,7 +55,7 @@ static void append_locked(sked_worker *w, outbox_item *it)
         /* its started event has not gone out yet: the finished one says
          * when it started, send only that (half the events under load) */
         for (outbox_item *o = w->out_head; o; o = o->next)
-            if (o->text && o->consumer == NULL && o->run_attempt == it->run_attempt &&
+            if (o->text && o->is_started && o->run_attempt == it->run_attempt &&
                 strcmp(o->run_id, it->run_id) == 0) {
                 free(o->text);
                 o->text = NULL;
@@ -72,10 +70,9 @@ static void append_locked(sked_worker *w, outbox_item *it)
     pthread_cond_signal(&w->out_cond);
 }
 
-void sked_worker_outbox_put(sked_worker *w, const sked_event *e, sked_consumer *c,
-                            uint64_t tag, int requeue)
+void sked_worker_outbox_put(sked_worker *w, const sked_event *e)
 {
-    outbox_item *it = item_new(e, c, tag, requeue);
+    outbox_item *it = item_new(e);
     pthread_mutex_lock(&w->mu);
     append_locked(w, it);
     pthread_mutex_unlock(&w->mu);
@@ -84,16 +81,14 @@ void sked_worker_outbox_put(sked_worker *w, const sked_event *e, sked_consumer *
 /* The count and the append under one hold: the settlement is queued
  * behind every event of the delivery's jobs, whichever thread settles
  * last (the executor's callbacks, a consumer thread's returned jobs). */
-void sked_worker_settle_job(sked_worker *w, slot_ref *ref, const sked_event *e, int requeue)
+void sked_worker_settle_job(sked_worker *w, slot_ref *ref, const sked_event *e)
 {
-    outbox_item *it = item_new(e, NULL, 0, 0);
+    outbox_item *it = item_new(e);
     pthread_mutex_lock(&w->mu);
-    ref->requeue |= requeue;
     int last = --ref->left == 0;
     if (last) {
         it->consumer = ref->consumer;
         it->tag = ref->tag;
-        it->requeue = ref->requeue;
     }
     if (last || e)
         append_locked(w, it);
@@ -102,6 +97,16 @@ void sked_worker_settle_job(sked_worker *w, slot_ref *ref, const sked_event *e, 
     pthread_mutex_unlock(&w->mu);
     if (last)
         free(ref);
+}
+
+void sked_worker_return_job(sked_worker *w, sked_job *job)
+{
+    sked_event e = {.type = SKED_EVENT_RETURNED, .attempt = job->attempt,
+                    .at = sked_clock_wall_now()};
+    snprintf(e.run_id, sizeof e.run_id, "%.36s", job->run_id);
+    snprintf(e.worker, sizeof e.worker, "%s", w->id);
+    sked_worker_settle_job(w, job->user, &e);
+    sked_job_free(job);
 }
 
 /* Events gathered in one flush go out several to a message, one event per
@@ -174,9 +179,7 @@ static void outbox_flush(sked_worker *w, outbox_item *items)
     while (items) {
         outbox_item *it = items;
         items = it->next;
-        if (it->consumer && it->requeue)
-            sked_queue_nack(it->consumer, it->tag, 1, &err);
-        else if (it->consumer)
+        if (it->consumer)
             sked_queue_ack(it->consumer, it->tag, &err);
         free(it->text);
         free(it);
@@ -224,7 +227,7 @@ void sked_worker_on_started(void *ctx, sked_job *job, sked_walltime at)
     sked_event e = {.type = SKED_EVENT_STARTED, .attempt = job->attempt, .at = at};
     snprintf(e.run_id, sizeof e.run_id, "%.36s", job->run_id);
     snprintf(e.worker, sizeof e.worker, "%s", w->id);
-    sked_worker_outbox_put(w, &e, NULL, 0, 0);
+    sked_worker_outbox_put(w, &e);
     sked_log(SKED_LOG_DEBUG, "run started", "run", job->run_id, "task", job->task_id, NULL);
 }
 
@@ -246,13 +249,16 @@ void sked_worker_on_done(void *ctx, sked_job *job, const sked_job_result *res)
     pthread_mutex_lock(&w->mu);
     int stopping = w->stop;
     pthread_mutex_unlock(&w->mu);
-    if (stopping && res->outcome == SKED_JOB_CANCELED)
+    if (stopping && res->outcome == SKED_JOB_CANCELED) {
         /* killed because this worker stops, not because anyone canceled
-         * the run: say nothing, so the run stays RUNNING and its lease
-         * runs out; the sweep then retries it as a lost attempt */
-        sked_worker_settle_job(w, ref, NULL, 1);
-    else
-        sked_worker_settle_job(w, ref, &e, 0); /* ref may be freed now */
+         * the run: reported back, not finished - the scheduler cuts the
+         * RUNNING run's lease and the sweep charges the lost attempt */
+        e = (sked_event){.type = SKED_EVENT_RETURNED, .attempt = job->attempt,
+                         .at = res->finished_at};
+        snprintf(e.run_id, sizeof e.run_id, "%.36s", job->run_id);
+        snprintf(e.worker, sizeof e.worker, "%s", w->id);
+    }
+    sked_worker_settle_job(w, ref, &e); /* ref may be freed now */
     pthread_mutex_lock(&w->mu);
     for (running **pp = &w->runs; *pp; pp = &(*pp)->next)
         if (strcmp((*pp)->run_id, job->run_id) == 0 && (*pp)->attempt == job->attempt) {
@@ -267,4 +273,5 @@ void sked_worker_on_done(void *ctx, sked_job *job, const sked_job_result *res)
     pthread_cond_broadcast(&w->cond);
     pthread_mutex_unlock(&w->mu);
     sked_job_free(job);
+    sked_worker_start_pending(w);
 }

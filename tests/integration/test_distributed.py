@@ -102,6 +102,7 @@ class Sink(http.server.ThreadingHTTPServer):
         self.seen = {}
         self.first = {}
         self.attempts = {}       # run id -> X-Sked-Attempt of each request
+        self.now = self.most = 0  # requests in progress, and the most at once
         self.lock = threading.Lock()
         super().__init__(("127.0.0.1", 0), SinkHandler)
         threading.Thread(target=self.serve_forever, daemon=True).start()
@@ -119,6 +120,12 @@ class SinkHandler(http.server.BaseHTTPRequestHandler):
             self.server.seen[rid] = self.server.seen.get(rid, 0) + 1
             self.server.first.setdefault(rid, time.time())
             self.server.attempts.setdefault(rid, []).append(self.headers.get("X-Sked-Attempt"))
+            self.server.now += 1
+            self.server.most = max(self.server.most, self.server.now)
+        if self.path == "/slow":  # requests in progress at once: server.most
+            time.sleep(0.4)
+        with self.server.lock:
+            self.server.now -= 1
         self.send_response(204)
         self.send_header("Content-Length", "0")
         self.end_headers()
@@ -597,7 +604,8 @@ def packed_jobs():
     time (the workers split the messages).  Judged by the sink: the
     scheduler works on its own database, and the deployment's schedulers,
     which share the events queue, take some of its events (and drop them:
-    runs they do not know)."""
+    runs they do not know).  Then 6 runs packed into one message for a
+    worker of 2 slots: it runs 2 at a time, the others wait in it."""
     sink = Sink()
     nodes = []
     try:
@@ -624,6 +632,30 @@ def packed_jobs():
         S.check(all(sink.attempts.get(i) == ["1"] for i in ids),
                 "every request was attempt 1: %s"
                 % sorted({str(sink.attempts.get(i)) for i in ids}))
+
+        # a message with more jobs than the worker has free slots: the
+        # rest wait in the worker for a slot, never over its --workers
+        nodes.append(node("worker", "--queue", queue, "--name", "w-narrow", "--queues",
+                          "narrow", "--workers", "2"))
+        slow = Sink()
+        try:
+            at = time.time() + 3.0
+            url = "http://127.0.0.1:%d/slow" % slow.server_address[1]
+            narrow = [must(cl.post("/v1/tasks", http_task(slow, at, queue="narrow",
+                                                          target={"type": "http", "url": url,
+                                                                  "method": "POST"})),
+                           201, "create narrow")["id"] for _ in range(6)]
+            nids = []
+            for t in narrow:
+                rs = wait_until(lambda: runs_of(cl, t), max(at - time.time(), 0.1) + 2.0, 0.05)
+                nids += [r["id"] for r in rs or []]
+            S.check(wait_until(lambda: len(nids) == 6 and all(slow.seen.get(i) for i in nids),
+                               at + 10.0 - time.time(), 0.1),
+                    "the 6 runs of queue narrow reached the sink: %d"
+                    % sum(1 for i in nids if slow.seen.get(i)))
+            S.eq(slow.most, 2, "requests in progress at once on a worker of 2 slots")
+        finally:
+            slow.shutdown()
     finally:
         for n in nodes:
             n.cleanup()
