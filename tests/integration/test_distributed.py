@@ -44,6 +44,11 @@ One deployment for the whole file: `sked api`, three `sked scheduler`
   under its old name: at its first beat it finds its previous life's row
   and takes over that life's runs at once (started within 3 s of the
   restart).
+- worker_cut_off_mid_run: the broker closes the connection of the worker
+  running a run; the job comes back to the other worker, which reports it
+  without running it; the first worker reconnects and its result counts
+  (attempt 1, executed once).
+- scheduler_stopped_after_mark, packed_jobs: see their docstrings.
 - scheduler_killed: SIGKILL one scheduler while 30 every-second tasks run:
   every second of every task still gets exactly one run, each started
   within 10 s of its time (a dead scheduler's claims are taken over when
@@ -54,6 +59,7 @@ Run: python3 tests/integration/test_distributed.py [TEST_NAME...]
 import http.server
 import os
 import subprocess
+import tempfile
 import sys
 import threading
 import time
@@ -330,6 +336,80 @@ def worker_killed_mid_run():
     env["workers"][run["worker"]] = node("worker", "--queue", env["queue"], "--name",
                                          run["worker"], "--workers", "200")
     victim.cleanup()
+
+
+def cut_amqp_connections(pid):
+    """Close (broker side, rabbitmqctl close_connection) every AMQP
+    connection of process pid, as a RabbitMQ node that dies or a network
+    cut would: the process lives on and reconnects.  Returns how many."""
+    amqp_port = env["queue"].rsplit(":", 1)[1].strip("/")
+    out = subprocess.run(["ss", "-tnpH", "state", "established"], capture_output=True,
+                         text=True, timeout=10).stdout
+    ports = set()
+    for line in out.splitlines():
+        f = line.split()
+        if len(f) >= 4 and f[3] == "127.0.0.1:" + amqp_port and ("pid=%d," % pid) in line:
+            ports.add(f[2].rsplit(":", 1)[1])
+    ctl = ["scripts/rabbit-test", "ctl", env["rabbit_dir"]]
+    out = subprocess.run(ctl + ["-q", "list_connections", "pid", "peer_port"],
+                         capture_output=True, text=True, timeout=60).stdout
+    n = 0
+    for line in out.splitlines():
+        f = line.split()
+        if len(f) == 2 and f[1] in ports:
+            subprocess.run(ctl + ["close_connection", f[0], "test: connection cut"],
+                           capture_output=True, text=True, timeout=60)
+            n += 1
+    return n
+
+
+@S.test(timeout=60)
+def worker_cut_off_mid_run():
+    """The RabbitMQ connection of the worker running a run is closed by the
+    broker (the worker lives): its job goes back to the queue, the other
+    worker reports it `returned` without running it, and the scheduler
+    only cuts the run's lease - the first worker, reconnected, renews it
+    and its result counts.  Once, on attempt 1 (charging the attempt at
+    once, as before 2454d19, ran it twice)."""
+    marks = tempfile.mktemp(prefix="sked-it-cut-")
+    nodes = []
+    try:
+        queue = env["queue"]
+        for name in ("wc1", "wc2"):
+            nodes.append(node("worker", "--queue", queue, "--name", name, "--queues", "cut"))
+        cl = client()
+        t = must(cl.post("/v1/tasks", shell_task("echo x >> %s; sleep 5" % marks,
+                                                 queue="cut",
+                                                 retry={"max_attempts": 3, "backoff": "1s"})),
+                 201, "create")
+        must(cl.post("/v1/tasks/%s:trigger" % t["id"]), 202, "trigger")
+        run = wait_until(lambda: next((r for r in runs_of(cl, t["id"])
+                                       if r["status"] == "running"), None), 10.0, 0.05)
+        if not S.check(run, "the run is running"):
+            return
+        victim = nodes[0] if run["worker"] == "wc1" else nodes[1]
+        other = nodes[1] if victim is nodes[0] else nodes[0]
+        S.check(cut_amqp_connections(victim.proc.pid) >= 1, "a connection of %s was closed"
+                % run["worker"])
+
+        def final():
+            r = must(cl.get("/v1/runs/" + run["id"]), 200, "get run")
+            return r if r["status"] in FINAL else None
+        r = wait_until(final, 30.0, 0.2)
+        if S.check(r is not None, "the run finished"):
+            S.eq((r["status"], r["attempt"], r.get("worker")),
+                 ("succeeded", 1, run["worker"]), "status, attempt and worker of the run")
+        time.sleep(1.0)          # a second execution would have begun by now
+        with open(marks) as f:
+            S.eq(len(f.read().splitlines()), 1, "executions of the command")
+        S.check(wait_until(lambda: "job came back from the queue" in other.stderr_tail(200),
+                           5.0, 0.2),
+                "the other worker got the job back and reported it")
+    finally:
+        for n in nodes:
+            n.cleanup()
+        if os.path.exists(marks):
+            os.unlink(marks)
 
 
 def answer_lost_case(cl, proxy, name, at, arm):
@@ -703,6 +783,7 @@ def main():
         rb.start()
         store, queue = pg.url, rb.url
         env["queue"], env["store"] = queue, store
+        env["rabbit_dir"] = rb.dir
         api = node("api", "--store", store, "--queue", queue)
         nodes.append(api)
         rc, out, err = run_cli(["token", "create", "--store", store, "--namespace", "default",
