@@ -214,7 +214,6 @@ int main(int argc, char **argv)
     double warm_rate, warm_cpu;
     round_of(ex, SLOTS * 2, 0, url, &warm_rate, &warm_cpu); /* connections up */
     double rate[50], cpu[50];
-    double sink0 = 0;
     for (int r = 0; r < rounds; r++) {
         round_of(ex, runs, (r + 1) * runs, url, &rate[r], &cpu[r]);
         printf("round %d: %.0f runs/s, %.1f us CPU per run (sink included)\n", r + 1, rate[r],
@@ -223,7 +222,6 @@ int main(int argc, char **argv)
     sked_exec_free(ex);
     sink_stop = 1;
     pthread_join(sink, NULL);
-    (void)sink0;
     /* the sink's share, spread evenly over every run it served */
     double sink_us = sink_cpu_s * 1e6 / ((double)runs * rounds + SLOTS * 2);
     for (int r = 0; r < rounds; r++)

@@ -136,16 +136,7 @@ static int start_job(sked_worker *w, sked_job *job, int held)
     if (rc == 0)
         return 1;
     sked_log(SKED_LOG_ERROR, "cannot start run", "run", job->run_id, "error", err.msg, NULL);
-    pthread_mutex_lock(&w->mu);
-    w->busy--;
-    for (running **pp = &w->runs; *pp; pp = &(*pp)->next)
-        if (*pp == r) {
-            *pp = r->next;
-            break;
-        }
-    pthread_cond_broadcast(&w->cond);
-    pthread_mutex_unlock(&w->mu);
-    free(r);
+    sked_worker_slot_free(w, job);
     if (rc == SKED_EEXIST) {
         /* the same attempt already runs here: a duplicate delivery */
         sked_worker_settle_job(w, job->user, NULL);
@@ -154,6 +145,24 @@ static int start_job(sked_worker *w, sked_job *job, int held)
         sked_worker_return_job(w, job); /* another worker's, then */
     }
     return 0;
+}
+
+void sked_worker_slot_free(sked_worker *w, const sked_job *job)
+{
+    running *gone = NULL;
+    pthread_mutex_lock(&w->mu);
+    /* the newest entry of its run and attempt: two are there only while a
+     * duplicate delivery is refused, and they are alike */
+    for (running **pp = &w->runs; *pp; pp = &(*pp)->next)
+        if (strcmp((*pp)->run_id, job->run_id) == 0 && (*pp)->attempt == job->attempt) {
+            gone = *pp;
+            *pp = gone->next;
+            break;
+        }
+    w->busy--;
+    pthread_cond_broadcast(&w->cond);
+    pthread_mutex_unlock(&w->mu);
+    free(gone);
 }
 
 void sked_worker_start_pending(sked_worker *w)

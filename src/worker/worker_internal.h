@@ -91,6 +91,9 @@ void sked_worker_settle_job(sked_worker *w, slot_ref *ref, const sked_event *e);
 /* job is reported back, not run (see slot_ref): its `returned` event,
  * then its settlement; frees job. */
 void sked_worker_return_job(sked_worker *w, sked_job *job);
+/* worker.c: job's slot is free again (it ended, or could not start): it
+ * leaves the running list, and a consumer may take more. */
+void sked_worker_slot_free(sked_worker *w, const sked_job *job);
 /* worker.c: start a job waiting for a slot, if one is free (the
  * executor's done callback, after freeing one). */
 void sked_worker_start_pending(sked_worker *w);

@@ -245,33 +245,20 @@ void sked_worker_on_done(void *ctx, sked_job *job, const sked_job_result *res)
         e.exit_code = SKED_NO_CODE;
     snprintf(e.run_id, sizeof e.run_id, "%.36s", job->run_id);
     snprintf(e.worker, sizeof e.worker, "%s", w->id);
-    slot_ref *ref = job->user;
     pthread_mutex_lock(&w->mu);
     int stopping = w->stop;
     pthread_mutex_unlock(&w->mu);
+    /* the slot is free; the broker's prefetch (= slots) still counts the
+     * delivery until the outbox acknowledges it */
+    sked_worker_slot_free(w, job);
     if (stopping && res->outcome == SKED_JOB_CANCELED) {
         /* killed because this worker stops, not because anyone canceled
          * the run: reported back, not finished - the scheduler cuts the
          * RUNNING run's lease and the sweep charges the lost attempt */
-        e = (sked_event){.type = SKED_EVENT_RETURNED, .attempt = job->attempt,
-                         .at = res->finished_at};
-        snprintf(e.run_id, sizeof e.run_id, "%.36s", job->run_id);
-        snprintf(e.worker, sizeof e.worker, "%s", w->id);
+        sked_worker_return_job(w, job);
+    } else {
+        sked_worker_settle_job(w, job->user, &e); /* job->user may be freed now */
+        sked_job_free(job);
     }
-    sked_worker_settle_job(w, ref, &e); /* ref may be freed now */
-    pthread_mutex_lock(&w->mu);
-    for (running **pp = &w->runs; *pp; pp = &(*pp)->next)
-        if (strcmp((*pp)->run_id, job->run_id) == 0 && (*pp)->attempt == job->attempt) {
-            running *dead = *pp;
-            *pp = dead->next;
-            free(dead);
-            break;
-        }
-    /* the slot is free; the broker's prefetch (= slots) still counts the
-     * delivery until the outbox acknowledges it */
-    w->busy--;
-    pthread_cond_broadcast(&w->cond);
-    pthread_mutex_unlock(&w->mu);
-    sked_job_free(job);
     sked_worker_start_pending(w);
 }

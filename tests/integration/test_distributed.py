@@ -676,6 +676,15 @@ def scheduler_stopped_after_mark():
         sink.shutdown()
 
 
+def run_ids(cl, tasks, at):
+    """The ids of the runs of one-time tasks due at `at`, once claimed."""
+    ids = []
+    for t in tasks:
+        rs = wait_until(lambda: runs_of(cl, t), max(at - time.time(), 0.1) + 2.0, 0.05)
+        ids += [r["id"] for r in rs or []]
+    return ids
+
+
 @S.test(timeout=60)
 def packed_jobs():
     """A scheduler with --jobs-per-message 8 packs the runs of one queue it
@@ -696,10 +705,7 @@ def packed_jobs():
         at = time.time() + 3.0
         tasks = [must(cl.post("/v1/tasks", http_task(sink, at)), 201, "create")["id"]
                  for _ in range(50)]
-        ids = []
-        for t in tasks:
-            rs = wait_until(lambda: runs_of(cl, t), max(at - time.time(), 0.1) + 2.0, 0.05)
-            ids += [r["id"] for r in rs or []]
+        ids = run_ids(cl, tasks, at)
         S.eq(len(ids), 50, "runs recorded")
         wait_until(lambda: all(sink.first.get(i) for i in ids), at + 10.0 - time.time(), 0.1)
         lag = [sink.first[i] - at for i in ids if i in sink.first]
@@ -725,10 +731,7 @@ def packed_jobs():
                                                           target={"type": "http", "url": url,
                                                                   "method": "POST"})),
                            201, "create narrow")["id"] for _ in range(6)]
-            nids = []
-            for t in narrow:
-                rs = wait_until(lambda: runs_of(cl, t), max(at - time.time(), 0.1) + 2.0, 0.05)
-                nids += [r["id"] for r in rs or []]
+            nids = run_ids(cl, narrow, at)
             S.check(wait_until(lambda: len(nids) == 6 and all(slow.seen.get(i) for i in nids),
                                at + 10.0 - time.time(), 0.1),
                     "the 6 runs of queue narrow reached the sink: %d"
