@@ -18,8 +18,9 @@
  * entry), so that sked_exec_cancel can answer ENOENT at once and a second
  * copy of an attempt that is still executing is refused.  Another attempt
  * of the same run is not a copy: it is accepted (the scheduler gave the
- * earlier one up, and refuses and stops it when its start is reported).  Callbacks are called without the
- * mutex held, so they may submit or cancel.
+ * earlier one up, and refuses and stops it when its start is reported).
+ * Callbacks are called without the mutex held, so they may submit or
+ * cancel.
  *
  * A run that ends is unlinked at once but freed only at the end of the
  * loop iteration: later events of the same epoll_wait batch may still
@@ -414,17 +415,17 @@ static int submit(sked_exec *ex, sked_job *job, int now, sked_err *err)
     r->res.exit_code = -1;
     r->out.max = ex->max_output;
 
+    size_t b = bucket_of(job->run_id);
     pthread_mutex_lock(&ex->mu);
     int rc = 0;
     if (ex->stopping)
         rc = sked_err_set(err, SKED_EUNAVAIL, NULL, 0,
                           "executor is shutting down");
-    else if (registry_find(ex->buckets[bucket_of(job->run_id)], job->run_id, job->attempt))
+    else if (registry_find(ex->buckets[b], job->run_id, job->attempt))
         rc = sked_err_set(err, SKED_EEXIST, "run_id", 0,
                           "run %s attempt %d is already executing", job->run_id,
                           job->attempt);
     if (rc == 0) {
-        size_t b = bucket_of(job->run_id);
         r->hnext = ex->buckets[b];
         ex->buckets[b] = r;
         ex->nlive++;
