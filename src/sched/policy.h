@@ -26,6 +26,11 @@
 typedef struct sked_policy_ctx {
     sked_walltime now;
     sked_walltime horizon;
+    /* An occurrence due within this of now (and alone, of a task with
+     * nothing unfinished) is recorded dispatched by the claim, to be
+     * published at its due time (the scheduler's premark lead; 0: only
+     * those due by now). */
+    int64_t dispatch_lead_us;
 } sked_policy_ctx;
 
 /* The sked_advance_fn: ctx is a sked_policy_ctx.  Returns 0, or a

@@ -71,11 +71,14 @@ int sked_sched_lose(sked_run_rec *r, const char *spec, sked_walltime now, const 
 
 /* --- claim ------------------------------------------------------------------- */
 
-/* Publish the runs claim c recorded dispatched, due already (policy.c):
- * at once, from this thread, so that a crash leaves them as short a time
- * unpublished as a mark does.  `unsure`: the claim failed, maybe only to
- * answer (store.h): those the store has as recorded go. */
-static int publish_claimed(sked_sched *s, sked_claim *c, int unsure, sked_monotime began)
+/* Publish the runs claim c recorded dispatched (policy.c): those due
+ * already at once, from this thread, so that a crash leaves them as short
+ * a time unpublished as a mark does; those due within the premark lead
+ * wait in s->ready like runs marked ahead, holding write `ticket` in
+ * flight until they go.  `unsure`: the claim failed, maybe only to answer
+ * (store.h): those the store has as recorded go. */
+static int publish_claimed(sked_sched *s, sked_claim *c, int unsure, sked_monotime began,
+                           uint64_t ticket)
 {
     size_t n = c->ndispatched, np = 0;
     if (n == 0)
@@ -92,11 +95,21 @@ static int publish_claimed(sked_sched *s, sked_claim *c, int unsure, sked_monoti
     int rc = 0;
     if (unsure && sked_sched_read_back(s, (const sked_run_rec *const *)pub, n, applied) < 0)
         n = 0, rc = -1;
-    for (size_t i = 0; i < n; i++)
-        if (applied[i]) {
-            pub[np] = &c->dispatched[i];
-            specs[np++] = c->dispatched_specs[i];
+    sked_walltime now = sked_clock_wall_now();
+    for (size_t i = 0; i < n; i++) {
+        sked_run_rec *r = &c->dispatched[i];
+        if (!applied[i])
+            continue;
+        if (r->due_at > now) {
+            pthread_mutex_lock(&s->mu);
+            sked_sched_ready_push_locked(s, r, c->dispatched_specs[i], ticket);
+            pthread_mutex_unlock(&s->mu);
+            c->dispatched_specs[i] = NULL; /* the ready heap owns it now */
+            continue;
         }
+        pub[np] = r;
+        specs[np++] = c->dispatched_specs[i];
+    }
     if (sked_sched_publish(s, pub, specs, np, began) < 0)
         rc = -1;
     free(pub);
@@ -131,7 +144,8 @@ static int claim(sked_sched *s, sked_walltime *nowp)
         }
     int fenced = sked_sched_fenced(s); /* record nothing dispatched */
     pthread_mutex_unlock(&s->mu);
-    sked_policy_ctx pc = {.now = now, .horizon = now + s->cfg.window_us};
+    sked_policy_ctx pc = {.now = now, .horizon = now + s->cfg.window_us,
+                          .dispatch_lead_us = s->cfg.premark_us};
     sked_claim c = {.owner = s->owner, .now = now, .horizon = pc.horizon,
                     .limit = s->cfg.claim_limit, .lease_us = s->cfg.lease_us,
                     .advance = sked_policy_advance, .ctx = &pc,
@@ -145,7 +159,7 @@ static int claim(sked_sched *s, sked_walltime *nowp)
     free(ex);
     if (rc < 0) {
         sked_log(SKED_LOG_ERROR, "claim failed", "error", err.msg, NULL);
-        if (publish_claimed(s, &c, 1, t0) == 0)
+        if (publish_claimed(s, &c, 1, t0, ticket) == 0)
             sked_sched_inflight_end(s, ticket);
         sked_claim_deinit(&c);
         return 0;
@@ -162,7 +176,7 @@ static int claim(sked_sched *s, sked_walltime *nowp)
     size_t n = c.nruns;
     sked_sched_heap_replace(s, runs, n, done_before, more);
     free(runs);
-    if (publish_claimed(s, &c, 0, t0) == 0)
+    if (publish_claimed(s, &c, 0, t0, ticket) == 0)
         sked_sched_inflight_end(s, ticket);
     sked_claim_deinit(&c);
     sked_histogram_observe(s->claim_seconds,

@@ -101,6 +101,16 @@ static due_run heap_pop(due_run *h, size_t *n)
     return top;
 }
 
+void sked_sched_ready_push_locked(sked_sched *s, const sked_run_rec *r, char *spec,
+                                  uint64_t ticket)
+{
+    due_run w = {.rec = *r, .spec = spec, .at = r->due_at, .seq = s->seq++, .ticket = ticket};
+    w.rec.error = w.rec.output = NULL;
+    sked_sched_inflight_hold_locked(s, ticket); /* until it is published */
+    heap_push(&s->ready, &s->nready, &s->capready, w);
+    pthread_cond_signal(&s->ready_cond);
+}
+
 void sked_sched_due_free(due_run *d)
 {
     sked_run_rec_deinit(&d->rec);
@@ -439,14 +449,10 @@ static void dispatch(sked_sched *s, due_run *batch, size_t n, uint64_t bno)
         if (todo[k].result != 0)
             continue; /* changed meanwhile (canceled, taken over): not ours */
         if (r->status == SKED_RUN_DISPATCHED && s->cfg.premark_us > 0 && r->due_at > marked) {
-            due_run w = {.rec = *r, .spec = d->spec, .at = r->due_at, .seq = d->seq,
-                         .ticket = ticket};
-            d->spec = NULL; /* the ready heap owns it now */
             pthread_mutex_lock(&s->mu);
-            sked_sched_inflight_hold_locked(s, ticket); /* until it is published */
-            heap_push(&s->ready, &s->nready, &s->capready, w);
-            pthread_cond_signal(&s->ready_cond);
+            sked_sched_ready_push_locked(s, r, d->spec, ticket);
             pthread_mutex_unlock(&s->mu);
+            d->spec = NULL; /* the ready heap owns it now */
             continue;
         }
         if (r->status == SKED_RUN_DISPATCHED) {

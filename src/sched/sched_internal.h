@@ -183,6 +183,13 @@ int sked_sched_lose(sked_run_rec *r, const char *spec, sked_walltime now, const 
  * is never ended: the watermark stays before its runs.  Take s->mu. */
 sked_walltime sked_sched_inflight_begin(sked_sched *s, uint64_t *ticket);
 void sked_sched_inflight_end(sked_sched *s, uint64_t ticket);
+/* Run r, recorded DISPATCHED by write `ticket` ahead of its due time (a
+ * mark, or a claim within the premark lead), waits in s->ready to be
+ * published at its due time; the write stays in flight until then (see
+ * below).  The ready heap takes spec (malloc'ed), not r's error or output.
+ * Call with s->mu held, before the writer's sked_sched_inflight_end. */
+void sked_sched_ready_push_locked(sked_sched *s, const sked_run_rec *r, char *spec,
+                                  uint64_t ticket);
 /* A run of write `ticket`, marked ahead, waits in s->ready: the write
  * stays in flight until that run is published too (one more _end).  Call
  * with s->mu held, before the writer's own _end. */

@@ -448,9 +448,10 @@ int sked_claim_dispatched_rec(const sked_claim *c, const sked_task_rec *t,
     out->due_at = o->due_at == SKED_TIME_NONE ? o->scheduled_at : o->due_at;
     out->status = SKED_RUN_DISPATCHED;
     out->attempt = 1;
-    out->dispatched_at = c->now;
-    out->lease_expires_at = c->now > INT64_MAX - c->dispatch_lease_us
-                                ? INT64_MAX : c->now + c->dispatch_lease_us;
+    /* one due later (the scheduler's premark lead) goes out at its time */
+    out->dispatched_at = out->due_at > c->now ? out->due_at : c->now;
+    out->lease_expires_at = out->dispatched_at > INT64_MAX - c->dispatch_lease_us
+                                ? INT64_MAX : out->dispatched_at + c->dispatch_lease_us;
     out->started_at = out->finished_at = out->lag_us = SKED_TIME_NONE;
     out->exit_code = SKED_NO_CODE;
     return 1;

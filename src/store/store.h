@@ -181,11 +181,13 @@ typedef struct sked_occurrence {
     sked_walltime due_at;           /* scheduled_at + jitter               */
     int skipped;                    /* record as skipped, with reason      */
     const char *reason;             /* static: "overlap", "misfire"        */
-    /* Record it DISPATCHED, leased to the owner for dispatch_lease_us, and
-     * hand it back in `dispatched` to be published at once: for a run due
-     * by the claim's now whose task has nothing unfinished (no overlap can
-     * arise), one write instead of a claim and a mark.  Ignored when
-     * skipped or when the claim's dispatch_lease_us is 0. */
+    /* Record it DISPATCHED, leased to the owner for dispatch_lease_us
+     * from the later of now and its due time (its dispatched_at), and
+     * hand it back in `dispatched` to be published then: for a run due by
+     * the claim's now, or within the scheduler's premark lead, whose task
+     * has nothing unfinished (no overlap can arise), one write instead of
+     * a claim and a mark.  Ignored when skipped or when the claim's
+     * dispatch_lease_us is 0. */
     int dispatch;
 } sked_occurrence;
 
@@ -235,7 +237,8 @@ typedef struct sked_claim {
     int more;                       /* a limit was reached: claim again
                                        (once these are published)         */
     /* out: the occurrences recorded DISPATCHED (sked_occurrence.dispatch)
-     * that were new, as stored, with their tasks' specs: publish them now.
+     * that were new, as stored, with their tasks' specs: publish them at
+     * their dispatched_at.
      * Never also in runs.  On an error that leaves the outcome unknown
      * (SKED_EUNAVAIL from PostgreSQL when the connection broke during the
      * COMMIT) they are here too, as the claim would have recorded them:

@@ -212,7 +212,7 @@ static int advance_task(claim_job *a, const sked_task_rec *t, int unfinished,
                             lease_end(due, cl->now, cl->lease_us));
             sked_pg_arr_null(&arr[O_FINISHED]);
         }
-        sked_pg_arr_time(&arr[O_DISPATCHED], dispatch ? cl->now : SKED_TIME_NONE);
+        sked_pg_arr_time(&arr[O_DISPATCHED], dispatch ? d.dispatched_at : SKED_TIME_NONE);
     }
     /* The claim moves the task along its schedule but leaves `version`
      * and `updated_at` alone: the ETag stands for the user's spec, and a

@@ -159,7 +159,7 @@ static int insert_occurrences(sked_sqlite_conn *c, claim_job *a,
             sqlite3_bind_null(q, 11);
         }
         if (dispatch)
-            sqlite3_bind_int64(q, 12, cl->now);
+            sqlite3_bind_int64(q, 12, d.dispatched_at);
         else
             sqlite3_bind_null(q, 12);
         int src = sqlite3_step(q);

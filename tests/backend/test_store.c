@@ -1422,6 +1422,27 @@ static void test_claim_dispatch(void **state)
     c.dispatch_lease_us = -1;
     assert_int_equal(sked_store_claim_due(f->st, &c, &err), SKED_EINVAL);
     assert_string_equal(err.field, "dispatch_lease_us");
+
+    /* One due after the claim's now (the scheduler's premark lead) goes
+     * out at its due time: that is its dispatched_at, and its lease runs
+     * from there. */
+    sked_walltime due = now + 10 * SEC;
+    char later[1][SKED_ID_LEN + 1];
+    mk_due(f->st, f->ns, 1, due, "{\"n\":4}", later);
+    pol.dispatch = 1;
+    c = claim_of(owner, due - 700 * SKED_USEC_PER_MSEC, due, 100, &pol);
+    c.dispatch_lease_us = 60 * SEC;
+    claim_ok(f->st, &c);
+    assert_int_equal(c.ndispatched, 1);
+    sked_run_rec *r = &c.dispatched[0];
+    assert_string_equal(r->task_id, later[0]);
+    assert_int_equal(r->status, SKED_RUN_DISPATCHED);
+    assert_true(r->dispatched_at == due);
+    assert_true(r->lease_expires_at == due + 60 * SEC);
+    sked_run_rec got = run_of(f->st, f->ns, r->id);
+    assert_same_run(r, &got);
+    sked_run_rec_deinit(&got);
+    sked_claim_deinit(&c);
 }
 
 /* Two owners on the same due tasks: each occurrence is one row, held by

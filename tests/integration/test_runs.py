@@ -325,6 +325,36 @@ def one_time_at():
             S.eq(got["run_count"], 1, what + " task run_count after its run")
 
 
+@S.test
+def at_within_premark_lead():
+    """One-time tasks created less than the premark lead (900 ms) before
+    their time: the claim itself records them dispatched (one write) and
+    they go out at their time - not at the claim, not later."""
+    with Server() as srv:
+        cl = srv.client(srv.admin_token)
+        tasks = []
+        for ahead in (0.25, 0.5, 0.8):
+            at = time.time() + ahead
+            tasks.append((create(cl, shell_task("true", {"at": format_time(at)})), at))
+        for t, at in tasks:
+            runs = wait_task_runs(cl, t["id"],
+                                  lambda rs: any(r["status"] in FINAL for r in rs),
+                                  max(0.5, at + 3.0 - time.time()))
+            S.eq(len(runs), 1, "due %.2f s after its create: one run" % (at - t0(t)))
+            if runs:
+                r = runs[0]
+                S.eq(r["status"], "succeeded", "its status")
+                S.eq(r["attempt"], 1, "its attempt")
+                S.check(abs(T(r, "dispatched_at") - at) < 0.002,
+                        "dispatched_at %s should be its time %s (published then)"
+                        % (r["dispatched_at"], format_time(at)))
+                check_ran_well(r, "`at` within the premark lead", lag_max_ms=500.0)
+
+
+def t0(task):
+    return parse_time(task["created_at"])
+
+
 # --- overlap --------------------------------------------------------------------
 
 @S.test

@@ -160,6 +160,15 @@ static void test_dispatch_at_claim(void **state)
     pc.now = t0 - S; /* claimed ahead of its time */
     assert_int_equal(sked_policy_advance(&pc, &r, 0, &a), 0);
     assert_int_equal(a.occ[0].dispatch, 0);
+    pc.dispatch_lead_us = S - 1; /* ... not within the premark lead */
+    assert_int_equal(sked_policy_advance(&pc, &r, 0, &a), 0);
+    assert_int_equal(a.occ[0].dispatch, 0);
+    pc.dispatch_lead_us = S; /* within it: the claim is its mark ahead */
+    assert_int_equal(sked_policy_advance(&pc, &r, 0, &a), 0);
+    assert_int_equal(a.occ[0].dispatch, 1);
+    assert_int_equal(sked_policy_advance(&pc, &r, 1, &a), 0);
+    assert_int_equal(a.occ[0].dispatch, 0);
+    pc.dispatch_lead_us = 0;
     pc.now = t0 + 15 * S; /* two due (run_all): overlap is decided later */
     pc.horizon = t0 + 16 * S;
     assert_int_equal(sked_policy_advance(&pc, &r, 0, &a), 0);
