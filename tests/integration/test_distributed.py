@@ -442,12 +442,7 @@ def fault_db(name):
     schedulers claim nothing of it."""
     pg = env["store"]
     host, port = pg.split("@", 1)[1].split("/", 1)[0].rsplit(":", 1)
-    psql = os.path.join(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"), "psql")
-    p = subprocess.run([psql, "-X", "-q", "-h", host, "-p", port, "-U", "postgres",
-                        "-d", "postgres", "-c", "CREATE DATABASE " + name],
-                       capture_output=True, text=True, timeout=30)
-    if p.returncode != 0:
-        raise AssertionError("CREATE DATABASE %s: %s" % (name, p.stderr.strip()))
+    sql(pg.rsplit("/", 1)[0] + "/postgres", "CREATE DATABASE " + name)
     proxy = CommitAnswerLost(host, int(port))
     return pg.rsplit("/", 1)[0] + "/" + name, proxy.url(pg, name), proxy
 
@@ -637,7 +632,8 @@ def scheduler_stopped_after_mark():
     so scheduler gb (started after the mark) publishes it on time, as
     attempt 1.  Kept instead, the run would wait for a takeover (5 s) or,
     after a clean stop that reports nothing in flight, for its 60 s
-    dispatch lease."""
+    dispatch lease.  The clean stop's last beat reports nothing in doubt
+    (watermark INT64_MAX): gb never takes ga for dead."""
     sink = Sink()
     nodes = []
     try:
@@ -655,7 +651,8 @@ def scheduler_stopped_after_mark():
                        % (at - t_mark, rs)):
             return
         run_id = rs[0]["id"]
-        nodes.append(node("scheduler", "--store", direct, "--queue", queue, "--name", "gb"))
+        gb = node("scheduler", "--store", direct, "--queue", queue, "--name", "gb")
+        nodes.append(gb)
         rc = ga.stop()
         t_stop = time.time()
         S.eq(rc, 0, "ga's exit status")
@@ -670,10 +667,27 @@ def scheduler_stopped_after_mark():
                   flush=True)
         time.sleep(1.0)          # a second copy would come about now
         S.eq(sink.attempts.get(run_id), ["1"], "attempts of the run's requests")
+        # A clean stop says so in ga's last beat (nothing of it in doubt):
+        # gb, which sees ga's row stop changing, never takes ga for dead.
+        S.eq(sql(direct, "SELECT published_to FROM schedulers WHERE id = 'ga'"),
+             "9223372036854775807", "ga's last beat: its watermark")
+        time.sleep(max(0.0, t_stop + 6.5 - time.time()))  # dead after 5 s
+        S.check("presumed dead" not in gb.stderr_tail(500),
+                "gb took the cleanly stopped ga for dead: %s" % gb.stderr_tail(5))
     finally:
         for n in nodes:
             n.cleanup()
         sink.shutdown()
+
+
+def sql(url, query):
+    """The text of a one-value query on the database at url."""
+    psql = os.path.join(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"), "psql")
+    p = subprocess.run([psql, "-X", "-q", "-t", "-A", url, "-c", query],
+                       capture_output=True, text=True, timeout=30)
+    if p.returncode != 0:
+        raise AssertionError("%s: %s" % (query, p.stderr.strip()))
+    return p.stdout.strip()
 
 
 def run_ids(cl, tasks, at):
