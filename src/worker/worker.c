@@ -160,7 +160,9 @@ void sked_worker_slot_free(sked_worker *w, const sked_job *job)
             break;
         }
     w->busy--;
-    pthread_cond_broadcast(&w->cond);
+    /* nobody else waits on it: no wake-up per finished run */
+    if (w->room_waiters > 0 || w->stop)
+        pthread_cond_broadcast(&w->cond);
     pthread_mutex_unlock(&w->mu);
     free(gone);
 }
@@ -265,8 +267,11 @@ static void *consume_main(void *arg)
     sked_worker *w = q->w;
     for (;;) {
         pthread_mutex_lock(&w->mu);
-        while (!w->stop && w->busy + w->npend >= w->cfg.slots)
+        while (!w->stop && w->busy + w->npend >= w->cfg.slots) {
+            w->room_waiters++;
             pthread_cond_wait(&w->cond, &w->mu);
+            w->room_waiters--;
+        }
         int stop = w->stop;
         pthread_mutex_unlock(&w->mu);
         if (stop)
@@ -377,7 +382,7 @@ static void *heartbeat_main(void *arg)
         sked_walltime until = sked_clock_wall_now() + w->cfg.heartbeat_us;
         struct timespec ts = sked_clock_timespec(until);
         while (!w->stop && sked_clock_wall_now() < until)
-            pthread_cond_timedwait(&w->cond, &w->mu, &ts);
+            pthread_cond_timedwait(&w->hb_cond, &w->mu, &ts);
     }
     pthread_mutex_unlock(&w->mu);
     return NULL;
@@ -406,6 +411,7 @@ int sked_worker_start(const sked_worker_config *cfg, sked_worker **out, sked_err
     json_decref(qa);
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cond, NULL);
+    pthread_cond_init(&w->hb_cond, NULL);
     pthread_cond_init(&w->out_cond, NULL);
     pthread_create(&w->out, NULL, sked_worker_outbox_main, w);
     sked_exec_config ec = {.max_output = cfg->max_output, .http_deny = cfg->http_deny,
@@ -452,6 +458,7 @@ fail:
     free(w->queues_json);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cond);
+    pthread_cond_destroy(&w->hb_cond);
     free(w);
     return err ? err->code : SKED_EINTERNAL;
 }
@@ -485,6 +492,7 @@ void sked_worker_stop(sked_worker *w)
     pthread_mutex_lock(&w->mu);
     w->stop = 1;
     pthread_cond_broadcast(&w->cond);
+    pthread_cond_broadcast(&w->hb_cond);
     pthread_mutex_unlock(&w->mu);
     for (int i = 0; i < w->nq; i++)
         sked_queue_consumer_wake(w->qs[i].consumer);
@@ -538,6 +546,7 @@ void sked_worker_stop(sked_worker *w)
     free(w->queues_json);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cond);
+    pthread_cond_destroy(&w->hb_cond);
     pthread_cond_destroy(&w->out_cond);
     free(w);
 }

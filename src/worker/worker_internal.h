@@ -39,17 +39,22 @@ typedef struct running {
 
 /* An event to publish, and the delivery to settle once it is out. */
 typedef struct outbox_item {
-    char *text;                      /* NULL: nothing to publish        */
+    char *text;                      /* NULL: nothing to publish (but
+                                        a start, below)                */
     size_t len;
+    /* A started event is encoded only when it goes out (outbox_pack):
+     * most are dropped first, their finished event carrying the start.
+     * SKED_TIME_NONE: none, or dropped. */
+    sked_walltime start_at;
     sked_consumer *consumer;         /* NULL: nothing to settle         */
     uint64_t tag;
     char run_id[SKED_ID_LEN + 1];    /* the event's run and attempt     */
     int run_attempt;
-    int is_started;                  /* a started event                 */
     int finished_with_start;         /* a finished event carrying its
                                         start: a queued started one of
                                         the same attempt is dropped   */
-    struct outbox_item *next;
+    struct outbox_item *next, *prev; /* prev: toward the head (a fold
+                                        looks from the tail back)      */
 } outbox_item;
 
 typedef struct qthread {
@@ -73,7 +78,11 @@ struct sked_worker {
     pthread_cond_t out_cond;           /* the outbox has items, or stop   */
     outbox_item *out_head, *out_tail;  /* under mu                        */
     int out_stop;
-    pthread_cond_t cond;               /* a slot freed, or stop */
+    pthread_cond_t cond;               /* a slot freed while a consumer
+                                          waits for one, or stop        */
+    int room_waiters;                  /* (mu) consumers waiting for a
+                                          free slot                     */
+    pthread_cond_t hb_cond;            /* the heartbeat thread: stop    */
     int busy, stop;
     running *runs;
     pending_job *pend_head, *pend_tail; /* (mu) waiting for a slot      */

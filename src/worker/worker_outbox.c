@@ -31,17 +31,21 @@ void sked_worker_publish_event(sked_worker *w, const sked_event *e)
     free(text);
 }
 
-/* A new item: e's text (if any); nothing to settle yet. */
+/* A new item: e's text (a start's at flush), if any; nothing to settle
+ * yet. */
 static outbox_item *item_new(const sked_event *e)
 {
     outbox_item *it = calloc(1, sizeof *it);
     if (it == NULL)
         abort();
+    it->start_at = SKED_TIME_NONE;
     if (e) {
-        it->text = sked_event_encode(e, &it->len);
+        if (e->type == SKED_EVENT_STARTED)
+            it->start_at = e->at;
+        else
+            it->text = sked_event_encode(e, &it->len);
         snprintf(it->run_id, sizeof it->run_id, "%s", e->run_id);
         it->run_attempt = e->attempt;
-        it->is_started = e->type == SKED_EVENT_STARTED;
         it->finished_with_start = e->type == SKED_EVENT_FINISHED &&
                                   e->started_at != SKED_TIME_NONE;
     }
@@ -53,15 +57,16 @@ static void append_locked(sked_worker *w, outbox_item *it)
 {
     if (it->finished_with_start) {
         /* its started event has not gone out yet: the finished one says
-         * when it started, send only that (half the events under load) */
-        for (outbox_item *o = w->out_head; o; o = o->next)
-            if (o->text && o->is_started && o->run_attempt == it->run_attempt &&
+         * when it started, send only that (half the events under load);
+         * looked for from the newest back, where a short run's start is */
+        for (outbox_item *o = w->out_tail; o; o = o->prev)
+            if (o->start_at != SKED_TIME_NONE && o->run_attempt == it->run_attempt &&
                 strcmp(o->run_id, it->run_id) == 0) {
-                free(o->text);
-                o->text = NULL;
+                o->start_at = SKED_TIME_NONE;
                 break;
             }
     }
+    it->prev = w->out_tail;
     if (w->out_tail)
         w->out_tail->next = it;
     else
@@ -115,13 +120,21 @@ void sked_worker_return_job(sked_worker *w, sked_job *job)
 #define PACK_EVENTS 256
 #define PACK_BYTES (256 * 1024)
 
-/* Pack the items' texts into messages (bodies malloc'ed); their number. */
-static size_t outbox_pack(const outbox_item *items, sked_message *m)
+/* Pack the items' texts into messages (bodies malloc'ed); their number.
+ * The starts still there are encoded now (worker w's). */
+static size_t outbox_pack(const sked_worker *w, outbox_item *items, sked_message *m)
 {
     size_t nm = 0, count = 0;
     char *body = NULL;
     size_t len = 0;
-    for (const outbox_item *it = items; it; it = it->next) {
+    for (outbox_item *it = items; it; it = it->next) {
+        if (it->start_at != SKED_TIME_NONE) {
+            sked_event e = {.type = SKED_EVENT_STARTED, .attempt = it->run_attempt,
+                            .at = it->start_at};
+            snprintf(e.run_id, sizeof e.run_id, "%s", it->run_id);
+            snprintf(e.worker, sizeof e.worker, "%s", w->id);
+            it->text = sked_event_encode(&e, &it->len);
+        }
         if (it->text == NULL)
             continue;
         if (body && (count == PACK_EVENTS || len + 1 + it->len > PACK_BYTES)) {
@@ -155,7 +168,7 @@ static void outbox_flush(sked_worker *w, outbox_item *items)
     sked_message *m = calloc(n ? n : 1, sizeof *m);
     if (m == NULL)
         abort();
-    size_t nm = outbox_pack(items, m), total = nm;
+    size_t nm = outbox_pack(w, items, m), total = nm;
     sked_message *all = calloc(nm ? nm : 1, sizeof *all);
     if (all == NULL)
         abort();
@@ -226,8 +239,7 @@ void sked_worker_on_started(void *ctx, sked_job *job, sked_walltime at)
     sked_worker *w = ctx;
     sked_event e = {.type = SKED_EVENT_STARTED, .attempt = job->attempt, .at = at};
     snprintf(e.run_id, sizeof e.run_id, "%.36s", job->run_id);
-    snprintf(e.worker, sizeof e.worker, "%s", w->id);
-    sked_worker_outbox_put(w, &e);
+    sked_worker_outbox_put(w, &e); /* its worker is filled in at flush */
     sked_log(SKED_LOG_DEBUG, "run started", "run", job->run_id, "task", job->task_id, NULL);
 }
 
