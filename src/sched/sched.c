@@ -100,7 +100,7 @@ static int publish_claimed(sked_sched *s, sked_claim *c, int unsure, sked_monoti
         sked_run_rec *r = &c->dispatched[i];
         if (!applied[i])
             continue;
-        if (r->due_at > now) {
+        if (r->due_at > now && s->cfg.premark_us > 0) { /* a releaser runs */
             pthread_mutex_lock(&s->mu);
             sked_sched_ready_push_locked(s, r, c->dispatched_specs[i], ticket);
             pthread_mutex_unlock(&s->mu);

@@ -671,7 +671,9 @@ def scheduler_stopped_after_mark():
         # gb, which sees ga's row stop changing, never takes ga for dead.
         S.eq(sql(direct, "SELECT published_to FROM schedulers WHERE id = 'ga'"),
              "9223372036854775807", "ga's last beat: its watermark")
-        time.sleep(max(0.0, t_stop + 6.5 - time.time()))  # dead after 5 s
+        # ga's last row lands up to a beat after its stop; gb judges it dead
+        # 5 s after that, at one of its own beats (about 1 s apart)
+        time.sleep(max(0.0, t_stop + 7.5 - time.time()))
         S.check("presumed dead" not in gb.stderr_tail(500),
                 "gb took the cleanly stopped ga for dead: %s" % gb.stderr_tail(5))
     finally:
