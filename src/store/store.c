@@ -173,9 +173,19 @@ int sked_store_token_revoke(sked_store *st, const char *ns, const char *id,
 
 /* ---- what every backend relies on in its arguments ------------------------ */
 
-/* Longest claim, and longest lease, a caller may ask for. */
+/* Longest claim, and longest lease, a caller may ask for; the most runs a
+ * sweep reads, or a prune deletes, in one call. */
 #define CLAIM_MAX_LIMIT 10000
 #define CLAIM_MAX_LEASE (INT64_C(86400) * SKED_USEC_PER_SEC)
+#define BATCH_MAX_LIMIT 100000
+
+static int check_limit(int limit, int max, sked_err *err)
+{
+    if (limit < 1 || limit > max)
+        return sked_err_set(err, SKED_EINVAL, "limit", 0, "limit %d is not within 1..%d",
+                            limit, max);
+    return 0;
+}
 
 static int check_len(const char *s, size_t max, const char *field, int col, sked_err *err)
 {
@@ -241,9 +251,8 @@ static int check_claim(const sked_claim *c, sked_err *err)
     int rc = check_len(c->owner, SKED_OWNER_MAX, "owner", 0, err);
     if (rc != 0)
         return rc;
-    if (c->limit < 1 || c->limit > CLAIM_MAX_LIMIT)
-        return sked_err_set(err, SKED_EINVAL, "limit", 0, "limit %d is not within 1..%d",
-                            c->limit, CLAIM_MAX_LIMIT);
+    if ((rc = check_limit(c->limit, CLAIM_MAX_LIMIT, err)) != 0)
+        return rc;
     if (c->lease_us <= 0 || c->lease_us > CLAIM_MAX_LEASE)
         return sked_err_set(err, SKED_EINVAL, "lease_us", 0,
                             "lease of %lld us is not within 1 us..1 day",
@@ -338,9 +347,14 @@ int sked_store_run_update(sked_store *st, sked_run_change *changes, size_t n,
 int sked_store_sweep_expired(sked_store *st, sked_walltime now, int limit,
                              sked_claim *out, sked_err *err)
 {
+    out->runs = NULL;
+    out->specs = NULL;
+    out->nruns = 0;
+    out->more = 0;
     if (!HAS(st, 1, sweep_expired))
         return notsup(st, "sweep_expired", err);
-    return st->ops->sweep_expired(st, now, limit, out, err);
+    int rc = check_limit(limit, BATCH_MAX_LIMIT, err);
+    return rc != 0 ? rc : st->ops->sweep_expired(st, now, limit, out, err);
 }
 
 int sked_store_run_insert(sked_store *st, const sked_run_rec *r, sked_err *err)
@@ -378,10 +392,11 @@ int sked_store_run_prune(sked_store *st, sked_walltime older_than,
                          int keep_per_task, int limit, int64_t *deleted,
                          sked_err *err)
 {
+    *deleted = 0;
     if (!HAS(st, 1, run_prune))
         return notsup(st, "run_prune", err);
-    return st->ops->run_prune(st, older_than, keep_per_task, limit, deleted,
-                              err);
+    int rc = check_limit(limit, BATCH_MAX_LIMIT, err);
+    return rc != 0 ? rc : st->ops->run_prune(st, older_than, keep_per_task, limit, deleted, err);
 }
 
 int sked_store_worker_upsert(sked_store *st, const sked_worker_rec *w,
@@ -604,8 +619,7 @@ int sked_store_runs_in_doubt(sked_store *st, const char *owner, sked_walltime si
     if (!HAS(st, 3, runs_in_doubt))
         return notsup(st, "runs_in_doubt", err);
     int rc = check_len(owner, SKED_OWNER_MAX, "owner", 0, err);
-    if (rc == 0 && (limit < 1 || limit > CLAIM_MAX_LIMIT))
-        rc = sked_err_set(err, SKED_EINVAL, "limit", 0, "limit %d is not within 1..%d", limit,
-                          CLAIM_MAX_LIMIT);
+    if (rc == 0)
+        rc = check_limit(limit, CLAIM_MAX_LIMIT, err);
     return rc != 0 ? rc : st->ops->runs_in_doubt(st, owner, since, limit, out, err);
 }

@@ -396,7 +396,7 @@ typedef struct sked_store_ops {
                       sked_err *err);
     /* Runs DISPATCHED or RUNNING whose lease expired before now (their
      * scheduler or worker is gone), oldest lease first, at most limit
-     * (out->more when there are more); with their task's spec as in
+     * (1..100000; out->more when there are more); with their task's spec as in
      * sked_claim (only the out fields are used).  Reads only: the caller
      * decides and writes through run_update. */
     int (*sweep_expired)(sked_store *st, sked_walltime now, int limit,
@@ -417,8 +417,8 @@ typedef struct sked_store_ops {
     /* Retention: delete finished runs (status SUCCEEDED..CANCELED) whose
      * finished_at is before older_than (SKED_TIME_NONE: no age rule), and
      * those beyond the newest (by scheduled_at) keep_per_task finished
-     * runs of their task (<= 0: no count rule); at most limit rows per
-     * call.  *deleted receives the count.  A backend may work through a
+     * runs of their task (<= 0: no count rule); at most limit
+     * (1..100000) rows per call.  *deleted receives the count.  A backend may work through a
      * large table a slice per call, resuming where the previous call
      * stopped, so one call never holds the store for long: call it
      * periodically, and again at once while *deleted == limit. */

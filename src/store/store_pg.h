@@ -300,11 +300,6 @@ void sked_pg_runbuf_free(sked_pg_runbuf *b);
 
 /* ---- checks ------------------------------------------------------------ */
 
-/* Largest batch / page of runs a caller may ask for in one call. */
-#define SKED_PG_MAX_LIMIT 100000
-/* SKED_EINVAL unless 1 <= limit <= SKED_PG_MAX_LIMIT. */
-int sked_pg_check_limit(int limit, sked_err *err);
-
 /* The checks every listing makes: a namespace and a page size. */
 int sked_pg_check_page(const char *ns, int limit, sked_err *err);
 

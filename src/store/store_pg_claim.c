@@ -420,9 +420,7 @@ static int sweep_read(sked_store *st, sweep_job *a, sked_claim *out, sked_err *e
     out->specs = NULL;
     out->nruns = 0;
     out->more = 0;
-    int rc = sked_pg_check_limit(a->limit, err);
-    if (rc == 0)
-        rc = sked_pg_run(S(st), SKED_PG_READ, sweep_fn, a, err);
+    int rc = sked_pg_run(S(st), SKED_PG_READ, sweep_fn, a, err);
     if (rc != 0) {
         sked_pg_runbuf_free(&a->out);
         return rc;

@@ -210,16 +210,13 @@ int sked_pg_run_prune(sked_store *st, sked_walltime older_than,
                       sked_err *err)
 {
     *deleted = 0;
-    int rc = sked_pg_check_limit(limit, err);
-    if (rc != 0)
-        return rc;
     if (older_than == SKED_TIME_NONE && keep_per_task <= 0)
         return 0;
     prune_job a = {.s = S(st), .older_than = older_than,
                    .keep = keep_per_task, .limit = limit};
     if ((a.victims = malloc((size_t)limit * sizeof *a.victims)) == NULL)
         return sked_err_set(err, SKED_ENOMEM, NULL, 0, "out of memory");
-    rc = sked_pg_run(S(st), SKED_PG_WRITE, prune_fn, &a, err);
+    int rc = sked_pg_run(S(st), SKED_PG_WRITE, prune_fn, &a, err);
     free(a.victims);
     if (rc != 0)
         return rc;

@@ -280,15 +280,6 @@ int sked_pg_exec(sked_pg_conn *c, int slot, const sked_pg_params *p,
 
 /* ---- shared helpers ---------------------------------------------------- */
 
-int sked_pg_check_limit(int limit, sked_err *err)
-{
-    if (limit < 1 || limit > SKED_PG_MAX_LIMIT)
-        return sked_err_set(err, SKED_EINVAL, "limit", 0,
-                            "limit %d is not within 1..%d", limit,
-                            SKED_PG_MAX_LIMIT);
-    return 0;
-}
-
 int sked_pg_check_page(const char *ns, int limit, sked_err *err)
 {
     if (!sked_pg_given(ns))

@@ -22,9 +22,6 @@
 
 #define S(st) ((sked_sqlite_store *)(st))
 
-/* Largest batch / page a caller may ask for in one call. */
-#define MAX_LIMIT 100000
-
 /* run_prune examines about this many rows per call (checked between
  * tasks), so one call holds the writer for about 10 ms (measured: 50,000
  * rows in 20 ms). */
@@ -146,14 +143,6 @@ int sked_sqlite_collect_runs(sked_sqlite_conn *c, sqlite3_stmt *q,
     return 0;
 }
 
-static int check_limit(int limit, sked_err *err)
-{
-    if (limit < 1 || limit > MAX_LIMIT)
-        return sked_err_set(err, SKED_EINVAL, "limit", 0,
-                            "limit %d is not within 1..%d", limit, MAX_LIMIT);
-    return 0;
-}
-
 /* ---- run_update --------------------------------------------------------- */
 
 typedef struct update_job {
@@ -251,9 +240,7 @@ static int sweep_read(sked_store *st, int slot, const char *owner, sked_walltime
     out->specs = NULL;
     out->nruns = 0;
     out->more = 0;
-    int rc = check_limit(limit, err);
-    if (rc != 0)
-        return rc;
+    int rc;
     sked_sqlite_conn *c;
     sqlite3_stmt *q;
     sked_sqlite_runbuf b = {0};
@@ -579,9 +566,6 @@ int sked_sqlite_run_prune(sked_store *st, sked_walltime older_than,
                           sked_err *err)
 {
     *deleted = 0;
-    int rc = check_limit(limit, err);
-    if (rc != 0)
-        return rc;
     if (older_than == SKED_TIME_NONE && keep_per_task <= 0)
         return 0;
     prune_job a = {.s = S(st), .older_than = older_than,
@@ -589,7 +573,7 @@ int sked_sqlite_run_prune(sked_store *st, sked_walltime older_than,
     if ((a.victims = malloc((size_t)limit * sizeof *a.victims)) == NULL)
         return sked_err_set(err, SKED_ENOMEM, NULL, 0, "out of memory");
     /* lazy: a prune lost in a crash of the machine is done again */
-    rc = sked_sqlite_write_lazy(S(st), prune_fn, &a, 1, err);
+    int rc = sked_sqlite_write_lazy(S(st), prune_fn, &a, 1, err);
     free(a.victims);
     if (rc == 0)
         *deleted = a.deleted;

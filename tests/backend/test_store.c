@@ -3157,6 +3157,31 @@ static void test_runs_in_doubt(void **state)
     assert_string_equal(err.field, "limit");
 }
 
+/* The sweep and retention take at most 100,000 rows a call, at least 1. */
+static void test_batch_limits(void **state)
+{
+    fixture *f = *state;
+    sked_claim c = {0};
+    sked_err err = {0};
+    int64_t deleted = 7;
+    int bad[] = {0, -1, 100001};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        memset(&err, 0, sizeof err);
+        assert_int_equal(sked_store_sweep_expired(f->st, new_base(), bad[i], &c, &err),
+                         SKED_EINVAL);
+        assert_string_equal(err.field, "limit");
+        assert_int_equal(c.nruns, 0);
+        sked_claim_deinit(&c);
+        memset(&err, 0, sizeof err);
+        assert_int_equal(sked_store_run_prune(f->st, new_base(), 0, bad[i], &deleted, &err),
+                         SKED_EINVAL);
+        assert_string_equal(err.field, "limit");
+        assert_int_equal(deleted, 0);
+    }
+    assert_int_equal(sked_store_sweep_expired(f->st, new_base(), 100000, &c, &err), 0);
+    sked_claim_deinit(&c);
+}
+
 /* A pause cancels the task's runs not yet published: scheduled ones, and
  * those marked dispatched ahead of their due time (dispatched_at still to
  * come: the scheduler reads them again before it publishes them).  Runs
@@ -3319,6 +3344,7 @@ int main(void)
         R(test_run_get_many),
         R(test_sched_beat),
         R(test_runs_in_doubt),
+        R(test_batch_limits),
         R(test_run_update_owner_fence),
         R(test_pause_cancels_unpublished),
         T(test_sqlite_wait_wake),
