@@ -96,20 +96,20 @@ static int publish_claimed(sked_sched *s, sked_claim *c, int unsure, sked_monoti
     if (unsure && sked_sched_read_back(s, (const sked_run_rec *const *)pub, n, applied) < 0)
         n = 0, rc = -1;
     sked_walltime now = sked_clock_wall_now();
+    pthread_mutex_lock(&s->mu); /* once for the runs that wait in s->ready */
     for (size_t i = 0; i < n; i++) {
         sked_run_rec *r = &c->dispatched[i];
         if (!applied[i])
             continue;
         if (r->due_at > now && s->cfg.premark_us > 0) { /* a releaser runs */
-            pthread_mutex_lock(&s->mu);
             sked_sched_ready_push_locked(s, r, c->dispatched_specs[i], ticket);
-            pthread_mutex_unlock(&s->mu);
             c->dispatched_specs[i] = NULL; /* the ready heap owns it now */
             continue;
         }
         pub[np] = r;
         specs[np++] = c->dispatched_specs[i];
     }
+    pthread_mutex_unlock(&s->mu);
     if (sked_sched_publish(s, pub, specs, np, began) < 0)
         rc = -1;
     free(pub);

@@ -306,10 +306,10 @@ static void claim_exclude(sked_claim *c)
     free(ex);
 }
 
-int sked_store_claim_due(sked_store *st, sked_claim *c, sked_err *err)
+/* A claim's out fields, empty: sked_claim_deinit is safe on them whatever
+ * the method answers. */
+static void claim_out_empty(sked_claim *c)
 {
-    if (!HAS(st, 1, claim_due))
-        return notsup(st, "claim_due", err);
     c->runs = NULL;
     c->specs = NULL;
     c->nruns = 0;
@@ -317,6 +317,13 @@ int sked_store_claim_due(sked_store *st, sked_claim *c, sked_err *err)
     c->dispatched = NULL;
     c->dispatched_specs = NULL;
     c->ndispatched = 0;
+}
+
+int sked_store_claim_due(sked_store *st, sked_claim *c, sked_err *err)
+{
+    if (!HAS(st, 1, claim_due))
+        return notsup(st, "claim_due", err);
+    claim_out_empty(c);
     int rc = check_claim(c, err);
     if (rc == 0)
         rc = st->ops->claim_due(st, c, err);
@@ -347,10 +354,7 @@ int sked_store_run_update(sked_store *st, sked_run_change *changes, size_t n,
 int sked_store_sweep_expired(sked_store *st, sked_walltime now, int limit,
                              sked_claim *out, sked_err *err)
 {
-    out->runs = NULL;
-    out->specs = NULL;
-    out->nruns = 0;
-    out->more = 0;
+    claim_out_empty(out);
     if (!HAS(st, 1, sweep_expired))
         return notsup(st, "sweep_expired", err);
     int rc = check_limit(limit, BATCH_MAX_LIMIT, err);
@@ -612,10 +616,7 @@ int sked_store_sched_beat(sked_store *st, const sked_sched_rec *me,
 int sked_store_runs_in_doubt(sked_store *st, const char *owner, sked_walltime since,
                              int limit, sked_claim *out, sked_err *err)
 {
-    out->runs = NULL;
-    out->specs = NULL;
-    out->nruns = 0;
-    out->more = 0;
+    claim_out_empty(out);
     if (!HAS(st, 3, runs_in_doubt))
         return notsup(st, "runs_in_doubt", err);
     int rc = check_len(owner, SKED_OWNER_MAX, "owner", 0, err);

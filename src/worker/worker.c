@@ -169,16 +169,20 @@ void sked_worker_slot_free(sked_worker *w, const sked_job *job)
 
 void sked_worker_start_pending(sked_worker *w)
 {
-    pthread_mutex_lock(&w->mu);
-    pending_job *p = NULL;
-    if (!w->stop && w->busy < w->cfg.slots && (p = w->pend_head) != NULL) {
-        w->pend_head = p->next;
-        if (w->pend_head == NULL)
-            w->pend_tail = NULL;
-        w->npend--;
-    }
-    pthread_mutex_unlock(&w->mu);
-    if (p != NULL) {
+    /* as many as there are free slots: a job that cannot start frees its
+     * slot again, and the next one must not wait for another run's end */
+    for (;;) {
+        pthread_mutex_lock(&w->mu);
+        pending_job *p = NULL;
+        if (!w->stop && w->busy < w->cfg.slots && (p = w->pend_head) != NULL) {
+            w->pend_head = p->next;
+            if (w->pend_head == NULL)
+                w->pend_tail = NULL;
+            w->npend--;
+        }
+        pthread_mutex_unlock(&w->mu);
+        if (p == NULL)
+            return;
         start_job(w, p->job, 0);
         free(p);
     }

@@ -103,7 +103,7 @@ void sked_worker_return_job(sked_worker *w, sked_job *job);
 /* worker.c: job's slot is free again (it ended, or could not start): it
  * leaves the running list, and a consumer may take more. */
 void sked_worker_slot_free(sked_worker *w, const sked_job *job);
-/* worker.c: start a job waiting for a slot, if one is free (the
+/* worker.c: start the jobs waiting for a slot while slots are free (the
  * executor's done callback, after freeing one). */
 void sked_worker_start_pending(sked_worker *w);
 /* The executor's callbacks (ctx: the worker). */
