@@ -160,6 +160,8 @@ char *sked_event_encode(const sked_event *e, size_t *len)
         json_object_set_new(j, "run_id", json_string(e->run_id));
         json_object_set_new(j, "attempt", json_integer(e->attempt));
     }
+    if (e->type == SKED_EVENT_RETURNED && e->unstarted)
+        json_object_set_new(j, "unstarted", json_true());
     if (e->type == SKED_EVENT_FINISHED) {
         json_object_set_new(j, "outcome", json_integer(e->outcome));
         json_object_set_new(j, "started_at", json_integer(e->started_at));
@@ -221,6 +223,8 @@ int sked_event_decode(const char *text, size_t len, sked_event *e, sked_err *err
         e->attempt = (int)json_integer_value(json_object_get(j, "attempt"));
     }
     e->at = json_integer_value(json_object_get(j, "at"));
+    /* anything but true is the safe reading: it may have run */
+    e->unstarted = e->type == SKED_EVENT_RETURNED && json_is_true(json_object_get(j, "unstarted"));
     e->outcome = (int)json_integer_value(json_object_get(j, "outcome"));
     json_t *sa = json_object_get(j, "started_at");
     e->started_at = json_is_integer(sa) ? json_integer_value(sa) : SKED_TIME_NONE;

@@ -46,7 +46,9 @@ typedef enum sked_event_type {
     /* A job message came back from the broker (redelivered): the worker
      * that had it is gone.  The worker that got it again does not run it
      * but reports it; the scheduler charges the run an attempt if it had
-     * started, else publishes it again (DESIGN.md §5). */
+     * started, else publishes it again (DESIGN.md §5) - as a new attempt
+     * unless the event says `unstarted`.  Also a job a stopping worker
+     * never started (it waited for a slot). */
     SKED_EVENT_RETURNED = 3,
     /* Not an event but an order, to one worker's inbox (worker.h): stop
      * this attempt of this run (its start came too late), or every
@@ -60,6 +62,11 @@ typedef struct sked_event {
     int attempt;
     char worker[SKED_WORKER_MAX + 1];
     sked_walltime at;
+    /* returned: this worker had the job's first delivery, and neither it
+     * nor the same attempt ever ran here, so no other copy of that
+     * delivery can have run anywhere: published again as the same
+     * attempt.  Absent (0): the scheduler must assume it may have run. */
+    int unstarted;
     /* finished */
     sked_walltime started_at;  /* when it started (SKED_TIME_NONE: never):
                                   with several schedulers the finished

@@ -205,8 +205,9 @@ static int plan(sked_sched *s, run_cache *c, const sked_event *e, pending *p, si
             return 0;
         }
         /* never started, as far as the store knows: back to SCHEDULED,
-         * published again (sked_sched_lose) and claimed now */
-        sked_sched_lose(r, NULL, now, "", !s->cfg.recover_all_on_start);
+         * published again (sked_sched_lose) and claimed now - as the same
+         * attempt when its worker knows no copy of it ran */
+        sked_sched_lose(r, NULL, now, "", !s->cfg.recover_all_on_start && !e->unstarted);
         q->settles = 1;
         q->retry = 1;
         (*np)++;

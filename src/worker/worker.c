@@ -106,12 +106,18 @@ int sked_job_decode(const char *text, size_t len, sked_job **out, sked_err *err)
 /* --- threads ------------------------------------------------------------------- */
 
 /* Does this worker run job's attempt now? */
+static int runs_here_locked(const sked_worker *w, const sked_job *job)
+{
+    for (const running *r = w->runs; r; r = r->next)
+        if (strcmp(r->run_id, job->run_id) == 0 && r->attempt == job->attempt)
+            return 1;
+    return 0;
+}
+
 static int runs_here(sked_worker *w, const sked_job *job)
 {
-    int found = 0;
     pthread_mutex_lock(&w->mu);
-    for (running *r = w->runs; r && !found; r = r->next)
-        found = strcmp(r->run_id, job->run_id) == 0 && r->attempt == job->attempt;
+    int found = runs_here_locked(w, job);
     pthread_mutex_unlock(&w->mu);
     return found;
 }
@@ -142,7 +148,7 @@ static int start_job(sked_worker *w, sked_job *job, int held)
         sked_worker_settle_job(w, job->user, NULL);
         sked_job_free(job);
     } else {
-        sked_worker_return_job(w, job); /* another worker's, then */
+        sked_worker_return_job(w, job, 0); /* another worker's, then */
     }
     return 0;
 }
@@ -211,7 +217,7 @@ static int take_job(qthread *q, slot_ref *ref, const char *text, size_t len, int
          * it an attempt, or publishes it again if it never started */
         sked_log(SKED_LOG_WARN, "job came back from the queue; reported, not run",
                  "run", job->run_id, "task", job->task_id, NULL);
-        sked_worker_return_job(w, job);
+        sked_worker_return_job(w, job, 0);
         return 0;
     }
     pthread_mutex_lock(&w->mu);
@@ -221,6 +227,7 @@ static int take_job(qthread *q, slot_ref *ref, const char *text, size_t len, int
         if (p == NULL)
             abort();
         p->job = job;
+        p->fresh = !redelivered && !runs_here_locked(w, job);
         if (w->pend_tail)
             w->pend_tail->next = p;
         else
@@ -519,7 +526,8 @@ void sked_worker_stop(sked_worker *w)
     }
     pthread_mutex_unlock(&w->mu);
     sked_exec_free(w->exec); /* kills what still runs */
-    /* jobs that waited for a slot never started: reported back */
+    /* jobs that waited for a slot never started: reported back, as the
+     * same attempt when this worker had their only delivery */
     pthread_mutex_lock(&w->mu);
     pending_job *pend = w->pend_head;
     w->pend_head = w->pend_tail = NULL;
@@ -527,7 +535,9 @@ void sked_worker_stop(sked_worker *w)
     pthread_mutex_unlock(&w->mu);
     while (pend != NULL) {
         pending_job *next = pend->next;
-        sked_worker_return_job(w, pend->job);
+        sked_log(SKED_LOG_INFO, "waiting job reported back at stop", "run", pend->job->run_id,
+                 "task", pend->job->task_id, NULL);
+        sked_worker_return_job(w, pend->job, pend->fresh);
         free(pend);
         pend = next;
     }

@@ -28,6 +28,7 @@ typedef struct slot_ref {
  * here for a slot (sked_worker_start_pending). */
 typedef struct pending_job {
     sked_job *job;
+    int fresh;                 /* a first delivery, its attempt not here */
     struct pending_job *next;
 } pending_job;
 
@@ -97,9 +98,9 @@ void *sked_worker_outbox_main(void *arg);
 /* One job of delivery ref is settled, after event e (may be NULL) of it.
  * The last one queues the delivery's ack behind e, and frees ref. */
 void sked_worker_settle_job(sked_worker *w, slot_ref *ref, const sked_event *e);
-/* job is reported back, not run (see slot_ref): its `returned` event,
- * then its settlement; frees job. */
-void sked_worker_return_job(sked_worker *w, sked_job *job);
+/* job is reported back, not run (see slot_ref): its `returned` event
+ * (`unstarted`: see sked_event), then its settlement; frees job. */
+void sked_worker_return_job(sked_worker *w, sked_job *job, int unstarted);
 /* worker.c: job's slot is free again (it ended, or could not start): it
  * leaves the running list, and a consumer may take more. */
 void sked_worker_slot_free(sked_worker *w, const sked_job *job);

@@ -104,10 +104,10 @@ void sked_worker_settle_job(sked_worker *w, slot_ref *ref, const sked_event *e)
         free(ref);
 }
 
-void sked_worker_return_job(sked_worker *w, sked_job *job)
+void sked_worker_return_job(sked_worker *w, sked_job *job, int unstarted)
 {
     sked_event e = {.type = SKED_EVENT_RETURNED, .attempt = job->attempt,
-                    .at = sked_clock_wall_now()};
+                    .at = sked_clock_wall_now(), .unstarted = unstarted};
     snprintf(e.run_id, sizeof e.run_id, "%.36s", job->run_id);
     snprintf(e.worker, sizeof e.worker, "%s", w->id);
     sked_worker_settle_job(w, job->user, &e);
@@ -267,7 +267,7 @@ void sked_worker_on_done(void *ctx, sked_job *job, const sked_job_result *res)
         /* killed because this worker stops, not because anyone canceled
          * the run: reported back, not finished - the scheduler cuts the
          * RUNNING run's lease and the sweep charges the lost attempt */
-        sked_worker_return_job(w, job);
+        sked_worker_return_job(w, job, 0);
     } else {
         sked_worker_settle_job(w, job->user, &e); /* job->user may be freed now */
         sked_job_free(job);

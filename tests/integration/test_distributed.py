@@ -762,6 +762,70 @@ def packed_jobs():
 
 
 @S.test(timeout=60)
+def packed_pending_returned_at_stop():
+    """A worker of one slot stopped (SIGTERM) while jobs of a packed message
+    wait in it for that slot: it finishes the run it has, reports the
+    waiting ones back as it stops, and the scheduler publishes them again
+    at once - another worker runs each once, as attempt 1, a few seconds
+    after its time, not after the 60 s dispatch lease.  The deployment's
+    schedulers are stopped meanwhile, so the packing one claims every run
+    and takes every event (the events queue is shared)."""
+    slow = Sink()
+    nodes = []
+    for s in env["schedulers"]:
+        s.stop()
+    try:
+        queue = env["queue"]
+        nodes.append(node("scheduler", "--store", env["store"], "--queue", queue, "--name",
+                          "pk-stop", "--jobs-per-message", "8"))
+        one = node("worker", "--queue", queue, "--name", "w-one", "--queues", "single",
+                   "--workers", "1")
+        nodes.append(one)
+        cl = client()
+        url = "http://127.0.0.1:%d/slow" % slow.server_address[1]
+        at = time.time() + 3.0
+        tasks = [must(cl.post("/v1/tasks", http_task(slow, at, queue="single",
+                                                     target={"type": "http", "url": url,
+                                                             "method": "POST"})),
+                      201, "create")["id"] for _ in range(6)]
+        ids = run_ids(cl, tasks, at)
+        S.eq(len(ids), 6, "runs recorded")
+        S.check(wait_until(lambda: slow.seen, at + 5.0 - time.time(), 0.01),
+                "w-one started a run")
+        S.eq(one.stop(), 0, "w-one's exit status")
+        S.eq(len(slow.seen), 1, "runs w-one started (one slot, stopped during its first)")
+        with open(one.log_path, errors="replace") as f:
+            back = f.read().count("waiting job reported back at stop")
+        S.check(back >= 1, "w-one reported waiting jobs back as it stopped: %d" % back)
+        nodes.append(node("worker", "--queue", queue, "--name", "w-two", "--queues", "single",
+                          "--workers", "2"))
+        S.check(wait_until(lambda: all(slow.seen.get(i) for i in ids), at + 12.0 - time.time(),
+                           0.05),
+                "all 6 reached the sink within 12 s of their time: %d"
+                % sum(1 for i in ids if slow.seen.get(i)))
+        time.sleep(1.0)          # a second copy of any would come about now
+        S.check(all(slow.seen.get(i) == 1 for i in ids), "each run reached the sink once: %s"
+                % sorted(slow.seen.get(i, 0) for i in ids))
+        S.check(all(slow.attempts.get(i) == ["1"] for i in ids),
+                "every request was attempt 1: %s" % sorted({str(slow.attempts.get(i))
+                                                            for i in ids}))
+
+        def settled():
+            rs = [r for t in tasks for r in runs_of(cl, t)]
+            return rs if len(rs) == 6 and all(r["status"] == "succeeded" for r in rs) else None
+        rs = wait_until(settled, 5.0, 0.1)
+        S.check(rs, "one run per task, each succeeded")
+        S.check(rs and all(r["attempt"] == 1 for r in rs),
+                "each run's attempt is 1: %s" % [r["attempt"] for r in rs or []])
+    finally:
+        for n in nodes:
+            n.cleanup()
+        slow.shutdown()
+        for s in env["schedulers"]:
+            s.start()
+
+
+@S.test(timeout=60)
 def scheduler_killed():
     cl = client()
     every = must(cl.post("/v1/tasks:batch", {"tasks": [
