@@ -490,9 +490,9 @@ static void dispatch(sked_sched *s, due_run *batch, size_t n, uint64_t bno)
 }
 
 size_t sked_sched_take_due(sked_sched *s, due_run *h, size_t *n, pthread_cond_t *cond,
-                           due_run *batch)
+                           due_run *batch, int64_t lead)
 {
-    sked_walltime now = sked_clock_wall_now();
+    sked_walltime now = sked_clock_wall_now() + lead;
     size_t k = 0;
     while (*n > 0 && h[0].at <= now && k < SKED_SCHED_BATCH_MAX)
         batch[k++] = heap_pop(h, n);
@@ -501,7 +501,7 @@ size_t sked_sched_take_due(sked_sched *s, due_run *h, size_t *n, pthread_cond_t 
     if (*n == 0) {
         pthread_cond_wait(cond, &s->mu);
     } else {
-        struct timespec ts = sked_clock_timespec(h[0].at);
+        struct timespec ts = sked_clock_timespec(h[0].at - lead);
         pthread_cond_timedwait(cond, &s->mu, &ts);
     }
     return 0;
@@ -523,7 +523,7 @@ void *sked_sched_timer_main(void *arg)
             pthread_cond_timedwait(&s->cond, &s->mu, &ts);
             continue;
         }
-        size_t n = sked_sched_take_due(s, s->heap, &s->nheap, &s->cond, batch);
+        size_t n = sked_sched_take_due(s, s->heap, &s->nheap, &s->cond, batch, 0);
         if (n == 0)
             continue;
         uint64_t bno = ++s->batch;

@@ -79,6 +79,7 @@ struct sked_sched {
     sked_walltime started_at;  /* wall clock at sked_sched_start          */
     int more;                  /* the last claim hit its limit            */
     sked_consumer *consumer;   /* the events queue                        */
+    int64_t read_us;           /* releaser only: its reads' moving mean   */
 
     /* under mu */
     due_run *heap;             /* claimed, not yet marked                */
@@ -121,11 +122,18 @@ void sked_sched_due_free(due_run *d);
 /* Runs the timer and releaser threads take in one batch, at most. */
 #define SKED_SCHED_BATCH_MAX 4096
 
-/* Under s->mu: pop the runs of heap h[0..*n) whose time has come (at most
- * SKED_SCHED_BATCH_MAX) into batch; when none has, wait until the first
- * one's time or a signal of cond.  Returns how many were popped. */
+/* Under s->mu: pop the runs of heap h[0..*n) whose time comes within
+ * `lead` from now (at most SKED_SCHED_BATCH_MAX, earliest first) into
+ * batch; when none does, wait until `lead` before the first one's time or
+ * a signal of cond.  Returns how many were popped. */
 size_t sked_sched_take_due(sked_sched *s, due_run *h, size_t *n, pthread_cond_t *cond,
-                           due_run *batch);
+                           due_run *batch, int64_t lead);
+
+/* The releaser reads runs marked ahead again as long before their due
+ * time as such a read takes (its moving mean, s->read_us), at most this
+ * long: the read ends about when they are due, and a cancel committed
+ * before it began is seen.  They go out at their due time, never before. */
+#define SKED_SCHED_READ_AHEAD_MAX_US (5 * SKED_USEC_PER_MSEC)
 
 /* p (an array of *cap items of size bytes) with room for need items:
  * doubled from 64 as needed; aborts when memory is out. */

@@ -17,8 +17,8 @@
 #include "core/log.h"
 #include "model/run.h"
 
-/* A release (read again + publish) confirmed this long after its due time
- * is logged, with where the time went. */
+/* A release whose slowest group of runs is confirmed this long after its
+ * due time is logged, with where the time went. */
 #define SLOW_RELEASE_US (15 * SKED_USEC_PER_MSEC)
 
 /* One read of runs recs[0..n): applied[i] = 1 when run i holds what was
@@ -231,15 +231,16 @@ int sked_sched_publish(sked_sched *s, sked_run_rec *const *runs, const char *con
     return rc;
 }
 
-/* Publish ready[0..n) (taken over, due) and free them.  What was marked
+/* Publish ready[0..n) (marked ahead, earliest first, due within the
+ * releaser's lead) each at its due time, and free them.  What was marked
  * ahead may have changed since - canceled, its task paused or deleted,
- * through any api - so they are read again, in one round trip, and only
- * those still as marked go out.  If the read fails they all go: a start
- * the store no longer wants is refused and stopped (sched_events.c), as
- * for a cancel just after a publish. */
+ * through any api - so they are read again first, in one round trip that
+ * ends about when they are due, and only those still as marked go out.  A
+ * change after that read began, or any when the read fails, is caught as
+ * a cancel just after a publish is: the start the store no longer wants
+ * is refused and stopped (sched_events.c). */
 static void publish_ready(sked_sched *s, due_run *ready, size_t n)
 {
-    sked_walltime w0 = sked_clock_wall_now();
     sked_monotime t0 = sked_clock_mono_now();
     sked_run_rec **pub = calloc(n ? n : 1, sizeof *pub);
     const char **pub_spec = calloc(n ? n : 1, sizeof *pub_spec);
@@ -253,34 +254,47 @@ static void publish_ready(sked_sched *s, due_run *ready, size_t n)
         for (size_t i = 0; i < n; i++)
             still[i] = 1;
     sked_monotime t_read = sked_clock_mono_now();
-    size_t np = 0;
-    for (size_t i = 0; i < n; i++) {
-        sked_run_rec *r = &ready[i].rec;
-        if (!still[i]) {
-            sked_log(SKED_LOG_INFO, "run not published: changed since it was marked", "run",
-                     r->id, "task", r->task_id, NULL);
-            continue;
+    s->read_us += (t_read - t0 - s->read_us) / 8;
+    /* out in groups of one due time, each when its time comes; each run
+     * is then out, back or not ours any more: its mark is settled (unless
+     * stopping left it neither: then its write stays in flight).  Timings
+     * of the slowest group: how late it went out, and how long its
+     * publish took until confirmed. */
+    int64_t late = 0, publish = 0;
+    for (size_t i = 0, np = 0; i < n; np = 0) {
+        size_t first = i;
+        sked_walltime now = sked_clock_wall_sleep_until(ready[i].at);
+        for (; i < n && ready[i].at <= now; i++) {
+            sked_run_rec *r = &ready[i].rec;
+            if (!still[i]) {
+                sked_log(SKED_LOG_INFO, "run not published: changed since it was marked",
+                         "run", r->id, "task", r->task_id, NULL);
+                continue;
+            }
+            pub[np] = r;
+            pub_spec[np++] = ready[i].spec;
         }
-        pub[np] = r;
-        pub_spec[np++] = ready[i].spec;
+        sked_monotime p0 = sked_clock_mono_now();
+        int settled = sked_sched_publish(s, pub, pub_spec, np, 0) == 0;
+        int64_t took = sked_clock_mono_now() - p0;
+        if (now - ready[first].at + took > late + publish) {
+            late = now - ready[first].at;
+            publish = took;
+        }
+        for (size_t k = first; k < i; k++) {
+            if (settled)
+                sked_sched_inflight_end(s, ready[k].ticket);
+            sked_sched_due_free(&ready[k]);
+        }
     }
-    /* each run is out, back or not ours any more: its mark is settled
-     * (unless stopping left it neither: then its write stays in flight) */
-    int settled = sked_sched_publish(s, pub, pub_spec, np, 0) == 0;
-    sked_monotime t_end = sked_clock_mono_now();
-    if (w0 - ready[0].at + (t_end - t0) >= SLOW_RELEASE_US) {
+    if (late + publish >= SLOW_RELEASE_US) {
         char v[4][24];
         snprintf(v[0], sizeof v[0], "%zu", n);
-        snprintf(v[1], sizeof v[1], "%.1f", (double)(w0 - ready[0].at) / 1e3);
+        snprintf(v[1], sizeof v[1], "%.1f", (double)late / 1e3);
         snprintf(v[2], sizeof v[2], "%.1f", (double)(t_read - t0) / 1e3);
-        snprintf(v[3], sizeof v[3], "%.1f", (double)(t_end - t_read) / 1e3);
+        snprintf(v[3], sizeof v[3], "%.1f", (double)publish / 1e3);
         sked_log(SKED_LOG_WARN, "slow release", "runs", v[0], "late_ms", v[1], "read_ms", v[2],
                  "publish_ms", v[3], NULL);
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (settled)
-            sked_sched_inflight_end(s, ready[i].ticket);
-        sked_sched_due_free(&ready[i]);
     }
     free(pub);
     free(pub_spec);
@@ -331,7 +345,9 @@ void *sked_sched_releaser_main(void *arg)
         abort();
     pthread_mutex_lock(&s->mu);
     while (!s->stop) {
-        size_t n = sked_sched_take_due(s, s->ready, &s->nready, &s->ready_cond, batch);
+        int64_t lead = s->read_us < SKED_SCHED_READ_AHEAD_MAX_US ? s->read_us
+                                                                 : SKED_SCHED_READ_AHEAD_MAX_US;
+        size_t n = sked_sched_take_due(s, s->ready, &s->nready, &s->ready_cond, batch, lead);
         if (n == 0)
             continue;
         pthread_mutex_unlock(&s->mu);
