@@ -129,7 +129,7 @@ char *sked_job_message(const sked_run_rec *r, const char *spec_text, size_t *len
 {
     if (spec_text == NULL || spec_text[0] != '{')
         return NULL;
-    size_t cap = 160 + 6 * (strlen(r->id) + strlen(r->task_id) + strlen(r->queue)) +
+    size_t cap = 200 + 6 * (strlen(r->id) + strlen(r->task_id) + strlen(r->queue)) +
                  strlen(spec_text);
     char *b = malloc(cap);
     if (b == NULL)
@@ -138,8 +138,11 @@ char *sked_job_message(const sked_run_rec *r, const char *spec_text, size_t *len
     n += put_json_string(b + n, r->id);
     n += (size_t)sprintf(b + n, ",\"task_id\":");
     n += put_json_string(b + n, r->task_id);
-    n += (size_t)sprintf(b + n, ",\"attempt\":%d,\"scheduled_at\":%lld,\"queue\":",
+    n += (size_t)sprintf(b + n, ",\"attempt\":%d,\"scheduled_at\":%lld,",
                          r->attempt, (long long)r->scheduled_at);
+    if (r->dispatched_at != SKED_TIME_NONE)
+        n += (size_t)sprintf(b + n, "\"dispatched_at\":%lld,", (long long)r->dispatched_at);
+    n += (size_t)sprintf(b + n, "\"queue\":");
     n += put_json_string(b + n, r->queue);
     n += (size_t)sprintf(b + n, ",\"spec\":%s}", spec_text);
     if (len)
@@ -162,6 +165,8 @@ char *sked_event_encode(const sked_event *e, size_t *len)
     }
     if (e->type == SKED_EVENT_RETURNED && e->unstarted)
         json_object_set_new(j, "unstarted", json_true());
+    if (e->type == SKED_EVENT_RETURNED && e->dispatched_at != SKED_TIME_NONE)
+        json_object_set_new(j, "dispatched_at", json_integer(e->dispatched_at));
     if (e->type == SKED_EVENT_FINISHED) {
         json_object_set_new(j, "outcome", json_integer(e->outcome));
         json_object_set_new(j, "started_at", json_integer(e->started_at));
@@ -225,6 +230,9 @@ int sked_event_decode(const char *text, size_t len, sked_event *e, sked_err *err
     e->at = json_integer_value(json_object_get(j, "at"));
     /* anything but true is the safe reading: it may have run */
     e->unstarted = e->type == SKED_EVENT_RETURNED && json_is_true(json_object_get(j, "unstarted"));
+    json_t *da = json_object_get(j, "dispatched_at");
+    e->dispatched_at = e->type == SKED_EVENT_RETURNED && json_is_integer(da)
+                           ? json_integer_value(da) : SKED_TIME_NONE;
     e->outcome = (int)json_integer_value(json_object_get(j, "outcome"));
     json_t *sa = json_object_get(j, "started_at");
     e->started_at = json_is_integer(sa) ? json_integer_value(sa) : SKED_TIME_NONE;

@@ -34,8 +34,9 @@ const char *sked_run_status_name(sked_run_status s);
 int sked_run_status_parse(const char *name);
 
 /* The job message of run r of a task whose canonical spec is spec_text:
- * {"run_id", "task_id", "attempt", "scheduled_at", "queue", "spec"}, the
- * spec as stored.  malloc'ed text; NULL when the spec is not an object. */
+ * {"run_id", "task_id", "attempt", "scheduled_at", "dispatched_at",
+ * "queue", "spec"}, the spec as stored; dispatched_at (left out when
+ * none) tells this dispatch of the attempt from another one.  malloc'ed text; NULL when the spec is not an object. */
 char *sked_job_message(const sked_run_rec *r, const char *spec_text,
                        size_t *len);
 
@@ -62,11 +63,16 @@ typedef struct sked_event {
     int attempt;
     char worker[SKED_WORKER_MAX + 1];
     sked_walltime at;
-    /* returned: this worker had the job's first delivery, and neither it
-     * nor the same attempt ever ran here, so no other copy of that
-     * delivery can have run anywhere: published again as the same
-     * attempt.  Absent (0): the scheduler must assume it may have run. */
+    /* returned: the job came in a first delivery (not redelivered) and
+     * its attempt did not run on this worker when it was taken, and it
+     * never started: published again as the same attempt, if the event is
+     * about the dispatch the store holds (dispatched_at below).  Absent
+     * (0): the scheduler must assume it may have run. */
     int unstarted;
+    /* returned: the dispatched_at of the job message (SKED_TIME_NONE when
+     * it had none): an event about an earlier dispatch of the run than
+     * the one the store holds is stale, and changes nothing */
+    sked_walltime dispatched_at;
     /* finished */
     sked_walltime started_at;  /* when it started (SKED_TIME_NONE: never):
                                   with several schedulers the finished

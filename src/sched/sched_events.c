@@ -183,9 +183,13 @@ static int plan(sked_sched *s, run_cache *c, const sked_event *e, pending *p, si
     if (e->type == SKED_EVENT_RETURNED) {
         /* the broker gave the job back: whoever had it is gone */
         if ((r->status != SKED_RUN_RUNNING && r->status != SKED_RUN_DISPATCHED) ||
-            r->attempt != e->attempt) {
+            r->attempt != e->attempt ||
+            (e->dispatched_at != SKED_TIME_NONE && e->dispatched_at != r->dispatched_at)) {
+            /* settled or moved on meanwhile - or published again since
+             * (the event is a repeat, or about an earlier message): the
+             * copy now out is not the one that came back */
             sked_run_rec_deinit(r);
-            return 0; /* settled or moved on meanwhile */
+            return 0;
         }
         q->change.from = SKED_RUN_BIT(r->status);
         if (r->status == SKED_RUN_RUNNING) {
@@ -206,8 +210,10 @@ static int plan(sked_sched *s, run_cache *c, const sked_event *e, pending *p, si
         }
         /* never started, as far as the store knows: back to SCHEDULED,
          * published again (sked_sched_lose) and claimed now - as the same
-         * attempt when its worker knows no copy of it ran */
-        sked_sched_lose(r, NULL, now, "", !s->cfg.recover_all_on_start && !e->unstarted);
+         * attempt when its worker had this very dispatch's only delivery
+         * and never started it */
+        int unstarted = e->unstarted && e->dispatched_at != SKED_TIME_NONE;
+        sked_sched_lose(r, NULL, now, "", !s->cfg.recover_all_on_start && !unstarted);
         q->settles = 1;
         q->retry = 1;
         (*np)++;
@@ -406,14 +412,54 @@ static void mark_redundant(const sked_event *ev, size_t ne, char *redundant)
     free(fin);
 }
 
+int sked_sched_events_handle(sked_sched *s, const sked_event *ev, size_t ne)
+{
+    /* each planned change is set whole by plan() */
+    pending *p = malloc((EVENT_BATCH * 2 + 1) * sizeof *p);
+    char *redundant = malloc(ne ? ne : 1);
+    if (p == NULL || redundant == NULL)
+        abort();
+    size_t np = 0;
+    int failed = 0;
+    sked_walltime now = sked_clock_wall_now();
+    mark_redundant(ev, ne, redundant);
+    run_cache c;
+    cache_fill(s, &c, ev, ne);
+    for (size_t i = 0; i < ne; i++) {
+        const sked_event *e = &ev[i];
+        if (redundant[i])
+            continue;
+        /* a second event of a run in this batch is planned on top of the
+         * first one's result: write what is pending first */
+        for (size_t k = 0; k < np && e->type != SKED_EVENT_HEARTBEAT; k++)
+            if (strcmp(p[k].rec.id, e->run_id) == 0) {
+                failed |= apply(s, &c, p, np);
+                np = 0;
+                break;
+            }
+        if (np + (e->type == SKED_EVENT_HEARTBEAT ? e->nruns : 1) > EVENT_BATCH * 2) {
+            failed |= apply(s, &c, p, np);
+            np = 0;
+        }
+        if (plan(s, &c, e, p, &np, now) < 0) {
+            failed = 1; /* handed back by the caller, read again */
+            break;
+        }
+    }
+    failed |= apply(s, &c, p, np);
+    cache_free(&c);
+    free(redundant);
+    free(p);
+    return failed ? -1 : 0;
+}
+
 void *sked_sched_events_main(void *arg)
 {
     sked_sched *s = arg;
     sked_delivery *d = calloc(EVENT_BATCH, sizeof *d);
-    pending *p = calloc(EVENT_BATCH * 2 + 1, sizeof *p);
     size_t evcap = EVENT_BATCH;
     sked_event *ev = calloc(evcap, sizeof *ev);
-    if (d == NULL || p == NULL || ev == NULL)
+    if (d == NULL || ev == NULL)
         abort();
     for (;;) {
         if (sked_sched_stopping(s))
@@ -426,39 +472,7 @@ void *sked_sched_events_main(void *arg)
         while (nd < EVENT_BATCH && ne < EVENT_BATCH &&
                sked_queue_consumer_next(s->consumer, 0, &d[nd], &err) == 0)
             decode_delivery(&d[nd++], &ev, &ne, &evcap);
-        size_t np = 0;
-        int failed = 0;
-        sked_walltime now = sked_clock_wall_now();
-        char *redundant = malloc(ne ? ne : 1);
-        if (redundant == NULL)
-            abort();
-        mark_redundant(ev, ne, redundant);
-        run_cache c;
-        cache_fill(s, &c, ev, ne);
-        for (size_t i = 0; i < ne; i++) {
-            const sked_event *e = &ev[i];
-            if (redundant[i])
-                continue;
-            /* a second event of a run in this batch is planned on top
-             * of the first one's result: write what is pending first */
-            for (size_t k = 0; k < np && e->type != SKED_EVENT_HEARTBEAT; k++)
-                if (strcmp(p[k].rec.id, e->run_id) == 0) {
-                    failed |= apply(s, &c, p, np);
-                    np = 0;
-                    break;
-                }
-            if (np + (e->type == SKED_EVENT_HEARTBEAT ? e->nruns : 1) > EVENT_BATCH * 2) {
-                failed |= apply(s, &c, p, np);
-                np = 0;
-            }
-            if (plan(s, &c, e, p, &np, now) < 0) {
-                failed = 1; /* handed back below, read again */
-                break;
-            }
-        }
-        failed |= apply(s, &c, p, np);
-        cache_free(&c);
-        free(redundant);
+        int failed = sked_sched_events_handle(s, ev, ne) < 0;
         for (size_t i = 0; i < ne; i++)
             sked_event_deinit(&ev[i]);
         /* Written: acknowledged.  The store failed (a failover, say): the
@@ -477,7 +491,6 @@ void *sked_sched_events_main(void *arg)
         }
     }
     free(ev);
-    free(p);
     free(d);
     return NULL;
 }

@@ -17,6 +17,7 @@
 #include <pthread.h>
 
 #include "core/metrics.h"
+#include "model/run.h"
 #include "sched/sched.h"
 
 /* A claimed run waiting for its due time. */
@@ -260,5 +261,10 @@ void *sked_sched_releaser_main(void *arg);
 void sked_sched_count_status(const char *queue, sked_run_status st);
 
 void *sked_sched_events_main(void *arg);
+/* Write what events ev[0..ne) mean for their runs (fenced run changes,
+ * in batches; heartbeats stored), as the events thread does with each
+ * batch it takes.  -1 when the store failed: the events must come again
+ * (those already written are then fenced out as repeats). */
+int sked_sched_events_handle(sked_sched *s, const sked_event *ev, size_t ne);
 
 #endif

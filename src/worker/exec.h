@@ -44,6 +44,7 @@ typedef struct sked_job {
     char run_id[40], task_id[40];
     int attempt;
     sked_walltime scheduled_at;
+    sked_walltime dispatched_at; /* its dispatch (SKED_TIME_NONE: unsaid) */
     sked_job_kind kind;
     int64_t timeout_us;
     /* shell */

@@ -69,6 +69,8 @@ int sked_job_decode(const char *text, size_t len, sked_job **out, sked_err *err)
     snprintf(j->task_id, sizeof j->task_id, "%s", task);
     j->attempt = (int)json_integer_value(json_object_get(m, "attempt"));
     j->scheduled_at = json_integer_value(json_object_get(m, "scheduled_at"));
+    json_t *da = json_object_get(m, "dispatched_at");
+    j->dispatched_at = json_is_integer(da) ? json_integer_value(da) : SKED_TIME_NONE;
     const char *to = json_string_value(json_object_get(t, "timeout"));
     j->timeout_us = 3600 * SKED_USEC_PER_SEC;
     if (to)
@@ -516,8 +518,9 @@ void sked_worker_stop(sked_worker *w)
         pthread_join(w->inbox_th, NULL);
     }
     /* Drain: runs that finish within the grace report as usual; what is
-     * still running after it is killed unreported, and its lease running
-     * out makes it a lost attempt (retried per its policy). */
+     * still running after it is killed and reported back (`returned`:
+     * the scheduler cuts its lease, and the sweep charges the lost
+     * attempt, retried per its policy). */
     sked_walltime until = sked_clock_wall_now() + w->cfg.drain_us;
     pthread_mutex_lock(&w->mu);
     while (w->busy > 0 && sked_clock_wall_now() < until) {

@@ -107,7 +107,8 @@ void sked_worker_settle_job(sked_worker *w, slot_ref *ref, const sked_event *e)
 void sked_worker_return_job(sked_worker *w, sked_job *job, int unstarted)
 {
     sked_event e = {.type = SKED_EVENT_RETURNED, .attempt = job->attempt,
-                    .at = sked_clock_wall_now(), .unstarted = unstarted};
+                    .at = sked_clock_wall_now(), .unstarted = unstarted,
+                    .dispatched_at = job->dispatched_at};
     snprintf(e.run_id, sizeof e.run_id, "%.36s", job->run_id);
     snprintf(e.worker, sizeof e.worker, "%s", w->id);
     sked_worker_settle_job(w, job->user, &e);
