@@ -23,13 +23,3 @@ struct timespec sked_clock_timespec(int64_t t)
     return (struct timespec){.tv_sec = (time_t)((t - rem) / SKED_USEC_PER_SEC),
                              .tv_nsec = (long)rem * 1000};
 }
-
-sked_walltime sked_clock_wall_sleep_until(sked_walltime at)
-{
-    sked_walltime now;
-    while ((now = sked_clock_wall_now()) < at) {
-        struct timespec ts = sked_clock_timespec(at);
-        clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &ts, NULL);
-    }
-    return now;
-}

@@ -28,8 +28,4 @@ sked_monotime sked_clock_mono_now(void);
  * timed wait on a condition variable of the same clock. */
 struct timespec sked_clock_timespec(int64_t t);
 
-/* Sleep until the wall clock reads at least `at`; returns its reading
- * then (at once when it already does). */
-sked_walltime sked_clock_wall_sleep_until(sked_walltime at);
-
 #endif

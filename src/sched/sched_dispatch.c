@@ -111,6 +111,11 @@ void sked_sched_ready_push_locked(sked_sched *s, const sked_run_rec *r, char *sp
     pthread_cond_signal(&s->ready_cond);
 }
 
+void sked_sched_ready_return_locked(sked_sched *s, const due_run *d)
+{
+    heap_push(&s->ready, &s->nready, &s->capready, *d);
+}
+
 void sked_sched_due_free(due_run *d)
 {
     sked_run_rec_deinit(&d->rec);

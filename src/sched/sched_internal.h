@@ -199,6 +199,9 @@ void sked_sched_inflight_end(sked_sched *s, uint64_t ticket);
  * Call with s->mu held, before the writer's sked_sched_inflight_end. */
 void sked_sched_ready_push_locked(sked_sched *s, const sked_run_rec *r, char *spec,
                                   uint64_t ticket);
+/* d, taken from s->ready by the releaser and not published (it stops),
+ * goes back there as it was, ticket and all.  Call with s->mu held. */
+void sked_sched_ready_return_locked(sked_sched *s, const due_run *d);
 /* A run of write `ticket`, marked ahead, waits in s->ready: the write
  * stays in flight until that run is published too (one more _end).  Call
  * with s->mu held, before the writer's own _end. */

@@ -231,6 +231,21 @@ int sked_sched_publish(sked_sched *s, sked_run_rec *const *runs, const char *con
     return rc;
 }
 
+/* Wait until the wall clock reads `at` (*now: its reading then); -1 when
+ * the scheduler stops first.  A wait that stop can end: a step back of
+ * the clock makes it as long as the step. */
+static int wait_due(sked_sched *s, sked_walltime at, sked_walltime *now)
+{
+    pthread_mutex_lock(&s->mu);
+    while (!s->stop && (*now = sked_clock_wall_now()) < at) {
+        struct timespec ts = sked_clock_timespec(at);
+        pthread_cond_timedwait(&s->ready_cond, &s->mu, &ts);
+    }
+    int stop = s->stop;
+    pthread_mutex_unlock(&s->mu);
+    return stop ? -1 : 0;
+}
+
 /* Publish ready[0..n) (marked ahead, earliest first, due within the
  * releaser's lead) each at its due time, and free them.  What was marked
  * ahead may have changed since - canceled, its task paused or deleted,
@@ -250,11 +265,12 @@ static void publish_ready(sked_sched *s, due_run *ready, size_t n)
     for (size_t i = 0; i < n; i++)
         pub[i] = &ready[i].rec;
     sked_err err = {0};
-    if (read_as_written(s, (const sked_run_rec *const *)pub, n, still, &err) < 0)
-        for (size_t i = 0; i < n; i++)
-            still[i] = 1;
+    int read = read_as_written(s, (const sked_run_rec *const *)pub, n, still, &err);
+    for (size_t i = 0; read < 0 && i < n; i++)
+        still[i] = 1;
     sked_monotime t_read = sked_clock_mono_now();
-    s->read_us += (t_read - t0 - s->read_us) / 8;
+    if (read == 0) /* a failure's length says nothing of the next read's */
+        s->read_us += (t_read - t0 - s->read_us) / 8;
     /* out in groups of one due time, each when its time comes; each run
      * is then out, back or not ours any more: its mark is settled (unless
      * stopping left it neither: then its write stays in flight).  Timings
@@ -263,7 +279,16 @@ static void publish_ready(sked_sched *s, due_run *ready, size_t n)
     int64_t late = 0, publish = 0;
     for (size_t i = 0, np = 0; i < n; np = 0) {
         size_t first = i;
-        sked_walltime now = sked_clock_wall_sleep_until(ready[i].at);
+        sked_walltime now;
+        if (wait_due(s, ready[i].at, &now) < 0) {
+            /* stopping: the rest go back to s->ready, which the stop
+             * gives back to the store (they hold their tickets still) */
+            pthread_mutex_lock(&s->mu);
+            for (; i < n; i++)
+                sked_sched_ready_return_locked(s, &ready[i]);
+            pthread_mutex_unlock(&s->mu);
+            break;
+        }
         for (; i < n && ready[i].at <= now; i++) {
             sked_run_rec *r = &ready[i].rec;
             if (!still[i]) {

@@ -120,30 +120,15 @@ static void test_clock_timespec(void **state)
     assert_int_equal(ts.tv_nsec, 999999000);
 }
 
-/* Never wakes before its time; a time already past returns at once. */
-static void test_clock_wall_sleep_until(void **state)
-{
-    (void)state;
-    sked_walltime at = sked_clock_wall_now() + 30 * SKED_USEC_PER_MSEC;
-    sked_walltime woke = sked_clock_wall_sleep_until(at);
-    assert_true(woke >= at);
-    assert_true(sked_clock_wall_now() >= at);
-    sked_monotime t0 = sked_clock_mono_now();
-    woke = sked_clock_wall_sleep_until(at - SKED_USEC_PER_SEC);
-    assert_true(woke >= at);
-    assert_true(sked_clock_mono_now() - t0 < 5 * SKED_USEC_PER_MSEC);
-}
-
 int main(void)
 {
     sked_test_read_table("duration.txt", add_row, NULL);
     size_t ndur = nrows;
     sked_test_read_table("rfc3339.txt", add_row, NULL);
-    tests = calloc(nrows + 3, sizeof *tests);
+    tests = calloc(nrows + 2, sizeof *tests);
     size_t k = 0;
     tests[k++] = (struct CMUnitTest)cmocka_unit_test(test_rfc3339_format);
     tests[k++] = (struct CMUnitTest)cmocka_unit_test(test_clock_timespec);
-    tests[k++] = (struct CMUnitTest)cmocka_unit_test(test_clock_wall_sleep_until);
     for (size_t i = 0; i < nrows; i++) {
         char *name = malloc(48);
         snprintf(name, 48, "%s:%d", i < ndur ? "duration.txt" : "rfc3339.txt",
