@@ -3232,6 +3232,85 @@ static void test_pause_cancels_unpublished(void **state)
 
 /* A change fenced on the lease owner: a give-back by one scheduler does
  * not undo another's mark of the same attempt. */
+typedef struct update_arg {
+    sked_store *st;
+    sked_run_change *ch;
+    size_t n;
+    int rc;
+    sked_err err;
+} update_arg;
+
+static void *update_thread(void *p)
+{
+    update_arg *a = p;
+    a->rc = sked_store_run_update(a->st, a->ch, a->n, &a->err);
+    return NULL;
+}
+
+/* A batch of run changes locks its runs in id order before changing any,
+ * whatever order the batch and the table have them in, so two batches
+ * that share runs (schedulers writing events of the same runs) wait for
+ * each other and never deadlock.  Runs a < b < c are stored c, b, a and
+ * changed as [c, b, a] while another transaction holds b: the waiting
+ * batch must hold a (id order), not c (the batch's and the table's). */
+static void test_pg_run_update_lock_order(void **state)
+{
+    fixture *f = *state;
+    sked_walltime T = new_base();
+    char tasks[3][SKED_ID_LEN + 1];
+    mk_due(f->st, f->ns, 3, T + 3600 * SEC, NULL, tasks);
+    sked_run_rec r[3], w[3];
+    sked_run_change ch[3];
+    for (int i = 0; i < 3; i++)
+        mk_run(&r[i], f->ns, tasks[i], T); /* ids ascending */
+    for (int i = 2; i >= 0; i--)
+        run_insert_ok(f->st, &r[i]);
+    PGconn *hold = admin_conn(), *look = admin_conn();
+    char sql[256];
+    admin_exec(hold, "BEGIN");
+    snprintf(sql, sizeof sql, "SELECT 1 FROM runs WHERE id = '%s' FOR UPDATE", r[1].id);
+    admin_exec(hold, sql);
+    for (int k = 0; k < 3; k++) {
+        w[k] = r[2 - k];
+        w[k].due_at = T + 1;
+        ch[k] = (sked_run_change){.rec = &w[k], .attempt = 1,
+                                  .from = SKED_RUN_BIT(SKED_RUN_SCHEDULED)};
+    }
+    update_arg a = {.st = f->st, .ch = ch, .n = 3};
+    pthread_t th;
+    pthread_create(&th, NULL, update_thread, &a);
+    int waits = 0;
+    for (int i = 0; i < 500 && !waits; i++) {
+        waits = admin_long(look, "SELECT count(*) FROM pg_locks WHERE NOT granted") > 0;
+        if (!waits)
+            usleep(10000);
+    }
+    assert_true(waits);
+    /* the rows of a and c nobody holds */
+    admin_exec(look, "BEGIN");
+    snprintf(sql, sizeof sql, "SELECT id FROM runs WHERE id IN ('%s', '%s') "
+             "FOR UPDATE SKIP LOCKED", r[0].id, r[2].id);
+    PGresult *free_rows = PQexec(look, sql);
+    assert_int_equal(PQresultStatus(free_rows), PGRES_TUPLES_OK);
+    int n_free = PQntuples(free_rows);
+    int c_free = n_free == 1 && strcmp(PQgetvalue(free_rows, 0, 0), r[2].id) == 0;
+    PQclear(free_rows);
+    admin_exec(look, "ROLLBACK");
+    admin_exec(hold, "COMMIT");
+    pthread_join(th, NULL);
+    assert_int_equal(n_free, 1);
+    assert_true(c_free);
+    assert_int_equal(a.rc, 0);
+    for (int k = 0; k < 3; k++) {
+        assert_int_equal(ch[k].result, 0);
+        sked_run_rec got = run_of(f->st, f->ns, r[k].id);
+        assert_int_equal(got.due_at, T + 1);
+        sked_run_rec_deinit(&got);
+    }
+    PQfinish(hold);
+    PQfinish(look);
+}
+
 static void test_run_update_owner_fence(void **state)
 {
     fixture *f = *state;
@@ -3346,6 +3425,7 @@ int main(void)
         R(test_runs_in_doubt),
         R(test_batch_limits),
         R(test_run_update_owner_fence),
+        R(test_pg_run_update_lock_order),
         R(test_pause_cancels_unpublished),
         T(test_sqlite_wait_wake),
         T(test_pg_wait_wake),
