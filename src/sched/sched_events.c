@@ -182,9 +182,10 @@ static int plan(sked_sched *s, run_cache *c, const sked_event *e, pending *p, si
     q->change.attempt = e->attempt;
     if (e->type == SKED_EVENT_RETURNED) {
         /* the broker gave the job back: whoever had it is gone */
+        int named = e->dispatched_at != SKED_TIME_NONE;
         if ((r->status != SKED_RUN_RUNNING && r->status != SKED_RUN_DISPATCHED) ||
             r->attempt != e->attempt ||
-            (e->dispatched_at != SKED_TIME_NONE && e->dispatched_at != r->dispatched_at)) {
+            (r->status == SKED_RUN_DISPATCHED && named && e->dispatched_at != r->dispatched_at)) {
             /* settled or moved on meanwhile - or published again since
              * (the event is a repeat, or about an earlier message): the
              * copy now out is not the one that came back */
@@ -212,8 +213,12 @@ static int plan(sked_sched *s, run_cache *c, const sked_event *e, pending *p, si
          * published again (sked_sched_lose) and claimed now - as the same
          * attempt when its worker had this very dispatch's only delivery
          * and never started it */
-        int unstarted = e->unstarted && e->dispatched_at != SKED_TIME_NONE;
+        int unstarted = e->unstarted && named;
         sked_sched_lose(r, NULL, now, "", !s->cfg.recover_all_on_start && !unstarted);
+        /* ... and written only over that dispatch: another scheduler may
+         * have handled a repeat of this event since the run was read */
+        if (named)
+            q->change.dispatched_fence = e->dispatched_at;
         q->settles = 1;
         q->retry = 1;
         (*np)++;

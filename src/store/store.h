@@ -282,6 +282,10 @@ typedef struct sked_run_change {
     /* Non-NULL: fenced on the stored lease_owner too (a give-back must not
      * undo another scheduler's mark of the same attempt). */
     const char *owner;
+    /* Non-zero: fenced on the stored dispatched_at too (a worker's
+     * `returned` about one dispatch must not undo the next dispatch of
+     * the same attempt).  A run's dispatched_at is never 0. */
+    sked_walltime dispatched_fence;
     int result;                     /* out: 0 applied, SKED_EPRECOND fenced,
                                        SKED_ENOENT no such run            */
 } sked_run_change;

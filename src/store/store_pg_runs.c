@@ -25,11 +25,11 @@
 
 #define S(st) ((sked_pg_store *)(st))
 
-/* The 19 arrays of RUN_UPDATE, in its order. */
+/* The 20 arrays of RUN_UPDATE, in its order. */
 enum {
     U_ID, U_DUE, U_STATUS, U_REASON, U_ATTEMPT, U_WORKER, U_OWNER, U_LEASE,
     U_DISPATCHED, U_STARTED, U_FINISHED, U_LAG, U_EXIT, U_HTTP, U_ERROR,
-    U_OUTPUT, U_FENCE, U_MASK, U_FENCE_OWNER, UNARR
+    U_OUTPUT, U_FENCE, U_MASK, U_FENCE_OWNER, U_FENCE_DISPATCHED, UNARR
 };
 
 const char *sked_pg_run_sql(int slot)
@@ -44,11 +44,11 @@ const char *sked_pg_run_sql(int slot)
                "$7::text[], $8::bigint[], $9::bigint[], $10::bigint[], "
                "$11::bigint[], $12::bigint[], $13::integer[], "
                "$14::integer[], $15::text[], $16::text[], $17::integer[], "
-               "$18::bigint[], $19::text[]) WITH ORDINALITY AS u(id, due_at, "
-               "status, reason, attempt, worker, lease_owner, "
-               "lease_expires_at, dispatched_at, started_at, finished_at, "
-               "lag_us, exit_code, http_status, error, output, fence, mask, "
-               "fence_owner, ord)), "
+               "$18::bigint[], $19::text[], $20::bigint[]) WITH ORDINALITY "
+               "AS u(id, due_at, status, reason, attempt, worker, "
+               "lease_owner, lease_expires_at, dispatched_at, started_at, "
+               "finished_at, lag_us, exit_code, http_status, error, output, "
+               "fence, mask, fence_owner, fence_dispatched, ord)), "
                "upd AS (UPDATE runs AS r SET due_at = u.due_at, "
                "status = u.status, reason = u.reason, attempt = u.attempt, "
                "worker = u.worker, lease_owner = u.lease_owner, "
@@ -61,6 +61,8 @@ const char *sked_pg_run_sql(int slot)
                "AND ((1::bigint << r.status) & u.mask) <> 0 "
                "AND (u.fence_owner IS NULL "
                "OR r.lease_owner = u.fence_owner) "
+               "AND (u.fence_dispatched IS NULL "
+               "OR r.dispatched_at = u.fence_dispatched) "
                "RETURNING u.ord) "
                "SELECT upd.ord IS NOT NULL, x.id IS NOT NULL FROM u "
                "LEFT JOIN upd ON upd.ord = u.ord "
@@ -285,6 +287,10 @@ static int chunk_params(const update_job *a, size_t from, size_t to,
         sked_pg_arr_i64(&arr[U_FENCE], a->ch[i].attempt);
         sked_pg_arr_i64(&arr[U_MASK], (int64_t)a->ch[i].from);
         sked_pg_arr_text(&arr[U_FENCE_OWNER], a->ch[i].owner);
+        if (a->ch[i].dispatched_fence != 0)
+            sked_pg_arr_i64(&arr[U_FENCE_DISPATCHED], a->ch[i].dispatched_fence);
+        else
+            sked_pg_arr_null(&arr[U_FENCE_DISPATCHED]);
     }
     int oom = 0;
     for (int k = 0; k < UNARR; k++) {

@@ -41,7 +41,9 @@ const char *sked_pg_task_sql(int slot)
         return "SELECT " SKED_PG_TASK_COLS " FROM tasks "
                "WHERE namespace = $1::text AND (id = $2::text OR name = $2) "
                "ORDER BY id = $2 DESC LIMIT 1";
-    /* The update, and the cancel of the runs a pause takes away. */
+    /* The update, and the cancel of the runs a pause takes away.  The runs
+     * are locked in id order first, as a batch of run changes locks them
+     * (store_pg_runs.c, lock_runs), so the two never deadlock. */
     case SKED_PG_TASK_UPDATE:
         return "WITH t AS (UPDATE tasks SET name = $3::text, "
                "queue = $4::text, spec = $5::text, state = $6::smallint, "
@@ -56,7 +58,9 @@ const char *sked_pg_task_sql(int slot)
                "lease_expires_at = NULL "
                "WHERE task_id = $2 AND status < 3 AND (status = 0 OR "
                "(status = 1 AND dispatched_at > $9)) "
-               "AND EXISTS (SELECT 1 FROM t WHERE t.state = 1)) "
+               "AND EXISTS (SELECT 1 FROM t WHERE t.state = 1) "
+               "AND id IN (SELECT id FROM runs WHERE task_id = $2 "
+               "AND status < 3 ORDER BY id FOR NO KEY UPDATE)) "
                "SELECT version FROM t";
     case SKED_PG_TASK_VERSION:
         return "SELECT version FROM tasks "
@@ -66,7 +70,9 @@ const char *sked_pg_task_sql(int slot)
                "WHERE namespace = $1::text AND id = $2::text RETURNING id), "
                "c AS (UPDATE runs SET status = 7, finished_at = $3::bigint, "
                "error = 'task deleted' WHERE task_id = $2 AND status < 3 "
-               "AND EXISTS (SELECT 1 FROM d)) "
+               "AND EXISTS (SELECT 1 FROM d) "
+               "AND id IN (SELECT id FROM runs WHERE task_id = $2 "
+               "AND status < 3 ORDER BY id FOR NO KEY UPDATE)) "
                "SELECT count(*) FROM d";
     case SKED_PG_IDEM_PUT:
         return "INSERT INTO idempotency_keys "

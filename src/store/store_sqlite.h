@@ -121,7 +121,8 @@
       "finished_at = ?11, lag_us = ?12, exit_code = ?13, "                \
       "http_status = ?14, error = ?15, output = ?16 "                     \
       "WHERE id = ?1 AND attempt = ?17 AND ((1 << status) & ?18) != 0 "   \
-      "AND (?19 IS NULL OR lease_owner = ?19)")                           \
+      "AND (?19 IS NULL OR lease_owner = ?19) "                           \
+      "AND (?20 IS NULL OR dispatched_at = ?20)")                         \
     X(RUNS_IN_DOUBT, SKED_SQLITE_RUN_SPEC_FROM                            \
       "WHERE r.status = 1 AND r.lease_owner = ?1 AND r.dispatched_at >= ?2 " \
       "ORDER BY r.dispatched_at, r.id LIMIT ?3")                          \

@@ -200,6 +200,10 @@ static int update_fn(sked_sqlite_conn *c, void *arg, sked_err *err)
         sqlite3_bind_int(q, 17, a->ch[i].attempt);
         sqlite3_bind_int64(q, 18, (sqlite3_int64)a->ch[i].from);
         sked_sqlite_bind_text(q, 19, a->ch[i].owner);
+        if (a->ch[i].dispatched_fence != 0)
+            sqlite3_bind_int64(q, 20, a->ch[i].dispatched_fence);
+        else
+            sqlite3_bind_null(q, 20);
         int src = sqlite3_step(q);
         sqlite3_reset(q);
         if (src != SQLITE_DONE)

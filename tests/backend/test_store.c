@@ -3230,8 +3230,51 @@ static void test_pause_cancels_unpublished(void **state)
     }
 }
 
-/* A change fenced on the lease owner: a give-back by one scheduler does
- * not undo another's mark of the same attempt. */
+/* A run stored DISPATCHED to sched-b at T (*r), and *back: the same run
+ * given back, SCHEDULED and unleased, as a change would write it. */
+static void stored_dispatched(fixture *f, sked_walltime T, sked_run_rec *r,
+                              sked_run_rec *back)
+{
+    char ids[1][SKED_ID_LEN + 1];
+    mk_due(f->st, f->ns, 1, T + 3600 * SEC, NULL, ids);
+    mk_run(r, f->ns, ids[0], T);
+    r->status = SKED_RUN_DISPATCHED;
+    snprintf(r->lease_owner, sizeof r->lease_owner, "sched-b");
+    r->lease_expires_at = T + 60 * SEC;
+    r->dispatched_at = T;
+    run_insert_ok(f->st, r);
+    *back = *r;
+    back->status = SKED_RUN_SCHEDULED;
+    back->lease_owner[0] = '\0';
+    back->lease_expires_at = back->dispatched_at = SKED_TIME_NONE;
+}
+
+/* A change fenced on the stored dispatched_at applies only over that
+ * dispatch: a worker's `returned` about one dispatch must not undo the
+ * next dispatch of the same attempt. */
+static void test_run_update_dispatch_fence(void **state)
+{
+    fixture *f = *state;
+    sked_walltime T = new_base();
+    sked_run_rec r, back;
+    stored_dispatched(f, T, &r, &back);
+    sked_run_change ch = {.rec = &back, .attempt = 1,
+                          .from = SKED_RUN_BIT(SKED_RUN_DISPATCHED),
+                          .dispatched_fence = T + 1};
+    sked_err err = {0};
+    assert_int_equal(sked_store_run_update(f->st, &ch, 1, &err), 0);
+    assert_int_equal(ch.result, SKED_EPRECOND);
+    sked_run_rec got = run_of(f->st, f->ns, r.id);
+    assert_int_equal(got.status, SKED_RUN_DISPATCHED);
+    sked_run_rec_deinit(&got);
+    ch.dispatched_fence = T;
+    assert_int_equal(sked_store_run_update(f->st, &ch, 1, &err), 0);
+    assert_int_equal(ch.result, 0);
+    got = run_of(f->st, f->ns, r.id);
+    assert_int_equal(got.status, SKED_RUN_SCHEDULED);
+    sked_run_rec_deinit(&got);
+}
+
 typedef struct update_arg {
     sked_store *st;
     sked_run_change *ch;
@@ -3279,13 +3322,15 @@ static void test_pg_run_update_lock_order(void **state)
     update_arg a = {.st = f->st, .ch = ch, .n = 3};
     pthread_t th;
     pthread_create(&th, NULL, update_thread, &a);
+    /* until the batch waits for hold (and for nothing else) */
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_stat_activity "
+             "WHERE %d = ANY (pg_blocking_pids(pid))", PQbackendPID(hold));
     int waits = 0;
     for (int i = 0; i < 500 && !waits; i++) {
-        waits = admin_long(look, "SELECT count(*) FROM pg_locks WHERE NOT granted") > 0;
+        waits = admin_long(look, sql) > 0;
         if (!waits)
             usleep(10000);
     }
-    assert_true(waits);
     /* the rows of a and c nobody holds */
     admin_exec(look, "BEGIN");
     snprintf(sql, sizeof sql, "SELECT id FROM runs WHERE id IN ('%s', '%s') "
@@ -3297,7 +3342,8 @@ static void test_pg_run_update_lock_order(void **state)
     PQclear(free_rows);
     admin_exec(look, "ROLLBACK");
     admin_exec(hold, "COMMIT");
-    pthread_join(th, NULL);
+    pthread_join(th, NULL); /* before any assert: nothing left waiting */
+    assert_true(waits);
     assert_int_equal(n_free, 1);
     assert_true(c_free);
     assert_int_equal(a.rc, 0);
@@ -3311,23 +3357,14 @@ static void test_pg_run_update_lock_order(void **state)
     PQfinish(look);
 }
 
+/* A change fenced on the lease owner: a give-back by one scheduler does
+ * not undo another's mark of the same attempt. */
 static void test_run_update_owner_fence(void **state)
 {
     fixture *f = *state;
     sked_walltime T = new_base();
-    char ids[1][SKED_ID_LEN + 1];
-    mk_due(f->st, f->ns, 1, T + 3600 * SEC, NULL, ids);
-    sked_run_rec r;
-    mk_run(&r, f->ns, ids[0], T);
-    r.status = SKED_RUN_DISPATCHED;
-    snprintf(r.lease_owner, sizeof r.lease_owner, "sched-b");
-    r.lease_expires_at = T + 60 * SEC;
-    r.dispatched_at = T;
-    run_insert_ok(f->st, &r);
-    sked_run_rec back = r;
-    back.status = SKED_RUN_SCHEDULED;
-    back.lease_owner[0] = '\0';
-    back.lease_expires_at = back.dispatched_at = SKED_TIME_NONE;
+    sked_run_rec r, back;
+    stored_dispatched(f, T, &r, &back);
     sked_run_change ch = {.rec = &back, .attempt = 1,
                           .from = SKED_RUN_BIT(SKED_RUN_DISPATCHED), .owner = "sched-a"};
     sked_err err = {0};
@@ -3426,6 +3463,7 @@ int main(void)
         R(test_batch_limits),
         R(test_run_update_owner_fence),
         R(test_pg_run_update_lock_order),
+        R(test_run_update_dispatch_fence),
         R(test_pause_cancels_unpublished),
         T(test_sqlite_wait_wake),
         T(test_pg_wait_wake),
