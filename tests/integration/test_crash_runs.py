@@ -401,7 +401,12 @@ def kill_after_premark_not_early():
         S.eq(len(rs), 1, "one run for the one occurrence")
         for r in rs:
             S.eq(r["status"], "succeeded", "the recovered run: status")
-            S.check(T(r, "started_at") is not None and T(r, "started_at") >= at,
+            # its time is `at` to the millisecond (format_time rounds):
+            # judged against the time it was given, not the float
+            S.check(abs(T(r, "scheduled_at") - at) <= 0.0005 + 1e-6,
+                    "the run's time is the one asked for: %s" % r["scheduled_at"])
+            S.check(T(r, "started_at") is not None and
+                    T(r, "started_at") >= T(r, "scheduled_at"),
                     "the recovered run must not start before its time: started %s, due %s"
                     % (r.get("started_at"), r["scheduled_at"]))
         srv.stop()
