@@ -416,10 +416,6 @@ static int sweep_fn(sked_pg_tx *tx, void *arg, sked_err *err)
 
 static int sweep_read(sked_store *st, sweep_job *a, sked_claim *out, sked_err *err)
 {
-    out->runs = NULL;
-    out->specs = NULL;
-    out->nruns = 0;
-    out->more = 0;
     int rc = sked_pg_run(S(st), SKED_PG_READ, sweep_fn, a, err);
     if (rc != 0) {
         sked_pg_runbuf_free(&a->out);

@@ -209,7 +209,6 @@ int sked_pg_run_prune(sked_store *st, sked_walltime older_than,
                       int keep_per_task, int limit, int64_t *deleted,
                       sked_err *err)
 {
-    *deleted = 0;
     if (older_than == SKED_TIME_NONE && keep_per_task <= 0)
         return 0;
     prune_job a = {.s = S(st), .older_than = older_than,

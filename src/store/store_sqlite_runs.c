@@ -240,10 +240,6 @@ int sked_sqlite_run_update(sked_store *st, sked_run_change *changes, size_t n,
 static int sweep_read(sked_store *st, int slot, const char *owner, sked_walltime at,
                       int limit, sked_claim *out, sked_err *err)
 {
-    out->runs = NULL;
-    out->specs = NULL;
-    out->nruns = 0;
-    out->more = 0;
     int rc;
     sked_sqlite_conn *c;
     sqlite3_stmt *q;
@@ -569,7 +565,6 @@ int sked_sqlite_run_prune(sked_store *st, sked_walltime older_than,
                           int keep_per_task, int limit, int64_t *deleted,
                           sked_err *err)
 {
-    *deleted = 0;
     if (older_than == SKED_TIME_NONE && keep_per_task <= 0)
         return 0;
     prune_job a = {.s = S(st), .older_than = older_than,
