@@ -25,6 +25,9 @@
  *     flag, wake, and the loop sees the flag);
  *   - queue names are 1-127 bytes without control characters, prefetch is
  *     1..65535; a tag means something only on the consumer that got it.
+ * A RabbitMQ queue partitioned by its URL (partitions=N) keeps all of
+ * these but FIFO (per partition only) and prefetch (at most prefetch +
+ * N - 1): queue_amqp.c.
  *
  * "mem:" is the process's default in-process broker; "mem:NAME" another,
  * separate one.  Every open of the same URL in a process reaches the same

@@ -8,7 +8,10 @@
  * use; messages are persistent, publishes wait for the publisher confirm
  * (on a quorum queue: fsynced on a majority), consumers ack manually with
  * basic.qos prefetch.  The URL may list several nodes of a cluster; the
- * handle reconnects across them (queue_amqp_url.c has the grammar).
+ * handle reconnects across them (queue_amqp_url.c has the grammar).  With
+ * the URL's partitions=N a sked queue is N quorum queues, published to in
+ * turn and all consumed (queue_amqp.h): a quorum queue is one Raft group,
+ * and N of them spread its work over the broker's cores and nodes.
  *
  * This file is the callers' side of every method: argument checks (the same
  * answers as "mem:"), handing work to the handle's I/O thread and waiting
@@ -40,6 +43,10 @@
  *     settled, buffered or handed out).  AMQP has no way to count other
  *     processes' unacknowledged deliveries; the management API does, and
  *     that is for dashboards, not for this interface;
+ *   - partitioned (partitions=N > 1): FIFO holds per partition only, not
+ *     across them; a consumer holds at most prefetch + N - 1 deliveries
+ *     (its prefetch is shared out per partition, rounded up); depth's
+ *     `ready` is the sum over the partitions;
  *   - ping: 0 while connected; otherwise SKED_EUNAVAIL with the last
  *     connection error (the I/O thread keeps reconnecting meanwhile).
  */
@@ -341,6 +348,9 @@ static int amqp_publish_batch(sked_queue *base, sked_message *msgs, size_t n,
         if (ps[i] == NULL)
             continue;
         ps[i]->seq = ++h->next_seq;
+        /* the partitions in turn (queue_amqp.h) */
+        aq_part_name(msgs[i].queue, (int)(ps[i]->seq % (uint64_t)aq_partitions(&h->conf, msgs[i].queue)),
+                     ps[i]->queue, sizeof ps[i]->queue);
         ps[i]->state = PUB_QUEUED;
         pl_push_tail(&h->unsent, ps[i]);
     }

@@ -54,6 +54,7 @@ typedef struct aconf {
     char cert[AQ_PATH_MAX + 1];
     char key[AQ_PATH_MAX + 1];
     int verify;                        /* check the broker's certificate */
+    int partitions;                    /* broker queues per sked queue   */
 } aconf;
 
 /* Parse an amqp:// or amqps:// URL (grammar in queue_amqp_url.c) into
@@ -66,6 +67,35 @@ int sked_queue_amqp_parse_url(const char *url, aconf *conf,
 
 /* Queue names on the broker: this prefix + the sked queue name. */
 #define AQ_QUEUE_PREFIX "sked.q."
+
+/* With the URL's partitions=N (N > 1) a sked queue NAME is N quorum
+ * queues: "sked.q.NAME" (partition 0, so that N = 1 is the plain layout)
+ * and "sked.q.NAME~1" .. "sked.q.NAME~(N-1)".  '~' is outside the task
+ * queue alphabet (A-Z a-z 0-9 . _ -), so no sked queue's name is another's
+ * partition.  Publishes take the partitions in turn; a consumer consumes
+ * from all of them.  Inboxes (one consumer each) are never partitioned. */
+#define AQ_PARTITIONS_MAX 64
+/* A partition's name below AQ_QUEUE_PREFIX: the sked name + "~63" at most. */
+#define AQ_NAME_MAX (SKED_QUEUE_NAME_MAX + 3)
+/* Room for a broker name with its prefix and NUL. */
+#define AQ_BROKER_NAME_CAP (sizeof AQ_QUEUE_PREFIX + AQ_NAME_MAX)
+
+/* How many partitions sked queue `queue` has under conf. */
+static inline int aq_partitions(const aconf *conf, const char *queue)
+{
+    if (strncmp(queue, SKED_QUEUE_INBOX_PREFIX, strlen(SKED_QUEUE_INBOX_PREFIX)) == 0)
+        return 1;
+    return conf->partitions > 1 ? conf->partitions : 1;
+}
+
+/* Partition k's name below AQ_QUEUE_PREFIX (out: AQ_NAME_MAX + 1 bytes). */
+static inline void aq_part_name(const char *queue, int k, char *out, size_t cap)
+{
+    if (k == 0)
+        snprintf(out, cap, "%s", queue);
+    else
+        snprintf(out, cap, "%s~%u", queue, (unsigned)k % AQ_PARTITIONS_MAX);
+}
 
 /* Fixed channels: declarations and passive declarations (a failed passive
  * declare closes its channel, so it must not be a busy one), publishing in
@@ -103,7 +133,7 @@ typedef struct apub {
     int rc;                            /* lock, when DONE               */
     char msg[200];
     pthread_cond_t cond;               /* signalled when DONE           */
-    char queue[SKED_QUEUE_NAME_MAX + 1];
+    char queue[AQ_NAME_MAX + 1];       /* const: its partition's name   */
     size_t len;
     char body[];
 } apub;

@@ -129,7 +129,7 @@ static int declare(ahandle *h, amqp_channel_t ch, const char *queue,
             return rc;
         h->ctl_open = 1;
     }
-    char name[sizeof AQ_QUEUE_PREFIX + SKED_QUEUE_NAME_MAX];
+    char name[AQ_BROKER_NAME_CAP];
     snprintf(name, sizeof name, AQ_QUEUE_PREFIX "%s", queue);
     amqp_table_entry_t arg[] = {
         {.key = amqp_cstring_bytes("x-queue-type"),
@@ -238,7 +238,10 @@ static amqp_channel_t alloc_channel(ahandle *h)
 }
 
 /* Open ch, limit it to prefetch unacknowledged deliveries, declare the
- * queue and start consuming. */
+ * queue and start consuming.  A partitioned queue gets one basic.consume
+ * per partition on ch, each limited to its share of prefetch (rounded up:
+ * RabbitMQ's per-consumer prefetch; quorum queues refuse a channel-wide
+ * one), so the consumer holds at most prefetch + partitions - 1. */
 static int subscribe(ahandle *h, amqp_channel_t ch, const char *queue,
                      int prefetch, char *msg, size_t cap)
 {
@@ -246,21 +249,23 @@ static int subscribe(ahandle *h, amqp_channel_t ch, const char *queue,
     int rc = open_channel(h, ch, msg, cap);
     if (rc != RPC_OK)
         return rc;
-    amqp_basic_qos(h->conn, ch, 0, (uint16_t)prefetch, 0);
+    int parts = aq_partitions(&h->conf, queue);
+    amqp_basic_qos(h->conn, ch, 0, (uint16_t)((prefetch + parts - 1) / parts), 0);
     rc = rpc_result(h, amqp_get_rpc_reply(h->conn), ch, "basic.qos", msg,
                     cap, &code);
-    if (rc != RPC_OK)
-        return rc;
-    rc = declare(h, ch, queue, 0, NULL, msg, cap, &code);
-    if (rc != RPC_OK)
-        return rc;
-    char name[sizeof AQ_QUEUE_PREFIX + SKED_QUEUE_NAME_MAX];
-    snprintf(name, sizeof name, AQ_QUEUE_PREFIX "%s", queue);
-    amqp_basic_consume(h->conn, ch, amqp_cstring_bytes(name),
-                       amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
-    rc = rpc_result(h, amqp_get_rpc_reply(h->conn), ch, "basic.consume",
-                    msg, cap, &code);
-    amqp_maybe_release_buffers_on_channel(h->conn, ch);
+    for (int k = 0; k < parts && rc == RPC_OK; k++) {
+        char part[AQ_NAME_MAX + 1], name[AQ_BROKER_NAME_CAP];
+        aq_part_name(queue, k, part, sizeof part);
+        rc = declare(h, ch, part, 0, NULL, msg, cap, &code);
+        if (rc != RPC_OK)
+            break;
+        snprintf(name, sizeof name, AQ_QUEUE_PREFIX "%s", part);
+        amqp_basic_consume(h->conn, ch, amqp_cstring_bytes(name),
+                           amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
+        rc = rpc_result(h, amqp_get_rpc_reply(h->conn), ch, "basic.consume",
+                        msg, cap, &code);
+        amqp_maybe_release_buffers_on_channel(h->conn, ch);
+    }
     return rc;
 }
 
@@ -335,15 +340,22 @@ int sked_queue_amqp_close_consumer(ahandle *h, acmd *cmd)
 int sked_queue_amqp_depth_query(ahandle *h, acmd *cmd)
 {
     char msg[200];
-    int code;
-    uint32_t count = 0;
-    int rc = declare(h, CH_CONTROL, cmd->queue, 1, &count, msg, sizeof msg,
-                     &code);
+    int code, rc = RPC_OK;
+    int64_t ready = 0;
+    for (int k = 0; k < aq_partitions(&h->conf, cmd->queue); k++) {
+        char part[AQ_NAME_MAX + 1];
+        uint32_t count = 0;
+        aq_part_name(cmd->queue, k, part, sizeof part);
+        rc = declare(h, CH_CONTROL, part, 1, &count, msg, sizeof msg, &code);
+        if (rc == RPC_CHANNEL && code == AMQP_NOT_FOUND)
+            rc = RPC_OK;        /* never used: empty */
+        if (rc != RPC_OK)
+            break;
+        ready += count;
+    }
     pthread_mutex_lock(&h->lock);
     if (rc == RPC_OK) {
-        cmd->ready = count;
-    } else if (rc == RPC_CHANNEL && code == AMQP_NOT_FOUND) {
-        cmd->ready = 0;         /* never used: empty */
+        cmd->ready = ready;
     } else if (rc == RPC_CHANNEL) {
         cmd->rc = sked_err_set(cmd->err, SKED_EIO, "queue", 0, "%s", msg);
     } else {

@@ -253,7 +253,7 @@ static int send_publishes(ahandle *h)
 
         /* p stays ours until confirmed: only this thread frees a message
          * in flight. */
-        char name[sizeof AQ_QUEUE_PREFIX + SKED_QUEUE_NAME_MAX];
+        char name[AQ_BROKER_NAME_CAP];
         snprintf(name, sizeof name, AQ_QUEUE_PREFIX "%s", p->queue);
         char id[24];
         snprintf(id, sizeof id, "%llu", (unsigned long long)p->seq);

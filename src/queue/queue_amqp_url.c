@@ -18,6 +18,10 @@
  *                                           confirm and consumer_open for its
  *                                           subscription, reconnects
  *                                           included; 30
+ *            / "partitions=" N              1-64 quorum queues per sked queue
+ *                                           (queue_amqp.h); default 1.  Every
+ *                                           process of a cluster must name
+ *                                           the same N
  *            / "cacert=" PATH / "cert=" PATH / "key=" PATH
  *            / "verify=" ( "0" / "1" )      amqps only; verify defaults to 1,
  *                                           cacert to the system bundle
@@ -185,6 +189,15 @@ static int parse_param(const char *s, size_t n, aconf *conf, sked_err *err)
         if (parse_seconds(key, val, 86400, 0, 0, &d, err) != 0)
             return SKED_EINVAL;
         conf->timeout_us = (int64_t)(d * 1e6);
+    } else if (strcmp(key, "partitions") == 0) {
+        char *end;
+        errno = 0;
+        long v = strtol(val, &end, 10);
+        if (val[0] < '0' || val[0] > '9' || *end != '\0' || errno != 0 || v < 1 ||
+            v > AQ_PARTITIONS_MAX)
+            return bad(err, key, "partitions must be a number from 1 to 64, not \"%.*s\"",
+                       val, strlen(val));
+        conf->partitions = (int)v;
     } else if (strcmp(key, "cacert") == 0 || strcmp(key, "cert") == 0 ||
                strcmp(key, "key") == 0 || strcmp(key, "verify") == 0) {
         if (!conf->tls)
@@ -227,6 +240,7 @@ int sked_queue_amqp_parse_url(const char *url, aconf *conf, sked_err *err)
     conf->timeout_us = 30 * SKED_USEC_PER_SEC;
     conf->rpc_timeout_us = 15 * SKED_USEC_PER_SEC;
     conf->verify = 1;
+    conf->partitions = 1;
 
     size_t alen = strcspn(p, "/?");
     const char *auth_end = p + alen;

@@ -1014,6 +1014,76 @@ static void test_two_consumers_share(void **state)
     expect_depth(f->q, f->name, 0, 0);
 }
 
+/* ---- partitioned queues (RabbitMQ) -------------------------------------- */
+
+/* partitions=3 (queue_amqp.h): publishes, single or batched, take the
+ * partitions in turn, so a handle without the option (which sees only
+ * partition 0, "sked.q.NAME") finds a third of them; a consumer gets every
+ * message exactly once from all three, holding prefetch + 2 at most
+ * (prefetch 4: 2 per partition); depth sums the partitions; an inbox is
+ * never partitioned. */
+static void test_amqp_partitions(void **state)
+{
+    fixture *f = *state;
+    enum { N = 30, P = 3 };
+    char purl[sizeof url + 32], s[32];
+    snprintf(purl, sizeof purl, "%s%cpartitions=%d", url, strchr(url, '?') ? '&' : '?', P);
+    sked_queue *pq = open_queue(purl);
+    static char bodies[N][16];
+    sked_message m[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(s, sizeof s, "a%02d", i);
+        publish(pq, f->name, s);
+        snprintf(bodies[i], sizeof bodies[i], "b%02d", i);
+        m[i] = (sked_message){.queue = f->name, .body = bodies[i], .len = 3};
+    }
+    sked_err err = {0};
+    assert_int_equal(sked_queue_publish_batch(pq, m, N, &err), 0);
+    expect_depth(pq, f->name, 2 * N, 0);
+    expect_depth(f->q, f->name, 2 * N / P, 0);
+
+    sked_consumer *c = NULL;
+    assert_int_equal(sked_queue_consumer_open(pq, f->name, 4, &c, &err), 0);
+    int seen[2][N] = {{0}};
+    uint64_t held[2 * P];
+    int nheld = 0;
+    for (int got = 0; got < 2 * N;) {
+        sked_delivery d;
+        if (nheld < 2 * P) {
+            get(c, &d);
+        } else {
+            get_none(c); /* prefetch 4 over 3 partitions: 6 held, no more */
+            for (int i = 0; i < nheld; i++)
+                ack(c, held[i]);
+            nheld = 0;
+            continue;
+        }
+        assert_int_equal(d.len, 3);
+        int k = atoi(d.body + 1);
+        assert_true((d.body[0] == 'a' || d.body[0] == 'b') && k >= 0 && k < N);
+        assert_int_equal(seen[d.body[0] == 'b'][k]++, 0);
+        assert_string_equal(d.queue, f->name);
+        held[nheld++] = d.tag;
+        got++;
+        sked_delivery_deinit(&d);
+    }
+    for (int i = 0; i < nheld; i++)
+        ack(c, held[i]);
+    get_none(c);
+    expect_depth(pq, f->name, 0, 0);
+    sked_queue_consumer_close(c);
+
+    char inbox[SKED_QUEUE_NAME_MAX + 1];
+    snprintf(inbox, sizeof inbox, SKED_QUEUE_INBOX_PREFIX "%.100s", f->name);
+    for (int i = 0; i < P; i++)
+        publish(pq, inbox, "to me");
+    expect_depth(f->q, inbox, P, 0);
+    c = consumer(f, inbox, P);
+    for (int i = 0; i < P; i++)
+        ack(c, get_str(c, "to me", 0));
+    sked_queue_close(pq);
+}
+
 /* ---- the wrappers ------------------------------------------------------ */
 
 /* A backend that has nothing: every wrapper says ENOTSUP, none crashes. */
@@ -1061,6 +1131,11 @@ static void test_amqp_bad_urls(void **state)
         "amqp://host/?heartbeat=abc",
         "amqp://host/?timeout=0",
         "amqp://host/?nosuch=1",
+        "amqp://host/?partitions=0",
+        "amqp://host/?partitions=65",
+        "amqp://host/?partitions=-2",
+        "amqp://host/?partitions=2x",
+        "amqp://host/?partitions=",
         "amqp://host/?cacert=/x",       /* TLS options need amqps: */
         "amqp://us%zzer@host/",
         "amqp://host/v%00h",
@@ -1363,6 +1438,7 @@ int main(void)
         T(test_ack_from_other_thread),
         T(test_close_wakes_waiter),
         T(test_two_consumers_share),
+        T(test_amqp_partitions),
         T(test_reconnect),
         cmocka_unit_test(test_amqp_bad_urls),
         cmocka_unit_test(test_wrappers_enotsup),

@@ -48,7 +48,8 @@ One deployment for the whole file: `sked api`, three `sked scheduler`
   running a run; the job comes back to the other worker, which reports it
   without running it; the first worker reconnects and its result counts
   (attempt 1, executed once).
-- scheduler_stopped_after_mark, packed_jobs: see their docstrings.
+- scheduler_stopped_after_mark, packed_jobs, packed_pending_returned_at_stop,
+  partitioned_queues: see their docstrings.
 - scheduler_killed: SIGKILL one scheduler while 30 every-second tasks run:
   every second of every task still gets exactly one run, each started
   within 10 s of its time (a dead scheduler's claims are taken over when
@@ -701,6 +702,23 @@ def run_ids(cl, tasks, at):
     return ids
 
 
+def burst_reaches_sink(cl, sink, n, **over):
+    """n one-time http tasks due at one instant 3 s from now (task fields
+    `over`): each gets a run, and each run reaches the sink within 2 s of
+    that instant, none early.  Returns the tasks and their runs' ids."""
+    at = time.time() + 3.0
+    tasks = [must(cl.post("/v1/tasks", http_task(sink, at, **over)), 201, "create")["id"]
+             for _ in range(n)]
+    ids = run_ids(cl, tasks, at)
+    S.eq(len(ids), n, "runs recorded")
+    wait_until(lambda: all(sink.first.get(i) for i in ids), at + 10.0 - time.time(), 0.05)
+    lag = [sink.first[i] - at for i in ids if i in sink.first]
+    S.eq(len(lag), n, "runs that reached the sink")
+    S.check(lag and max(lag) < 2.0 and min(lag) >= -0.001,
+            "started at their time: lag %.3f-%.3f s" % (min(lag or [0]), max(lag or [0])))
+    return tasks, ids
+
+
 @S.test(timeout=60)
 def packed_jobs():
     """A scheduler with --jobs-per-message 8 packs the runs of one queue it
@@ -718,16 +736,7 @@ def packed_jobs():
         direct, cl = own_db_api("sked_fault5", nodes)
         nodes.append(node("scheduler", "--store", direct, "--queue", queue, "--name", "pk",
                           "--jobs-per-message", "8"))
-        at = time.time() + 3.0
-        tasks = [must(cl.post("/v1/tasks", http_task(sink, at)), 201, "create")["id"]
-                 for _ in range(50)]
-        ids = run_ids(cl, tasks, at)
-        S.eq(len(ids), 50, "runs recorded")
-        wait_until(lambda: all(sink.first.get(i) for i in ids), at + 10.0 - time.time(), 0.1)
-        lag = [sink.first[i] - at for i in ids if i in sink.first]
-        S.eq(len(lag), 50, "runs that reached the sink")
-        S.check(lag and max(lag) < 2.0 and min(lag) >= -0.001,
-                "started at their time: lag %.3f-%.3f s" % (min(lag or [0]), max(lag or [0])))
+        _, ids = burst_reaches_sink(cl, sink, 50)
         time.sleep(1.0)          # a second copy of any would come about now
         twice = [i for i in ids if sink.seen.get(i, 0) != 1]
         S.check(not twice, "each run reached the sink once; %d did not" % len(twice))
@@ -821,6 +830,52 @@ def packed_pending_returned_at_stop():
         for n in nodes:
             n.cleanup()
         slow.shutdown()
+        for s in env["schedulers"]:
+            s.start()
+
+
+@S.test(timeout=60)
+def partitioned_queues():
+    """A scheduler and a worker whose queue URL says partitions=3 (each sked
+    queue is three quorum queues, queue_amqp.h): 60 one-time http tasks of
+    queue "parted" due at one instant each run once, as attempt 1, at their
+    time, and each run is recorded succeeded - the job messages went out to
+    the three partitions of sked.q.parted and the events to those of
+    sked.events, and the worker and the scheduler consumed all of them (a
+    consumer of partition 0 alone would leave two thirds behind).  The
+    deployment's schedulers, which consume only partition 0 of the events,
+    are stopped meanwhile."""
+    sink = Sink()
+    nodes = []
+    for s in env["schedulers"]:
+        s.stop()
+    try:
+        queue = env["queue"] + ("&" if "?" in env["queue"] else "?") + "partitions=3"
+        nodes.append(node("scheduler", "--store", env["store"], "--queue", queue, "--name",
+                          "pt-sched"))
+        worker = node("worker", "--queue", queue, "--name", "w-parted", "--queues", "parted",
+                      "--workers", "50")
+        nodes.append(worker)
+        cl = client()
+        tasks, ids = burst_reaches_sink(cl, sink, 60, queue="parted")
+
+        def settled():
+            rs = [r for t in tasks for r in runs_of(cl, t)]
+            return rs if len(rs) == 60 and all(r["status"] == "succeeded" for r in rs) else None
+        rs = wait_until(settled, 10.0, 0.1)
+        S.check(rs, "one run per task, each recorded succeeded (events from all partitions)")
+        S.check(rs and all(r["attempt"] == 1 for r in rs), "each run's attempt is 1")
+        S.check(all(sink.seen.get(i) == 1 for i in ids), "each run reached the sink once")
+        ctl = subprocess.run(["scripts/rabbit-test", "ctl", env["rabbit_dir"], "list_queues",
+                              "name"], capture_output=True, text=True, timeout=60)
+        names = set(ctl.stdout.split())
+        want = {"sked.q.parted", "sked.q.parted~1", "sked.q.parted~2", "sked.q.sked.events~2"}
+        S.check(want <= names, "the broker holds the partitions: missing %s"
+                % sorted(want - names))
+    finally:
+        for n in nodes:
+            n.cleanup()
+        sink.shutdown()
         for s in env["schedulers"]:
             s.start()
 

@@ -42,7 +42,8 @@ static inline size_t sked_test_for_backend(struct CMUnitTest *tests, size_t n,
                                            const char *backend)
 {
     static const char *const owners[][2] = {
-        {"test_sqlite_", "sqlite"}, {"test_pg_", "postgres"}, {"test_mem_", "mem"}};
+        {"test_sqlite_", "sqlite"}, {"test_pg_", "postgres"}, {"test_mem_", "mem"},
+        {"test_amqp_", "amqp"}};
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         int keep = 1;
