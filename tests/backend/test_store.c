@@ -3290,6 +3290,48 @@ static void *update_thread(void *p)
     return NULL;
 }
 
+/* While `hold` holds run b and a writer waits for it: whether the writer
+ * holds a (it locks in id order) rather than c.  Waits until the writer is
+ * blocked by hold and by nothing else; *waits says whether it ever was. */
+static int holds_first_not_last(PGconn *hold, PGconn *look, const char *a, const char *c,
+                                 int *waits)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_stat_activity "
+             "WHERE %d = ANY (pg_blocking_pids(pid))", PQbackendPID(hold));
+    *waits = 0;
+    for (int i = 0; i < 500 && !*waits; i++) {
+        *waits = admin_long(look, sql) > 0;
+        if (!*waits)
+            usleep(10000);
+    }
+    /* the rows of a and c nobody holds */
+    admin_exec(look, "BEGIN");
+    snprintf(sql, sizeof sql, "SELECT id FROM runs WHERE id IN ('%s', '%s') "
+             "FOR UPDATE SKIP LOCKED", a, c);
+    PGresult *free_rows = PQexec(look, sql);
+    int ok = PQresultStatus(free_rows) == PGRES_TUPLES_OK && PQntuples(free_rows) == 1 &&
+             strcmp(PQgetvalue(free_rows, 0, 0), c) == 0;
+    PQclear(free_rows);
+    admin_exec(look, "ROLLBACK");
+    return ok;
+}
+
+/* Runs a < b < c stored c, b, a (so the table and a plain index scan have
+ * them backwards), and a transaction on `hold` holding b. */
+static void runs_backwards_b_held(fixture *f, sked_walltime T, const char tasks[][SKED_ID_LEN + 1],
+                                  sked_run_rec r[3], PGconn *hold)
+{
+    for (int i = 0; i < 3; i++)
+        mk_run(&r[i], f->ns, tasks[i], T + i * SEC); /* ids ascending */
+    for (int i = 2; i >= 0; i--)
+        run_insert_ok(f->st, &r[i]);
+    char sql[256];
+    admin_exec(hold, "BEGIN");
+    snprintf(sql, sizeof sql, "SELECT 1 FROM runs WHERE id = '%s' FOR UPDATE", r[1].id);
+    admin_exec(hold, sql);
+}
+
 /* A batch of run changes locks its runs in id order before changing any,
  * whatever order the batch and the table have them in, so two batches
  * that share runs (schedulers writing events of the same runs) wait for
@@ -3304,15 +3346,8 @@ static void test_pg_run_update_lock_order(void **state)
     mk_due(f->st, f->ns, 3, T + 3600 * SEC, NULL, tasks);
     sked_run_rec r[3], w[3];
     sked_run_change ch[3];
-    for (int i = 0; i < 3; i++)
-        mk_run(&r[i], f->ns, tasks[i], T); /* ids ascending */
-    for (int i = 2; i >= 0; i--)
-        run_insert_ok(f->st, &r[i]);
     PGconn *hold = admin_conn(), *look = admin_conn();
-    char sql[256];
-    admin_exec(hold, "BEGIN");
-    snprintf(sql, sizeof sql, "SELECT 1 FROM runs WHERE id = '%s' FOR UPDATE", r[1].id);
-    admin_exec(hold, sql);
+    runs_backwards_b_held(f, T, (const char (*)[SKED_ID_LEN + 1])tasks, r, hold);
     for (int k = 0; k < 3; k++) {
         w[k] = r[2 - k];
         w[k].due_at = T + 1;
@@ -3322,35 +3357,70 @@ static void test_pg_run_update_lock_order(void **state)
     update_arg a = {.st = f->st, .ch = ch, .n = 3};
     pthread_t th;
     pthread_create(&th, NULL, update_thread, &a);
-    /* until the batch waits for hold (and for nothing else) */
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_stat_activity "
-             "WHERE %d = ANY (pg_blocking_pids(pid))", PQbackendPID(hold));
-    int waits = 0;
-    for (int i = 0; i < 500 && !waits; i++) {
-        waits = admin_long(look, sql) > 0;
-        if (!waits)
-            usleep(10000);
-    }
-    /* the rows of a and c nobody holds */
-    admin_exec(look, "BEGIN");
-    snprintf(sql, sizeof sql, "SELECT id FROM runs WHERE id IN ('%s', '%s') "
-             "FOR UPDATE SKIP LOCKED", r[0].id, r[2].id);
-    PGresult *free_rows = PQexec(look, sql);
-    assert_int_equal(PQresultStatus(free_rows), PGRES_TUPLES_OK);
-    int n_free = PQntuples(free_rows);
-    int c_free = n_free == 1 && strcmp(PQgetvalue(free_rows, 0, 0), r[2].id) == 0;
-    PQclear(free_rows);
-    admin_exec(look, "ROLLBACK");
+    int waits;
+    int in_order = holds_first_not_last(hold, look, r[0].id, r[2].id, &waits);
     admin_exec(hold, "COMMIT");
     pthread_join(th, NULL); /* before any assert: nothing left waiting */
     assert_true(waits);
-    assert_int_equal(n_free, 1);
-    assert_true(c_free);
+    assert_true(in_order);
     assert_int_equal(a.rc, 0);
     for (int k = 0; k < 3; k++) {
         assert_int_equal(ch[k].result, 0);
         sked_run_rec got = run_of(f->st, f->ns, r[k].id);
         assert_int_equal(got.due_at, T + 1);
+        sked_run_rec_deinit(&got);
+    }
+    PQfinish(hold);
+    PQfinish(look);
+}
+
+typedef struct pause_arg {
+    sked_store *st;
+    sked_task_rec *t;
+    int rc;
+} pause_arg;
+
+static void *pause_thread(void *p)
+{
+    pause_arg *a = p;
+    sked_err err = {0};
+    a->rc = sked_store_task_update(a->st, a->t, 0, &err);
+    return NULL;
+}
+
+/* A pause cancels its task's unpublished runs locking them in id order
+ * too (an event batch of the same runs must not deadlock with it): three
+ * runs of one task a < b < c stored c, b, a, b held; the waiting pause
+ * holds a, not c. */
+static void test_pg_pause_lock_order(void **state)
+{
+    fixture *f = *state;
+    sked_walltime T = new_base();
+    char task[1][SKED_ID_LEN + 1], tasks[3][SKED_ID_LEN + 1];
+    mk_due(f->st, f->ns, 1, T + 3600 * SEC, NULL, task);
+    for (int i = 0; i < 3; i++)
+        memcpy(tasks[i], task[0], sizeof tasks[i]);
+    sked_run_rec r[3];
+    PGconn *hold = admin_conn(), *look = admin_conn();
+    runs_backwards_b_held(f, T, (const char (*)[SKED_ID_LEN + 1])tasks, r, hold);
+    sked_task_rec t = task_of(f->st, f->ns, task[0]);
+    t.state = SKED_TASK_PAUSED;
+    t.next_run_at = SKED_TIME_NONE;
+    t.updated_at = T;
+    pause_arg a = {.st = f->st, .t = &t};
+    pthread_t th;
+    pthread_create(&th, NULL, pause_thread, &a);
+    int waits;
+    int in_order = holds_first_not_last(hold, look, r[0].id, r[2].id, &waits);
+    admin_exec(hold, "COMMIT");
+    pthread_join(th, NULL);
+    sked_task_rec_deinit(&t);
+    assert_true(waits);
+    assert_true(in_order);
+    assert_int_equal(a.rc, 0);
+    for (int k = 0; k < 3; k++) {
+        sked_run_rec got = run_of(f->st, f->ns, r[k].id);
+        assert_int_equal(got.status, SKED_RUN_CANCELED);
         sked_run_rec_deinit(&got);
     }
     PQfinish(hold);
@@ -3463,6 +3533,7 @@ int main(void)
         R(test_batch_limits),
         R(test_run_update_owner_fence),
         R(test_pg_run_update_lock_order),
+        R(test_pg_pause_lock_order),
         R(test_run_update_dispatch_fence),
         R(test_pause_cancels_unpublished),
         T(test_sqlite_wait_wake),
