@@ -26,8 +26,8 @@
  *   - queue names are 1-127 bytes without control characters, prefetch is
  *     1..65535; a tag means something only on the consumer that got it.
  * A RabbitMQ queue partitioned by its URL (partitions=N) keeps all of
- * these but FIFO (per partition only) and prefetch (at most prefetch +
- * N - 1): queue_amqp.c.
+ * these but FIFO and the requeued message's place at the head (per
+ * partition only) and prefetch (at most max(prefetch, N)): queue_amqp.c.
  *
  * "mem:" is the process's default in-process broker; "mem:NAME" another,
  * separate one.  Every open of the same URL in a process reaches the same

@@ -43,10 +43,11 @@
  *     settled, buffered or handed out).  AMQP has no way to count other
  *     processes' unacknowledged deliveries; the management API does, and
  *     that is for dashboards, not for this interface;
- *   - partitioned (partitions=N > 1): FIFO holds per partition only, not
- *     across them; a consumer holds at most prefetch + N - 1 deliveries
- *     (its prefetch is shared out per partition, rounded up); depth's
- *     `ready` is the sum over the partitions;
+ *   - partitioned (partitions=N > 1): FIFO, and a requeued message's
+ *     place at the head, hold per partition only, not across them; a
+ *     consumer's prefetch is shared out over the partitions (at least 1
+ *     each, so it holds at most max(prefetch, N)); depth's `ready` is the
+ *     sum over the partitions, one passive declare each;
  *   - ping: 0 while connected; otherwise SKED_EUNAVAIL with the last
  *     connection error (the I/O thread keeps reconnecting meanwhile).
  */
@@ -323,6 +324,19 @@ static int pub_wait(ahandle *h, apub *p, sked_message *m, const struct timespec 
     return rc;
 }
 
+/* The partition queue's next message goes to: each in turn (caller holds
+ * h->lock). */
+static int next_partition(ahandle *h, const char *queue)
+{
+    int parts = aq_partitions(&h->conf, queue);
+    if (parts == 1)
+        return 0;
+    uint32_t hash = 2166136261u; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)queue; *p; p++)
+        hash = (hash ^ *p) * 16777619u;
+    return (int)(h->part_turn[hash % AQ_TURNS]++ % (uint32_t)parts);
+}
+
 static int amqp_publish_batch(sked_queue *base, sked_message *msgs, size_t n,
                               sked_err *err)
 {
@@ -348,9 +362,8 @@ static int amqp_publish_batch(sked_queue *base, sked_message *msgs, size_t n,
         if (ps[i] == NULL)
             continue;
         ps[i]->seq = ++h->next_seq;
-        /* the partitions in turn (queue_amqp.h) */
-        aq_part_name(msgs[i].queue, (int)(ps[i]->seq % (uint64_t)aq_partitions(&h->conf, msgs[i].queue)),
-                     ps[i]->queue, sizeof ps[i]->queue);
+        aq_part_name(msgs[i].queue, next_partition(h, msgs[i].queue), ps[i]->queue,
+                     sizeof ps[i]->queue);
         ps[i]->state = PUB_QUEUED;
         pl_push_tail(&h->unsent, ps[i]);
     }

@@ -80,6 +80,11 @@ int sked_queue_amqp_parse_url(const char *url, aconf *conf,
 /* Room for a broker name with its prefix and NUL. */
 #define AQ_BROKER_NAME_CAP (sizeof AQ_QUEUE_PREFIX + AQ_NAME_MAX)
 
+/* Publishers' turns over the partitions are counted per queue name hash:
+ * a counter shared by all queues would give a queue the same partition
+ * every time when batches mix queues in step with N. */
+#define AQ_TURNS 256
+
 /* How many partitions sked queue `queue` has under conf. */
 static inline int aq_partitions(const aconf *conf, const char *queue)
 {
@@ -240,6 +245,7 @@ struct ahandle {
     aconsumer *consumers;              /* lock                          */
     uint32_t sgen_counter;             /* lock                          */
     uint64_t next_seq;                 /* lock                          */
+    uint32_t part_turn[AQ_TURNS];      /* lock: next partition, by name hash */
 
     /* io */
     amqp_connection_state_t conn;

@@ -239,24 +239,25 @@ static amqp_channel_t alloc_channel(ahandle *h)
 
 /* Open ch, limit it to prefetch unacknowledged deliveries, declare the
  * queue and start consuming.  A partitioned queue gets one basic.consume
- * per partition on ch, each limited to its share of prefetch (rounded up:
- * RabbitMQ's per-consumer prefetch; quorum queues refuse a channel-wide
- * one), so the consumer holds at most prefetch + partitions - 1. */
+ * per partition on ch, each after a basic.qos of its share of prefetch
+ * (per consumer, which is what quorum queues take: they refuse a
+ * channel-wide one): prefetch / N, one more for the first prefetch % N,
+ * and at least 1, so the consumer holds at most max(prefetch, N). */
 static int subscribe(ahandle *h, amqp_channel_t ch, const char *queue,
                      int prefetch, char *msg, size_t cap)
 {
     int code;
     int rc = open_channel(h, ch, msg, cap);
-    if (rc != RPC_OK)
-        return rc;
     int parts = aq_partitions(&h->conf, queue);
-    amqp_basic_qos(h->conn, ch, 0, (uint16_t)((prefetch + parts - 1) / parts), 0);
-    rc = rpc_result(h, amqp_get_rpc_reply(h->conn), ch, "basic.qos", msg,
-                    cap, &code);
     for (int k = 0; k < parts && rc == RPC_OK; k++) {
+        int share = prefetch / parts + (k < prefetch % parts);
+        amqp_basic_qos(h->conn, ch, 0, (uint16_t)(share > 0 ? share : 1), 0);
+        rc = rpc_result(h, amqp_get_rpc_reply(h->conn), ch, "basic.qos", msg,
+                        cap, &code);
         char part[AQ_NAME_MAX + 1], name[AQ_BROKER_NAME_CAP];
         aq_part_name(queue, k, part, sizeof part);
-        rc = declare(h, ch, part, 0, NULL, msg, cap, &code);
+        if (rc == RPC_OK)
+            rc = declare(h, ch, part, 0, NULL, msg, cap, &code);
         if (rc != RPC_OK)
             break;
         snprintf(name, sizeof name, AQ_QUEUE_PREFIX "%s", part);

@@ -1016,24 +1016,31 @@ static void test_two_consumers_share(void **state)
 
 /* ---- partitioned queues (RabbitMQ) -------------------------------------- */
 
-/* partitions=3 (queue_amqp.h): publishes, single or batched, take the
- * partitions in turn, so a handle without the option (which sees only
- * partition 0, "sked.q.NAME") finds a third of them; a consumer gets every
- * message exactly once from all three, holding prefetch + 2 at most
- * (prefetch 4: 2 per partition); depth sums the partitions; an inbox is
- * never partitioned. */
+/* partitions=3 (queue_amqp.h): publishes, single or batched, take each
+ * queue's partitions in turn, also when two queues alternate - so a
+ * handle without the option (which sees only partition 0, "sked.q.NAME")
+ * finds a third of them; depth sums the partitions, those not made yet
+ * counting 0; a consumer gets every message exactly once from all three,
+ * holding no more than its prefetch (4: 2 + 1 + 1); an inbox is never
+ * partitioned. */
 static void test_amqp_partitions(void **state)
 {
     fixture *f = *state;
-    enum { N = 30, P = 3 };
+    enum { N = 30, P = 3, PREFETCH = 4 };
     char purl[sizeof url + 32], s[32];
     snprintf(purl, sizeof purl, "%s%cpartitions=%d", url, strchr(url, '?') ? '&' : '?', P);
     sked_queue *pq = open_queue(purl);
+    publish(pq, f->name, "a00");
+    expect_depth(pq, f->name, 1, 0); /* partitions 1 and 2 not made yet */
     static char bodies[N][16];
     sked_message m[N];
     for (int i = 0; i < N; i++) {
-        snprintf(s, sizeof s, "a%02d", i);
-        publish(pq, f->name, s);
+        if (i > 0) {
+            snprintf(s, sizeof s, "a%02d", i);
+            publish(pq, f->name, s);
+        }
+        publish(pq, f->name2, "other"); /* in step with 3 if turns were shared */
+        publish(pq, f->name2, "other");
         snprintf(bodies[i], sizeof bodies[i], "b%02d", i);
         m[i] = (sked_message){.queue = f->name, .body = bodies[i], .len = 3};
     }
@@ -1041,23 +1048,24 @@ static void test_amqp_partitions(void **state)
     assert_int_equal(sked_queue_publish_batch(pq, m, N, &err), 0);
     expect_depth(pq, f->name, 2 * N, 0);
     expect_depth(f->q, f->name, 2 * N / P, 0);
+    expect_depth(pq, f->name2, 2 * N, 0);
+    expect_depth(f->q, f->name2, 2 * N / P, 0);
 
     sked_consumer *c = NULL;
-    assert_int_equal(sked_queue_consumer_open(pq, f->name, 4, &c, &err), 0);
+    assert_int_equal(sked_queue_consumer_open(pq, f->name, PREFETCH, &c, &err), 0);
     int seen[2][N] = {{0}};
-    uint64_t held[2 * P];
+    uint64_t held[PREFETCH];
     int nheld = 0;
     for (int got = 0; got < 2 * N;) {
-        sked_delivery d;
-        if (nheld < 2 * P) {
-            get(c, &d);
-        } else {
-            get_none(c); /* prefetch 4 over 3 partitions: 6 held, no more */
+        if (nheld == PREFETCH) {
+            get_none(c); /* no more than its prefetch */
             for (int i = 0; i < nheld; i++)
                 ack(c, held[i]);
             nheld = 0;
             continue;
         }
+        sked_delivery d;
+        get(c, &d);
         assert_int_equal(d.len, 3);
         int k = atoi(d.body + 1);
         assert_true((d.body[0] == 'a' || d.body[0] == 'b') && k >= 0 && k < N);
