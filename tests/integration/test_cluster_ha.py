@@ -11,6 +11,12 @@ up --ha) loses one of them, under load (DESIGN §2, §7).
   rabbit-1 stays down 10 s, then is started again and rejoins.
 - cluster_down: the contract over the whole run; `down` stops everything.
 
+Every process's queue URL says partitions=2 (SKED_QUEUE_PARTITIONS, read by
+scripts/cluster): each sked queue, the events queue included, is two
+quorum queues, so the node loss also hits consumers of several queues on
+one channel and publishers taking partitions in turn (test_cluster.py
+keeps one).
+
 Run: python3 tests/integration/test_cluster_ha.py [TEST_NAME...]
 """
 import os
@@ -24,12 +30,15 @@ from clustertest import (bring_down, bring_up, check_invariants, run_suite,  # n
                          wait_state)
 
 S = Suite("test_cluster_ha", timeout=90)
+os.environ["SKED_QUEUE_PARTITIONS"] = "2"   # scripts/cluster's queue URL
 C = {"cluster": None, "load": None}
 
 
 @S.test(timeout=240)
 def cluster_up():
     bring_up(S, C, ha=True)
+    S.check("partitions=2" in C["cluster"].env.get("SKED_QUEUE_URL", ""),
+            "the queue URL says partitions=2: %s" % C["cluster"].env.get("SKED_QUEUE_URL"))
 
 
 @S.test(timeout=120)
