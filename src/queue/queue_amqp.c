@@ -263,7 +263,8 @@ static int amqp_ping(sked_queue *base, sked_err *err)
 
 /* ---- publishing -------------------------------------------------------- */
 
-/* A message copied for the I/O thread, or NULL with err set. */
+/* A message copied for the I/O thread, or NULL with err set.  Its queue
+ * (the partition's name) is set when it is queued. */
 static apub *pub_new(const sked_message *m, sked_err *err)
 {
     int rc = check_name(m->queue, err);
@@ -285,7 +286,6 @@ static apub *pub_new(const sked_message *m, sked_err *err)
     }
     memset(p, 0, sizeof *p);
     cond_init_mono(&p->cond);
-    snprintf(p->queue, sizeof p->queue, "%s", m->queue);
     p->len = m->len;
     if (m->len > 0)
         memcpy(p->body, m->body, m->len);

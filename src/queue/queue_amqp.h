@@ -99,7 +99,7 @@ static inline void aq_part_name(const char *queue, int k, char *out, size_t cap)
     if (k == 0)
         snprintf(out, cap, "%s", queue);
     else
-        snprintf(out, cap, "%s~%u", queue, (unsigned)k % AQ_PARTITIONS_MAX);
+        snprintf(out, cap, "%s~%u", queue, (unsigned)k % AQ_PARTITIONS_MAX); /* k < 64 */
 }
 
 /* Fixed channels: declarations and passive declarations (a failed passive

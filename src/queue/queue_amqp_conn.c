@@ -251,20 +251,20 @@ static int subscribe(ahandle *h, amqp_channel_t ch, const char *queue,
     int parts = aq_partitions(&h->conf, queue);
     for (int k = 0; k < parts && rc == RPC_OK; k++) {
         int share = prefetch / parts + (k < prefetch % parts);
+        char part[AQ_NAME_MAX + 1], name[AQ_BROKER_NAME_CAP];
+        aq_part_name(queue, k, part, sizeof part);
+        snprintf(name, sizeof name, AQ_QUEUE_PREFIX "%s", part);
         amqp_basic_qos(h->conn, ch, 0, (uint16_t)(share > 0 ? share : 1), 0);
         rc = rpc_result(h, amqp_get_rpc_reply(h->conn), ch, "basic.qos", msg,
                         cap, &code);
-        char part[AQ_NAME_MAX + 1], name[AQ_BROKER_NAME_CAP];
-        aq_part_name(queue, k, part, sizeof part);
         if (rc == RPC_OK)
             rc = declare(h, ch, part, 0, NULL, msg, cap, &code);
-        if (rc != RPC_OK)
-            break;
-        snprintf(name, sizeof name, AQ_QUEUE_PREFIX "%s", part);
-        amqp_basic_consume(h->conn, ch, amqp_cstring_bytes(name),
-                           amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
-        rc = rpc_result(h, amqp_get_rpc_reply(h->conn), ch, "basic.consume",
-                        msg, cap, &code);
+        if (rc == RPC_OK) {
+            amqp_basic_consume(h->conn, ch, amqp_cstring_bytes(name),
+                               amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
+            rc = rpc_result(h, amqp_get_rpc_reply(h->conn), ch, "basic.consume",
+                            msg, cap, &code);
+        }
         amqp_maybe_release_buffers_on_channel(h->conn, ch);
     }
     return rc;
@@ -343,7 +343,8 @@ int sked_queue_amqp_depth_query(ahandle *h, acmd *cmd)
     char msg[200];
     int code, rc = RPC_OK;
     int64_t ready = 0;
-    for (int k = 0; k < aq_partitions(&h->conf, cmd->queue); k++) {
+    int parts = aq_partitions(&h->conf, cmd->queue);
+    for (int k = 0; k < parts; k++) {
         char part[AQ_NAME_MAX + 1];
         uint32_t count = 0;
         aq_part_name(cmd->queue, k, part, sizeof part);
