@@ -69,7 +69,10 @@ int sked_policy_advance(void *ctx, const sked_task_rec *task, int unfinished,
     int64_t runs = task->run_count;
     sked_walltime t = task->next_run_at, next = SKED_TIME_NONE;
     int have_next = 0;
-    while (t != SKED_TIME_NONE && t <= pc->horizon && out->nocc < SKED_CLAIM_MAX_OCC) {
+    /* a one-time task claimed ahead (its run released at its due time) */
+    int ahead = s->kind == SKED_SCHED_AT && pc->once_horizon > pc->horizon;
+    sked_walltime horizon = ahead ? pc->once_horizon : pc->horizon;
+    while (t != SKED_TIME_NONE && t <= horizon && out->nocc < SKED_CLAIM_MAX_OCC) {
         if (s->max_runs && runs >= s->max_runs) {
             t = SKED_TIME_NONE;
             break;
@@ -98,14 +101,16 @@ int sked_policy_advance(void *ctx, const sked_task_rec *task, int unfinished,
      * unfinished, cannot overlap anything: the claim records it
      * dispatched and it is published at once (a burst, a late claim).
      * So is one due within the premark lead: the claim is then its mark
-     * ahead, one write instead of two (a burst's lead time). */
+     * ahead, one write instead of two (a burst's lead time); and a
+     * one-time task's, however far ahead it is claimed. */
     int real = 0, k = -1;
     for (int i = 0; i < out->nocc; i++)
         if (!out->occ[i].skipped) {
             real++;
             k = i;
         }
-    if (real == 1 && unfinished == 0 && out->occ[k].due_at - pc->dispatch_lead_us <= pc->now)
+    if (real == 1 && unfinished == 0 &&
+        (ahead || out->occ[k].due_at - pc->dispatch_lead_us <= pc->now))
         out->occ[k].dispatch = 1;
     sked_task_spec_deinit(&spec);
     return 0;

@@ -26,6 +26,11 @@
 typedef struct sked_policy_ctx {
     sked_walltime now;
     sked_walltime horizon;
+    /* A one-time task's occurrence is recorded up to here when later than
+     * horizon (sked_claim.once_horizon), and dispatched by the claim
+     * whenever it is (its task has nothing unfinished): it goes out at its
+     * due time, one write however early it was claimed. */
+    sked_walltime once_horizon;
     /* An occurrence due within this of now (and alone, of a task with
      * nothing unfinished) is recorded dispatched by the claim, to be
      * published at its due time (the scheduler's premark lead; 0: only

@@ -73,12 +73,11 @@ int sked_sched_lose(sked_run_rec *r, const char *spec, sked_walltime now, const 
 
 /* Publish the runs claim c recorded dispatched (policy.c): those due
  * already at once, from this thread, so that a crash leaves them as short
- * a time unpublished as a mark does; those due within the premark lead
- * wait in s->ready like runs marked ahead, holding write `ticket` in
- * flight until they go.  `unsure`: the claim failed, maybe only to answer
+ * a time unpublished as a mark does; those due later (within the premark
+ * lead, or one-time tasks' claimed ahead) wait in s->ready like runs
+ * marked ahead.  `unsure`: the claim failed, maybe only to answer
  * (store.h): those the store has as recorded go. */
-static int publish_claimed(sked_sched *s, sked_claim *c, int unsure, sked_monotime began,
-                           uint64_t ticket)
+static int publish_claimed(sked_sched *s, sked_claim *c, int unsure, sked_monotime began)
 {
     size_t n = c->ndispatched, np = 0;
     if (n == 0)
@@ -102,7 +101,7 @@ static int publish_claimed(sked_sched *s, sked_claim *c, int unsure, sked_monoti
         if (!applied[i])
             continue;
         if (r->due_at > now && s->cfg.premark_us > 0) { /* a releaser runs */
-            sked_sched_ready_push_locked(s, r, c->dispatched_specs[i], ticket);
+            sked_sched_ready_push_locked(s, r, c->dispatched_specs[i]);
             c->dispatched_specs[i] = NULL; /* the ready heap owns it now */
             continue;
         }
@@ -143,10 +142,16 @@ static int claim(sked_sched *s, sked_walltime *nowp)
             nex++;
         }
     int fenced = sked_sched_fenced(s); /* record nothing dispatched */
+    /* one-time tasks further ahead, while the runs waiting to go out fit
+     * (only with premarking: a releaser publishes them when due) */
+    sked_walltime once = s->cfg.premark_us > 0 && s->nready < SKED_SCHED_ONCE_READY_MAX
+                             ? now + SKED_SCHED_ONCE_AHEAD_US
+                             : SKED_TIME_NONE;
     pthread_mutex_unlock(&s->mu);
     sked_policy_ctx pc = {.now = now, .horizon = now + s->cfg.window_us,
-                          .dispatch_lead_us = s->cfg.premark_us};
+                          .once_horizon = once, .dispatch_lead_us = s->cfg.premark_us};
     sked_claim c = {.owner = s->owner, .now = now, .horizon = pc.horizon,
+                    .once_horizon = once,
                     .limit = s->cfg.claim_limit, .lease_us = s->cfg.lease_us,
                     .advance = sked_policy_advance, .ctx = &pc,
                     .exclude = exp, .nexclude = nex,
@@ -159,7 +164,7 @@ static int claim(sked_sched *s, sked_walltime *nowp)
     free(ex);
     if (rc < 0) {
         sked_log(SKED_LOG_ERROR, "claim failed", "error", err.msg, NULL);
-        if (publish_claimed(s, &c, 1, t0, ticket) == 0)
+        if (publish_claimed(s, &c, 1, t0) == 0)
             sked_sched_inflight_end(s, ticket);
         sked_claim_deinit(&c);
         return 0;
@@ -176,7 +181,7 @@ static int claim(sked_sched *s, sked_walltime *nowp)
     size_t n = c.nruns;
     sked_sched_heap_replace(s, runs, n, done_before, more);
     free(runs);
-    if (publish_claimed(s, &c, 0, t0, ticket) == 0)
+    if (publish_claimed(s, &c, 0, t0) == 0)
         sked_sched_inflight_end(s, ticket);
     sked_claim_deinit(&c);
     sked_histogram_observe(s->claim_seconds,
@@ -367,8 +372,8 @@ static void stop_threads(sked_sched *s, int timer, int releaser, int claimer, in
         pthread_join(s->claimer, NULL);
     if (timer)
         pthread_join(s->timer, NULL);
-    if (releaser)
-        pthread_join(s->releaser, NULL);
+    for (int i = 0; i < releaser; i++)
+        pthread_join(s->releaser[i], NULL);
     pthread_join(s->events, NULL);
     sked_queue_consumer_close(s->consumer);
     if (beater) {
@@ -437,9 +442,10 @@ int sked_sched_start(const sked_sched_config *cfg, sked_sched **out, sked_err *e
     int t = pthread_create(&s->timer, NULL, sked_sched_timer_main, s) == 0;
     /* without premarking nothing is ever ready ahead */
     int want = s->cfg.premark_us > 0;
-    s->releasing = t && want &&
-                   pthread_create(&s->releaser, NULL, sked_sched_releaser_main, s) == 0;
-    int r = t && (!want || s->releasing);
+    while (t && want && s->releasing < SKED_SCHED_RELEASERS &&
+           pthread_create(&s->releaser[s->releasing], NULL, sked_sched_releaser_main, s) == 0)
+        s->releasing++;
+    int r = t && (!want || s->releasing == SKED_SCHED_RELEASERS);
     int c = r && pthread_create(&s->claimer, NULL, claimer_main, s) == 0;
     int l = c && pthread_create(&s->listener, NULL, listener_main, s) == 0;
     /* embedded: nobody else could take over what a crash leaves */

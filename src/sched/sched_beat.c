@@ -73,16 +73,21 @@
 
 /* --- the watermark (sched_internal.h) --------------------------------------- */
 
+uint64_t sked_sched_inflight_from_locked(sked_sched *s, sked_walltime floor)
+{
+    s->inflight = sked_sched_grow(s->inflight, &s->capinflight, s->ninflight + 1,
+                                  sizeof *s->inflight);
+    s->inflight[s->ninflight++] = (inflight_write){.ticket = ++s->tickets, .floor = floor};
+    return s->tickets;
+}
+
 sked_walltime sked_sched_inflight_begin(sked_sched *s, uint64_t *ticket)
 {
     pthread_mutex_lock(&s->mu);
     sked_walltime now = sked_clock_wall_now();
     if (now < s->watermark) /* the clock stepped back */
         now = s->watermark;
-    s->inflight = sked_sched_grow(s->inflight, &s->capinflight, s->ninflight + 1,
-                                  sizeof *s->inflight);
-    *ticket = ++s->tickets;
-    s->inflight[s->ninflight++] = (inflight_write){.ticket = *ticket, .floor = now, .refs = 1};
+    *ticket = sked_sched_inflight_from_locked(s, now);
     pthread_mutex_unlock(&s->mu);
     return now;
 }
@@ -92,20 +97,10 @@ void sked_sched_inflight_end(sked_sched *s, uint64_t ticket)
     pthread_mutex_lock(&s->mu);
     for (size_t i = 0; i < s->ninflight; i++)
         if (s->inflight[i].ticket == ticket) {
-            if (--s->inflight[i].refs == 0)
-                s->inflight[i] = s->inflight[--s->ninflight];
+            s->inflight[i] = s->inflight[--s->ninflight];
             break;
         }
     pthread_mutex_unlock(&s->mu);
-}
-
-void sked_sched_inflight_hold_locked(sked_sched *s, uint64_t ticket)
-{
-    for (size_t i = 0; i < s->ninflight; i++)
-        if (s->inflight[i].ticket == ticket) {
-            s->inflight[i].refs++;
-            break;
-        }
 }
 
 /* The watermark; *none = 1 when no write is in flight. */
@@ -117,6 +112,8 @@ static sked_walltime watermark(sked_sched *s, int *none)
     for (size_t i = 0; i < s->ninflight; i++)
         if (s->inflight[i].floor < w)
             w = s->inflight[i].floor;
+    if (s->nready > 0 && s->ready[0].at < w) /* the earliest marked ahead */
+        w = s->ready[0].at;
     if (w < s->watermark)
         w = s->watermark;
     s->watermark = w;
@@ -132,7 +129,8 @@ int sked_sched_fenced(sked_sched *s)
 
 /* --- takeover (the claimer thread) ------------------------------------------ */
 
-/* Give back owner's DISPATCHED runs with since <= dispatched_at < before:
+/* Give back owner's DISPATCHED runs with since <= dispatched_at, marked
+ * before `before` (marked_at; dispatched_at for runs without one):
  * SCHEDULED, due now, fenced on owner still holding them.  0 when done; 1
  * when more are left for the next turn (claims must go on meanwhile); -1
  * when the store failed (the next turn tries again: what was given back
@@ -149,7 +147,8 @@ static int take_over(sked_sched *s, const char *owner, sked_walltime since,
         }
         sked_claim c = {0};
         sked_err err = {0};
-        if (sked_store_runs_in_doubt(s->cfg.store, owner, since, TAKEOVER_BATCH, &c, &err) < 0) {
+        if (sked_store_runs_in_doubt(s->cfg.store, owner, since, before, TAKEOVER_BATCH, &c,
+                                     &err) < 0) {
             sked_log(SKED_LOG_WARN, "cannot read a dead scheduler's runs", "scheduler", owner,
                      "error", err.msg, NULL);
             return -1;
@@ -158,11 +157,9 @@ static int take_over(sked_sched *s, const char *owner, sked_walltime since,
         sked_run_change *ch = calloc(c.nruns ? c.nruns : 1, sizeof *ch);
         if (recs == NULL || ch == NULL)
             abort();
-        /* earliest first: the runs from `before` on are a later life's */
-        size_t n = 0;
-        while (n < c.nruns && c.runs[n].dispatched_at < before)
-            n++;
-        more = n == c.nruns && c.more;
+        /* the runs marked from `before` on are a later life's */
+        size_t n = c.nruns;
+        more = c.more;
         if (sked_sched_give_back(s, c.runs, c.specs, n, "", 1, recs, ch, &err) < 0) {
             sked_log(SKED_LOG_WARN, "cannot give a dead scheduler's runs back", "scheduler",
                      owner, "error", err.msg, NULL);
@@ -390,15 +387,15 @@ static void beat_once(sked_sched *s, beat_state *b, int with_rows)
             snprintf(age, sizeof age, "%.1f", (double)(t1 - quiet) / 1e6);
             sked_log(SKED_LOG_WARN, "scheduler presumed dead: giving back its runs that may be "
                      "in no queue", "scheduler", p->row.id, "quiet_s", age, NULL);
-            /* It marked nothing once its own beat was SELF_FENCE old
-             * (dispatched_at up to PREMARK_MAX later: a run marked ahead
-             * has its due time), and if it comes back it marks only after
-             * a beat that went through DEAD_AFTER after this one: both on
-             * its clock, which its dispatched_at are on too.  The cut
-             * lies between, half a second from each. */
+            /* It began no mark once its own beat was SELF_FENCE old, and
+             * if it comes back it marks only after a beat that went
+             * through DEAD_AFTER after this one: both on its clock, which
+             * its marked_at are on too.  The cut lies halfway between.
+             * (A run marked ahead has its due time as dispatched_at, up
+             * to SKED_SCHED_ONCE_AHEAD_US after its mark: hence marked_at.) */
             takeover_queue(s, p->row.id, p->row.published_to,
-                           p->row.beat_at + SKED_SCHED_SELF_FENCE_US +
-                               SKED_SCHED_PREMARK_MAX_US + SKED_USEC_PER_SEC / 2);
+                           p->row.beat_at + (SKED_SCHED_SELF_FENCE_US +
+                                             SKED_SCHED_DEAD_AFTER_US) / 2);
             p->done = 1;
         }
         b->peers[keep++] = *p;

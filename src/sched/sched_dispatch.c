@@ -101,14 +101,15 @@ static due_run heap_pop(due_run *h, size_t *n)
     return top;
 }
 
-void sked_sched_ready_push_locked(sked_sched *s, const sked_run_rec *r, char *spec,
-                                  uint64_t ticket)
+void sked_sched_ready_push_locked(sked_sched *s, const sked_run_rec *r, char *spec)
 {
-    due_run w = {.rec = *r, .spec = spec, .at = r->due_at, .seq = s->seq++, .ticket = ticket};
+    due_run w = {.rec = *r, .spec = spec, .at = r->due_at, .seq = s->seq++};
     w.rec.error = w.rec.output = NULL;
-    sked_sched_inflight_hold_locked(s, ticket); /* until it is published */
     heap_push(&s->ready, &s->nready, &s->capready, w);
-    pthread_cond_signal(&s->ready_cond);
+    /* the earliest now: every releaser waiting for the earliest (one of
+     * them may be waiting for its batch's time on the same condition) */
+    if (s->ready[0].seq == w.seq)
+        pthread_cond_broadcast(&s->ready_cond);
 }
 
 void sked_sched_ready_return_locked(sked_sched *s, const due_run *d)
@@ -400,6 +401,7 @@ static void dispatch(sked_sched *s, due_run *batch, size_t n, uint64_t bno)
             recs[i].status = SKED_RUN_DISPATCHED;
             /* marked ahead: it goes out at its due time */
             recs[i].dispatched_at = d->rec.due_at > now ? d->rec.due_at : now;
+            recs[i].marked_at = now;
             recs[i].lease_expires_at = recs[i].dispatched_at + s->cfg.dispatch_lease_us;
             if (grp[i] >= 0)
                 inflight[grp[i]]++;
@@ -455,7 +457,7 @@ static void dispatch(sked_sched *s, due_run *batch, size_t n, uint64_t bno)
             continue; /* changed meanwhile (canceled, taken over): not ours */
         if (r->status == SKED_RUN_DISPATCHED && s->cfg.premark_us > 0 && r->due_at > marked) {
             pthread_mutex_lock(&s->mu);
-            sked_sched_ready_push_locked(s, r, d->spec, ticket);
+            sked_sched_ready_push_locked(s, r, d->spec);
             pthread_mutex_unlock(&s->mu);
             d->spec = NULL; /* the ready heap owns it now */
             continue;

@@ -75,7 +75,7 @@ static void cache_fill(sked_sched *s, run_cache *c, const sked_event *ev, size_t
         abort();
     sked_err err = {0};
     if (c->n > 0 && sked_store_run_get_many(s->cfg.store, c->ids, c->n, c->recs, c->found,
-                                            &err) < 0)
+                                            NULL, &err) < 0)
         sked_log(SKED_LOG_WARN, "reading the events' runs failed", "error", err.msg, NULL);
 }
 

@@ -20,6 +20,10 @@
 #include "model/run.h"
 #include "sched/sched.h"
 
+/* Releaser threads: while one reads its runs back, another publishes
+ * (a burst of runs marked ahead goes out as fast as both steps allow). */
+#define SKED_SCHED_RELEASERS 2
+
 /* A claimed run waiting for its due time. */
 typedef struct due_run {
     sked_run_rec rec;
@@ -30,7 +34,6 @@ typedef struct due_run {
     sked_walltime at;
     int deferred;              /* s->heap: `at` is its due time (defer) */
     uint64_t seq;              /* tie-break: claim order            */
-    uint64_t ticket;           /* s->ready: its mark's in-flight write */
 } due_run;
 
 /* A run the timer thread took out of the heap to change in the store
@@ -50,11 +53,12 @@ typedef struct waiting_run {
 } waiting_run;
 
 /* A write that may record runs DISPATCHED (a mark, a claim), from its
- * start until every run it recorded is published or given back. */
+ * start until every run it recorded is published, given back or waiting
+ * in s->ready; or a release of runs taken from s->ready, until they are
+ * published or given back. */
 typedef struct inflight_write {
     uint64_t ticket;
     sked_walltime floor;       /* its runs' dispatched_at are >= this    */
-    int refs;                  /* the writer, and each run marked ahead  */
 } inflight_write;
 
 /* A dead scheduler's runs to give back (sched_beat.c). */
@@ -66,21 +70,22 @@ typedef struct takeover_job {
 struct sked_sched {
     sked_sched_config cfg;
     char owner[SKED_OWNER_MAX + 1];
-    pthread_t claimer, timer, releaser, listener, events, beater;
+    pthread_t claimer, timer, listener, events, beater;
+    pthread_t releaser[SKED_SCHED_RELEASERS];
     int listening;             /* the listener thread runs               */
     pthread_mutex_t mu;
     pthread_cond_t cond;       /* timer: the heap changed, or stop        */
     pthread_cond_t claim_cond; /* claimer: wake, heap drained, or stop    */
     pthread_cond_t ready_cond; /* releaser: s->ready changed, or stop     */
     int stop, wake;
-    int releasing;             /* the releaser thread runs                */
+    int releasing;             /* how many releaser threads run           */
     int beating;               /* the beat thread runs                    */
     pthread_cond_t beat_cond;  /* beat thread: beat_stop                  */
     int beat_stop;
     sked_walltime started_at;  /* wall clock at sked_sched_start          */
     int more;                  /* the last claim hit its limit            */
     sked_consumer *consumer;   /* the events queue                        */
-    int64_t read_us;           /* releaser only: its reads' moving mean   */
+    int64_t read_us;           /* the releasers' reads' moving mean (mu)  */
 
     /* under mu */
     due_run *heap;             /* claimed, not yet marked                */
@@ -185,31 +190,39 @@ int sked_sched_lose(sked_run_rec *r, const char *spec, sked_walltime now, const 
  * begins with sked_sched_inflight_begin, which returns the time to record
  * as their dispatched_at (now, never before a watermark already
  * reported) and a ticket, and ends with sked_sched_inflight_end once each
- * of its runs is published or given back.  The watermark is the earliest
- * floor in flight, or now: every run this scheduler recorded DISPATCHED
- * with a dispatched_at before it is surely published or given back.  A
- * write left unresolved (the scheduler stopped while the store was away)
- * is never ended: the watermark stays before its runs.  Take s->mu. */
+ * of its runs is published, given back, or waiting in s->ready.  The
+ * watermark is the earliest floor in flight, the earliest due time in
+ * s->ready (a run there has it as dispatched_at), or now: every run this
+ * scheduler recorded DISPATCHED with a dispatched_at before it is surely
+ * published or given back.  So a run marked ahead holds the watermark
+ * back only once it is due, however early it was marked.  A write left
+ * unresolved (the scheduler stopped while the store was away) is never
+ * ended: the watermark stays before its runs.  Take s->mu. */
 sked_walltime sked_sched_inflight_begin(sked_sched *s, uint64_t *ticket);
 void sked_sched_inflight_end(sked_sched *s, uint64_t ticket);
-/* Run r, recorded DISPATCHED by write `ticket` ahead of its due time (a
- * mark, or a claim within the premark lead), waits in s->ready to be
- * published at its due time; the write stays in flight until then (see
- * below).  The ready heap takes spec (malloc'ed), not r's error or output.
- * Call with s->mu held, before the writer's sked_sched_inflight_end. */
-void sked_sched_ready_push_locked(sked_sched *s, const sked_run_rec *r, char *spec,
-                                  uint64_t ticket);
+/* The same with s->mu held, for runs with dispatched_at >= floor taken
+ * out of s->ready (to be published or given back): returns the ticket. */
+uint64_t sked_sched_inflight_from_locked(sked_sched *s, sked_walltime floor);
+/* Run r, recorded DISPATCHED ahead of its due time (a mark, or a claim
+ * within the premark lead or of a one-time task), waits in s->ready to be
+ * published at its due time.  The ready heap takes spec (malloc'ed), not
+ * r's error or output.  Call with s->mu held, before the writer's
+ * sked_sched_inflight_end. */
+void sked_sched_ready_push_locked(sked_sched *s, const sked_run_rec *r, char *spec);
 /* d, taken from s->ready by the releaser and not published (it stops),
- * goes back there as it was, ticket and all.  Call with s->mu held. */
+ * goes back there as it was.  Call with s->mu held. */
 void sked_sched_ready_return_locked(sked_sched *s, const due_run *d);
-/* A run of write `ticket`, marked ahead, waits in s->ready: the write
- * stays in flight until that run is published too (one more _end).  Call
- * with s->mu held, before the writer's own _end. */
-void sked_sched_inflight_hold_locked(sked_sched *s, uint64_t ticket);
 
-/* Premarking must stay below this: a takeover counts a dead scheduler's
- * runs by dispatched_at, which is the due time of a run marked ahead. */
+/* The timer's premark lead, at most: its marks are a second write for
+ * runs already claimed, worth making only just before they are due. */
 #define SKED_SCHED_PREMARK_MAX_US (1 * SKED_USEC_PER_SEC)
+/* A one-time task (one occurrence: nothing else of it is recorded ahead)
+ * is claimed this long before it is due, and its run recorded DISPATCHED
+ * by the claim (its mark, marked_at), to wait in s->ready for its due
+ * time: a burst of them is claimed while it comes, not after.  Not while
+ * s->ready holds ONCE_READY_MAX runs (the memory such a wait costs). */
+#define SKED_SCHED_ONCE_AHEAD_US (30 * SKED_USEC_PER_SEC)
+#define SKED_SCHED_ONCE_READY_MAX 50000
 /* Stopping: give the runs marked ahead and not yet published back to the
  * store (SCHEDULED, their due time kept), so that nobody has to take them
  * over.  The other threads are joined. */

@@ -22,10 +22,11 @@
 #define SLOW_RELEASE_US (15 * SKED_USEC_PER_MSEC)
 
 /* One read of runs recs[0..n): applied[i] = 1 when run i holds what was
- * written (the rule of sked_sched_read_back).  0, or < 0 when the read
- * failed (applied is then not set). */
+ * written (the rule of sked_sched_read_back); with specs (else NULL),
+ * specs[i] becomes its task's spec as it is now (malloc'ed, or NULL).  0,
+ * or < 0 when the read failed (applied is then not set). */
 static int read_as_written(sked_sched *s, const sked_run_rec *const *recs, size_t n,
-                           int *applied, sked_err *err)
+                           int *applied, char **specs, sked_err *err)
 {
     const char **ids = malloc((n ? n : 1) * sizeof *ids);
     sked_run_rec *got = calloc(n ? n : 1, sizeof *got);
@@ -34,7 +35,7 @@ static int read_as_written(sked_sched *s, const sked_run_rec *const *recs, size_
         abort();
     for (size_t k = 0; k < n; k++)
         ids[k] = recs[k]->id;
-    int rc = n > 0 ? sked_store_run_get_many(s->cfg.store, ids, n, got, found, err) : 0;
+    int rc = n > 0 ? sked_store_run_get_many(s->cfg.store, ids, n, got, found, specs, err) : 0;
     for (size_t k = 0; k < n && rc == 0; k++) {
         const sked_run_rec *want = recs[k], *r = &got[k];
         applied[k] = found[k] && r->status == want->status && r->attempt == want->attempt &&
@@ -73,7 +74,7 @@ int sked_sched_read_back(sked_sched *s, const sked_run_rec *const *recs, size_t 
 {
     int64_t pause = 50 * SKED_USEC_PER_MSEC;
     sked_err err = {0};
-    for (int tries = 0; read_as_written(s, recs, n, applied, &err) < 0; tries++)
+    for (int tries = 0; read_as_written(s, recs, n, applied, NULL, &err) < 0; tries++)
         if (sked_sched_retry_pause(s, tries, &pause, "cannot read runs back yet; retrying "
                                    "until the store answers", &err) < 0)
             return -1;
@@ -253,8 +254,10 @@ static int wait_due(sked_sched *s, sked_walltime at, sked_walltime *now)
  * ends about when they are due, and only those still as marked go out.  A
  * change after that read began, or any when the read fails, is caught as
  * a cancel just after a publish is: the start the store no longer wants
- * is refused and stopped (sched_events.c). */
-static void publish_ready(sked_sched *s, due_run *ready, size_t n)
+ * is refused and stopped (sched_events.c).  Returns 1 when each run is
+ * out, back in the store or back in s->ready (stopping), 0 when some may
+ * be neither (the publish stopped midway). */
+static int publish_ready(sked_sched *s, due_run *ready, size_t n)
 {
     sked_monotime t0 = sked_clock_mono_now();
     sked_run_rec **pub = calloc(n ? n : 1, sizeof *pub);
@@ -265,24 +268,42 @@ static void publish_ready(sked_sched *s, due_run *ready, size_t n)
     for (size_t i = 0; i < n; i++)
         pub[i] = &ready[i].rec;
     sked_err err = {0};
-    int read = read_as_written(s, (const sked_run_rec *const *)pub, n, still, &err);
+    /* ... with their tasks' specs as they are now: a task replaced (PUT)
+     * since the mark goes out with its new target and retry settings */
+    char **specs = calloc(n ? n : 1, sizeof *specs);
+    if (specs == NULL)
+        abort();
+    int read = read_as_written(s, (const sked_run_rec *const *)pub, n, still, specs, &err);
     for (size_t i = 0; read < 0 && i < n; i++)
         still[i] = 1;
+    for (size_t i = 0; read == 0 && i < n; i++)
+        if (still[i] && specs[i] != NULL) {
+            free(ready[i].spec);
+            ready[i].spec = specs[i];
+            specs[i] = NULL;
+        }
+    for (size_t i = 0; i < n; i++)
+        free(specs[i]);
+    free(specs);
     sked_monotime t_read = sked_clock_mono_now();
-    if (read == 0) /* a failure's length says nothing of the next read's */
+    if (read == 0) { /* a failure's length says nothing of the next read's */
+        pthread_mutex_lock(&s->mu);
         s->read_us += (t_read - t0 - s->read_us) / 8;
+        pthread_mutex_unlock(&s->mu);
+    }
     /* out in groups of one due time, each when its time comes; each run
      * is then out, back or not ours any more: its mark is settled (unless
      * stopping left it neither: then its write stays in flight).  Timings
      * of the slowest group: how late it went out, and how long its
      * publish took until confirmed. */
     int64_t late = 0, publish = 0;
+    int all_settled = 1;
     for (size_t i = 0, np = 0; i < n; np = 0) {
         size_t first = i;
         sked_walltime now;
         if (wait_due(s, ready[i].at, &now) < 0) {
             /* stopping: the rest go back to s->ready, which the stop
-             * gives back to the store (they hold their tickets still) */
+             * gives back to the store */
             pthread_mutex_lock(&s->mu);
             for (; i < n; i++)
                 sked_sched_ready_return_locked(s, &ready[i]);
@@ -306,11 +327,9 @@ static void publish_ready(sked_sched *s, due_run *ready, size_t n)
             late = now - ready[first].at;
             publish = took;
         }
-        for (size_t k = first; k < i; k++) {
-            if (settled)
-                sked_sched_inflight_end(s, ready[k].ticket);
+        all_settled &= settled;
+        for (size_t k = first; k < i; k++)
             sked_sched_due_free(&ready[k]);
-        }
     }
     if (late + publish >= SLOW_RELEASE_US) {
         char v[4][24];
@@ -324,6 +343,7 @@ static void publish_ready(sked_sched *s, due_run *ready, size_t n)
     free(pub);
     free(pub_spec);
     free(still);
+    return all_settled;
 }
 
 void sked_sched_ready_give_back(sked_sched *s)
@@ -333,6 +353,9 @@ void sked_sched_ready_give_back(sked_sched *s)
     size_t n = s->nready;
     s->ready = NULL;
     s->nready = s->capready = 0;
+    /* out of s->ready: in flight from the earliest due time until given
+     * back (v is a heap: v[0] is the earliest) */
+    uint64_t ticket = n > 0 ? sked_sched_inflight_from_locked(s, v[0].at) : 0;
     pthread_mutex_unlock(&s->mu);
     sked_run_rec *runs = calloc(n ? n : 1, sizeof *runs);
     sked_run_rec *recs = calloc(n ? n : 1, sizeof *recs);
@@ -351,11 +374,10 @@ void sked_sched_ready_give_back(sked_sched *s)
                  "error", err.msg, NULL);
     else if (n > 0)
         sked_log(SKED_LOG_INFO, "runs marked ahead given back at stop", "runs", cnt, NULL);
-    for (size_t i = 0; i < n; i++) {
-        if (rc == 0)
-            sked_sched_inflight_end(s, v[i].ticket);
+    if (rc == 0 && n > 0)
+        sked_sched_inflight_end(s, ticket);
+    for (size_t i = 0; i < n; i++)
         sked_sched_due_free(&v[i]);
-    }
     free(runs);
     free(recs);
     free(ch);
@@ -375,8 +397,13 @@ void *sked_sched_releaser_main(void *arg)
         size_t n = sked_sched_take_due(s, s->ready, &s->nready, &s->ready_cond, batch, lead);
         if (n == 0)
             continue;
+        /* out of s->ready, in flight until published (batch[0] is the
+         * earliest: taken in order) */
+        uint64_t ticket = sked_sched_inflight_from_locked(s, batch[0].at);
         pthread_mutex_unlock(&s->mu);
-        publish_ready(s, batch, n);
+        int settled = publish_ready(s, batch, n);
+        if (settled)
+            sked_sched_inflight_end(s, ticket);
         pthread_mutex_lock(&s->mu);
     }
     pthread_mutex_unlock(&s->mu);

@@ -451,6 +451,11 @@ void sked_run_rec_deinit(sked_run_rec *r)
     r->output = NULL;
 }
 
+sked_walltime sked_run_marked_at(const sked_run_rec *r)
+{
+    return r->status == SKED_RUN_DISPATCHED ? r->marked_at : SKED_TIME_NONE;
+}
+
 int sked_claim_dispatched_rec(const sked_claim *c, const sked_task_rec *t,
                               const char *run_id, const sked_occurrence *o,
                               sked_run_rec *out)
@@ -471,6 +476,7 @@ int sked_claim_dispatched_rec(const sked_claim *c, const sked_task_rec *t,
     out->dispatched_at = out->due_at > c->now ? out->due_at : c->now;
     out->lease_expires_at = out->dispatched_at > INT64_MAX - c->dispatch_lease_us
                                 ? INT64_MAX : out->dispatched_at + c->dispatch_lease_us;
+    out->marked_at = c->now; /* the claim is its mark */
     out->started_at = out->finished_at = out->lag_us = SKED_TIME_NONE;
     out->exit_code = SKED_NO_CODE;
     return 1;
@@ -564,30 +570,65 @@ int sked_store_wait_wake(sked_store *st, int64_t timeout_us, sked_err *err)
     return st->ops->wait_wake(st, timeout_us, err);
 }
 
-int sked_store_run_get_many(sked_store *st, const char *const *ids, size_t n,
-                            sked_run_rec *out, int *found, sked_err *err)
+/* The fallback of run_get_many: run i by run_get, and its task's spec by
+ * task_get when specs.  0, or the first failure but not-found's. */
+static int run_get_one(sked_store *st, const char *id, sked_run_rec *out, int *found,
+                       char **spec, sked_err *e)
 {
-    for (size_t i = 0; i < n; i++)
+    int rc = st->ops->run_get(st, NULL, id, out, e);
+    if (rc == SKED_ENOENT)
+        return 0;
+    if (rc != 0)
+        return rc;
+    *found = 1;
+    if (spec == NULL)
+        return 0;
+    sked_task_rec t;
+    rc = st->ops->task_get(st, out->ns, out->task_id, &t, e);
+    if (rc == 0) {
+        *spec = strdup(t.spec);
+        sked_task_rec_deinit(&t);
+        if (*spec == NULL)
+            rc = sked_err_set(e, SKED_ENOMEM, NULL, 0, "out of memory");
+    }
+    if (rc == SKED_ENOENT)
+        rc = 0; /* the task is gone: no spec */
+    if (rc != 0) {
+        sked_run_rec_deinit(out);
+        *found = 0;
+    }
+    return rc;
+}
+
+int sked_store_run_get_many(sked_store *st, const char *const *ids, size_t n,
+                            sked_run_rec *out, int *found, char **specs, sked_err *err)
+{
+    for (size_t i = 0; i < n; i++) {
         found[i] = 0;
+        if (specs)
+            specs[i] = NULL;
+    }
     if (n == 0)
         return 0;
     for (size_t i = 0; i < n; i++)
         if (ids[i] == NULL)
             return sked_err_set(err, SKED_EINVAL, NULL, (int)i + 1, "run get: NULL id");
     if (HAS(st, 2, run_get_many))
-        return st->ops->run_get_many(st, ids, n, out, found, err);
+        return st->ops->run_get_many(st, ids, n, out, found, specs, err);
     if (!HAS(st, 1, run_get))
         return notsup(st, "run_get", err);
     for (size_t i = 0; i < n; i++) {
         sked_err e = {0};
-        int rc = st->ops->run_get(st, NULL, ids[i], &out[i], &e);
-        if (rc == 0)
-            found[i] = 1;
-        else if (rc != SKED_ENOENT) {
+        int rc = run_get_one(st, ids[i], &out[i], &found[i], specs ? &specs[i] : NULL, &e);
+        if (rc != 0) {
             for (size_t k = 0; k < i; k++)
                 if (found[k]) {
                     sked_run_rec_deinit(&out[k]);
                     found[k] = 0;
+                    if (specs) {
+                        free(specs[k]);
+                        specs[k] = NULL;
+                    }
                 }
             if (err)
                 *err = e;
@@ -614,7 +655,8 @@ int sked_store_sched_beat(sked_store *st, const sked_sched_rec *me,
 }
 
 int sked_store_runs_in_doubt(sked_store *st, const char *owner, sked_walltime since,
-                             int limit, sked_claim *out, sked_err *err)
+                             sked_walltime marked_before, int limit, sked_claim *out,
+                             sked_err *err)
 {
     claim_out_empty(out);
     if (!HAS(st, 3, runs_in_doubt))
@@ -622,5 +664,6 @@ int sked_store_runs_in_doubt(sked_store *st, const char *owner, sked_walltime si
     int rc = check_len(owner, SKED_OWNER_MAX, "owner", 0, err);
     if (rc == 0)
         rc = check_limit(limit, CLAIM_MAX_LIMIT, err);
-    return rc != 0 ? rc : st->ops->runs_in_doubt(st, owner, since, limit, out, err);
+    return rc != 0 ? rc : st->ops->runs_in_doubt(st, owner, since, marked_before, limit, out,
+                                                           err);
 }

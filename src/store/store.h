@@ -153,6 +153,12 @@ typedef struct sked_run_rec {
     sked_walltime lease_expires_at; /* SKED_TIME_NONE when none; stored as
                                        none whenever lease_owner is ""    */
     sked_walltime dispatched_at, started_at, finished_at; /* or NONE       */
+    /* DISPATCHED: when the write that recorded it so began, on its
+     * scheduler's clock (a run marked ahead has its due time as
+     * dispatched_at, which may lie well after); stored only with that
+     * status, NONE otherwise and for runs recorded before the store kept
+     * it.  Not part of the API's run. */
+    sked_walltime marked_at;
     int64_t lag_us;                 /* SKED_TIME_NONE until started        */
     int32_t exit_code;              /* SKED_NO_CODE when none              */
     int32_t http_status;            /* 0 when none                         */
@@ -162,6 +168,9 @@ typedef struct sked_run_rec {
 
 /* Free error and output. */
 void sked_run_rec_deinit(sked_run_rec *r);
+/* What a store keeps as r's marked_at: r->marked_at when r is DISPATCHED,
+ * else SKED_TIME_NONE. */
+sked_walltime sked_run_marked_at(const sked_run_rec *r);
 
 /* The claim (sked_store_claim_due).  For each active task whose
  * next_run_at <= horizon, the store calls advance() inside its transaction;
@@ -206,6 +215,10 @@ typedef struct sked_claim {
     const char *owner;              /* lease owner: this scheduler's id    */
     sked_walltime now;
     sked_walltime horizon;          /* claim what is due up to here        */
+    /* ... and one-time tasks (an `at` schedule: one occurrence, so
+     * nothing is recorded ahead but that) up to here, when later than
+     * horizon: their runs can be recorded well before they are due. */
+    sked_walltime once_horizon;
     int limit;                      /* at most this many tasks, free runs
                                        and returned runs (1..10000)       */
     int64_t lease_us;               /* lease = max(due_at, now) + lease_us:
@@ -451,10 +464,12 @@ typedef struct sked_store_ops {
      * One thread at a time per store. */
     int (*wait_wake)(sked_store *st, int64_t timeout_us, sked_err *err);
     /* Runs by id in any namespace, in one round trip: found[i] says
-     * whether out[i] was filled (deinit those).  The wrapper calls run_get
-     * for each id when a backend lacks it. */
+     * whether out[i] was filled (deinit those).  With specs (else NULL),
+     * specs[i] is then the canonical spec its task has now (malloc'ed;
+     * NULL once the task is deleted).  The wrapper calls run_get (and
+     * task_get) for each id when a backend lacks it. */
     int (*run_get_many)(sked_store *st, const char *const *ids, size_t n,
-                        sked_run_rec *out, int *found, sked_err *err);
+                        sked_run_rec *out, int *found, char **specs, sked_err *err);
 
     /* Version 3: schedulers' heartbeats, and the runs a dead one may have
      * left unpublished. */
@@ -466,13 +481,14 @@ typedef struct sked_store_ops {
     int (*sched_beat)(sked_store *st, const sked_sched_rec *me,
                       sked_walltime prune_before, sked_sched_rec **out,
                       size_t *n, sked_err *err);
-    /* Runs DISPATCHED, leased to owner, with dispatched_at >= since:
-     * earliest dispatched_at first (then id), at most limit (out->more when
-     * there are more), with their task's spec as in sked_claim (only the
-     * out fields are used).  Reads only. */
+    /* Runs DISPATCHED, leased to owner, with dispatched_at >= since and
+     * marked before marked_before (marked_at; dispatched_at for a run
+     * without one): earliest dispatched_at first (then id), at most limit
+     * (out->more when there are more), with their task's spec as in
+     * sked_claim (only the out fields are used).  Reads only. */
     int (*runs_in_doubt)(sked_store *st, const char *owner,
-                         sked_walltime since, int limit, sked_claim *out,
-                         sked_err *err);
+                         sked_walltime since, sked_walltime marked_before,
+                         int limit, sked_claim *out, sked_err *err);
 } sked_store_ops;
 
 /* Every store instance begins with a pointer to its ops. */
@@ -525,12 +541,13 @@ int sked_store_tasks_active(sked_store *st, const char *const *task_ids,
                             size_t n, int *counts, sked_err *err);
 int sked_store_wait_wake(sked_store *st, int64_t timeout_us, sked_err *err);
 int sked_store_run_get_many(sked_store *st, const char *const *ids, size_t n,
-                            sked_run_rec *out, int *found, sked_err *err);
+                            sked_run_rec *out, int *found, char **specs, sked_err *err);
 int sked_store_sched_beat(sked_store *st, const sked_sched_rec *me,
                           sked_walltime prune_before, sked_sched_rec **out,
                           size_t *n, sked_err *err);
 int sked_store_runs_in_doubt(sked_store *st, const char *owner, sked_walltime since,
-                             int limit, sked_claim *out, sked_err *err);
+                             sked_walltime marked_before, int limit, sked_claim *out,
+                             sked_err *err);
 
 /* The SQLite backend's ops (store_sqlite.c). */
 extern const sked_store_ops sked_store_sqlite_ops;

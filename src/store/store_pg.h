@@ -50,9 +50,9 @@
     p "status, " p "reason, " p "attempt, " p "queue, " p "worker, "       \
     p "lease_owner, " p "lease_expires_at, " p "dispatched_at, "           \
     p "started_at, " p "finished_at, " p "lag_us, " p "exit_code, "        \
-    p "http_status, " p "error, " p "output"
+    p "http_status, " p "error, " p "output, " p "marked_at"
 #define SKED_PG_RUN_COLS SKED_PG_RUN_COLS_OF("")
-#define SKED_PG_RUN_NCOLS 20
+#define SKED_PG_RUN_NCOLS 21
 /* A run and its task's spec (NULL once the task is deleted). */
 #define SKED_PG_RUN_SPEC_FROM                                             \
     "SELECT " SKED_PG_RUN_COLS_OF("r.") ", t.spec FROM runs AS r "         \
@@ -69,7 +69,7 @@
     X(SWEEP) X(RUN_LOCK) X(RUN_UPDATE) X(RUN_INSERT) X(RUN_GET)           \
     X(PRUNE_WALK) X(PRUNE_WALK_FROM) X(PRUNE_WALK_BELOW) X(PRUNE_TASK)    \
     X(PRUNE_AGED) X(RUN_DELETE) X(WORKER_UPSERT) X(WORKER_LIST)         \
-    X(RUNS_ACTIVE) X(RUNS_GET_MANY) X(RUNS_IN_DOUBT) X(SCHED_BEAT)
+    X(RUNS_ACTIVE) X(RUNS_GET_MANY) X(RUNS_GET_MANY_SPEC) X(RUNS_IN_DOUBT) X(SCHED_BEAT)
 
 enum {
 #define X(name) SKED_PG_##name,
@@ -337,7 +337,8 @@ int sked_pg_run_update(sked_store *st, sked_run_change *changes, size_t n,
 int sked_pg_sweep_expired(sked_store *st, sked_walltime now, int limit,
                           sked_claim *out, sked_err *err);
 int sked_pg_runs_in_doubt(sked_store *st, const char *owner, sked_walltime since,
-                          int limit, sked_claim *out, sked_err *err);
+                          sked_walltime marked_before, int limit, sked_claim *out,
+                          sked_err *err);
 int sked_pg_sched_beat(sked_store *st, const sked_sched_rec *me,
                        sked_walltime prune_before, sked_sched_rec **out,
                        size_t *n, sked_err *err);
@@ -355,7 +356,7 @@ int sked_pg_tasks_active(sked_store *st, const char *const *task_ids, size_t n,
                          int *counts, sked_err *err);
 int sked_pg_wait_wake(sked_store *st, int64_t timeout_us, sked_err *err);
 int sked_pg_run_get_many(sked_store *st, const char *const *ids, size_t n, sked_run_rec *out,
-                         int *found, sked_err *err);
+                         int *found, char **specs, sked_err *err);
 int sked_pg_worker_list(sked_store *st, sked_walltime since,
                         sked_worker_rec **out, size_t *n, sked_err *err);
 

@@ -7,7 +7,8 @@
  *
  * One transaction, in three steps:
  *
- *   1. due tasks: active tasks with next_run_at <= horizon, earliest first,
+ *   1. due tasks: active tasks with next_run_at <= horizon, then one-time
+ *      tasks up to once_horizon (index tasks_due_once), earliest first,
  *      at most limit, locked FOR NO KEY UPDATE SKIP LOCKED (a task
  *      another scheduler is claiming right now is left to it, nobody
  *      waits; the lock does not block the key-share lock of an
@@ -52,37 +53,54 @@
 /* Arrays of the occurrences (runs to insert) and of the advances. */
 enum {
     O_ID, O_TASK, O_NS, O_SCHED, O_DUE, O_STATUS, O_REASON, O_QUEUE,
-    O_OWNER, O_LEASE, O_FINISHED, O_DISPATCHED, A_ID, A_NEXT, A_STATE, NARR
+    O_OWNER, O_LEASE, O_FINISHED, O_DISPATCHED, O_MARKED, A_ID, A_NEXT, A_STATE,
+    NARR
 };
+
+/* The canonical spec's mark of a one-time task (see tasks_due_once). */
+#define ONCE_SQL "strpos(spec, '\"schedule\":{\"at\":') > 0"
 
 const char *sked_pg_claim_sql(int slot)
 {
     switch (slot) {
+    /* Two ranges, each locked SKIP LOCKED: every task due by $1, then
+     * the one-time tasks after it up to $3 (none when $3 <= $1), only as
+     * many as the first left room for. */
     case SKED_PG_CLAIM_TASKS:
-        return "SELECT " SKED_PG_TASK_COLS ", (SELECT count(*) FROM runs AS r "
-               "WHERE r.task_id = t.id AND r.status < 3) "
-               "FROM tasks AS t WHERE next_run_at <= $1::bigint AND state = 0 "
+        return "WITH a AS (SELECT " SKED_PG_TASK_COLS " FROM tasks "
+               "WHERE next_run_at <= $1::bigint AND state = 0 "
                "ORDER BY next_run_at LIMIT $2::bigint "
-               "FOR NO KEY UPDATE SKIP LOCKED";
+               "FOR NO KEY UPDATE SKIP LOCKED), "
+               "b AS (SELECT " SKED_PG_TASK_COLS " FROM tasks "
+               "WHERE next_run_at > $1 AND next_run_at <= $3::bigint "
+               "AND state = 0 AND next_run_at IS NOT NULL AND " ONCE_SQL " "
+               "ORDER BY next_run_at LIMIT $2 - (SELECT count(*) FROM a) "
+               "FOR NO KEY UPDATE SKIP LOCKED) "
+               "SELECT d.*, (SELECT count(*) FROM runs AS r "
+               "WHERE r.task_id = d.id AND r.status < 3) "
+               "FROM (SELECT * FROM a UNION ALL SELECT * FROM b) AS d "
+               "ORDER BY d.next_run_at";
     case SKED_PG_CLAIM_ADVANCE:
         return "WITH ins AS (INSERT INTO runs (id, task_id, namespace, "
                "scheduled_at, due_at, status, reason, attempt, queue, "
-               "lease_owner, lease_expires_at, finished_at, dispatched_at) "
+               "lease_owner, lease_expires_at, finished_at, dispatched_at, "
+               "marked_at) "
                "SELECT o.id, o.task_id, o.ns, o.sched, o.due, o.status, "
-               "o.reason, 1, o.queue, o.owner, o.lease, o.finished, o.disp "
+               "o.reason, 1, o.queue, o.owner, o.lease, o.finished, o.disp, "
+               "o.marked "
                "FROM unnest($1::text[], $2::text[], $3::text[], "
                "$4::bigint[], $5::bigint[], $6::smallint[], $7::text[], "
                "$8::text[], $9::text[], $10::bigint[], $11::bigint[], "
-               "$12::bigint[]) "
+               "$12::bigint[], $13::bigint[]) "
                "AS o(id, task_id, ns, sched, due, status, reason, queue, "
-               "owner, lease, finished, disp) "
+               "owner, lease, finished, disp, marked) "
                "ON CONFLICT (task_id, scheduled_at) DO NOTHING "
                "RETURNING id, task_id, status), "
                "n AS (SELECT task_id, count(*) AS k FROM ins "
                "GROUP BY task_id), "
                "adv AS (UPDATE tasks AS t SET next_run_at = a.next, "
                "state = a.state, run_count = t.run_count + coalesce(n.k, 0) "
-               "FROM unnest($13::text[], $14::bigint[], $15::smallint[]) "
+               "FROM unnest($14::text[], $15::bigint[], $16::smallint[]) "
                "AS a(id, next, state) LEFT JOIN n ON n.task_id = a.id "
                "WHERE t.id = a.id) "
                "SELECT id FROM ins WHERE status = 1";
@@ -115,6 +133,7 @@ const char *sked_pg_claim_sql(int slot)
         return SKED_PG_RUN_SPEC_FROM
                "WHERE r.status = 1 AND r.lease_owner = $1::text "
                "AND r.dispatched_at >= $2::bigint "
+               "AND coalesce(r.marked_at, r.dispatched_at) < $4::bigint "
                "ORDER BY r.dispatched_at, r.id LIMIT $3::bigint";
     case SKED_PG_CLAIM_OWNED:
         return SKED_PG_RUN_SPEC_FROM
@@ -213,6 +232,7 @@ static int advance_task(claim_job *a, const sked_task_rec *t, int unfinished,
             sked_pg_arr_null(&arr[O_FINISHED]);
         }
         sked_pg_arr_time(&arr[O_DISPATCHED], dispatch ? d.dispatched_at : SKED_TIME_NONE);
+        sked_pg_arr_time(&arr[O_MARKED], dispatch ? d.marked_at : SKED_TIME_NONE);
     }
     /* The claim moves the task along its schedule but leaves `version`
      * and `updated_at` alone: the ETag stands for the user's spec, and a
@@ -255,6 +275,7 @@ static int claim_tasks(sked_pg_tx *tx, claim_job *a, sked_err *err)
     PGresult *res;
     sked_pg_p_i64(&p, cl->horizon);
     sked_pg_p_i64(&p, (int64_t)cl->limit + 1);
+    sked_pg_p_i64(&p, cl->once_horizon > cl->horizon ? cl->once_horizon : cl->horizon);
     int rc = sked_pg_exec(tx->c, SKED_PG_CLAIM_TASKS, &p, &res,
                           "claim: due tasks", err);
     if (rc != 0) {
@@ -390,6 +411,7 @@ typedef struct sweep_job {
     int slot;                           /* SWEEP or RUNS_IN_DOUBT */
     const char *owner;                  /* RUNS_IN_DOUBT's */
     sked_walltime at;
+    sked_walltime marked_before;        /* RUNS_IN_DOUBT's */
     int limit;
     sked_pg_runbuf out;                 /* out */
     int more;                           /* out */
@@ -406,6 +428,8 @@ static int sweep_fn(sked_pg_tx *tx, void *arg, sked_err *err)
         sked_pg_p_text(&p, a->owner);
     sked_pg_p_i64(&p, a->at);
     sked_pg_p_i64(&p, (int64_t)a->limit + 1);
+    if (a->owner != NULL)
+        sked_pg_p_i64(&p, a->marked_before);
     int rc = sked_pg_exec(tx->c, a->slot, &p, &res, "sweep", err);
     if (rc == 0)
         rc = sked_pg_collect_runs(res, 1, (size_t)a->limit, &a->out,
@@ -436,9 +460,10 @@ int sked_pg_sweep_expired(sked_store *st, sked_walltime now, int limit,
 }
 
 int sked_pg_runs_in_doubt(sked_store *st, const char *owner, sked_walltime since,
-                          int limit, sked_claim *out, sked_err *err)
+                          sked_walltime marked_before, int limit, sked_claim *out,
+                          sked_err *err)
 {
     sweep_job a = {.slot = SKED_PG_RUNS_IN_DOUBT, .owner = owner, .at = since,
-                   .limit = limit};
+                   .marked_before = marked_before, .limit = limit};
     return sweep_read(st, &a, out, err);
 }

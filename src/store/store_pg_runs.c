@@ -25,11 +25,12 @@
 
 #define S(st) ((sked_pg_store *)(st))
 
-/* The 20 arrays of RUN_UPDATE, in its order. */
+/* The 21 arrays of RUN_UPDATE, in its order. */
 enum {
     U_ID, U_DUE, U_STATUS, U_REASON, U_ATTEMPT, U_WORKER, U_OWNER, U_LEASE,
     U_DISPATCHED, U_STARTED, U_FINISHED, U_LAG, U_EXIT, U_HTTP, U_ERROR,
-    U_OUTPUT, U_FENCE, U_MASK, U_FENCE_OWNER, U_FENCE_DISPATCHED, UNARR
+    U_OUTPUT, U_FENCE, U_MASK, U_FENCE_OWNER, U_FENCE_DISPATCHED, U_MARKED,
+    UNARR
 };
 
 const char *sked_pg_run_sql(int slot)
@@ -44,11 +45,12 @@ const char *sked_pg_run_sql(int slot)
                "$7::text[], $8::bigint[], $9::bigint[], $10::bigint[], "
                "$11::bigint[], $12::bigint[], $13::integer[], "
                "$14::integer[], $15::text[], $16::text[], $17::integer[], "
-               "$18::bigint[], $19::text[], $20::bigint[]) WITH ORDINALITY "
+               "$18::bigint[], $19::text[], $20::bigint[], $21::bigint[]) "
+               "WITH ORDINALITY "
                "AS u(id, due_at, status, reason, attempt, worker, "
                "lease_owner, lease_expires_at, dispatched_at, started_at, "
                "finished_at, lag_us, exit_code, http_status, error, output, "
-               "fence, mask, fence_owner, fence_dispatched, ord)), "
+               "fence, mask, fence_owner, fence_dispatched, marked_at, ord)), "
                "upd AS (UPDATE runs AS r SET due_at = u.due_at, "
                "status = u.status, reason = u.reason, attempt = u.attempt, "
                "worker = u.worker, lease_owner = u.lease_owner, "
@@ -56,7 +58,8 @@ const char *sked_pg_run_sql(int slot)
                "dispatched_at = u.dispatched_at, started_at = u.started_at, "
                "finished_at = u.finished_at, lag_us = u.lag_us, "
                "exit_code = u.exit_code, http_status = u.http_status, "
-               "error = u.error, output = u.output FROM u "
+               "error = u.error, output = u.output, marked_at = u.marked_at "
+               "FROM u "
                "WHERE r.id = u.id AND r.attempt = u.fence "
                "AND ((1::bigint << r.status) & u.mask) <> 0 "
                "AND (u.fence_owner IS NULL "
@@ -81,7 +84,8 @@ const char *sked_pg_run_sql(int slot)
                "t.id, $3, $4::bigint, $5::bigint, $6::smallint, $7::text, "
                "$8::integer, $9::text, $10::text, $11::text, $12::bigint, "
                "$13::bigint, $14::bigint, $15::bigint, $16::bigint, "
-               "$17::integer, $18::integer, $19::text, $20::text FROM t "
+               "$17::integer, $18::integer, $19::text, $20::text, "
+               "$21::bigint FROM t "
                "RETURNING 1";
     case SKED_PG_RUN_GET:
         return "SELECT " SKED_PG_RUN_COLS " FROM runs "
@@ -132,6 +136,7 @@ int sked_pg_read_run(const PGresult *r, int row, sked_run_rec *out,
     int rc = sked_pg_dup(r, row, 18, &out->error, "a run", err);
     if (rc == 0)
         rc = sked_pg_dup(r, row, 19, &out->output, "a run", err);
+    out->marked_at = sked_pg_time(r, row, 20);
     if (rc != 0)
         sked_run_rec_deinit(out);
     return rc;
@@ -291,6 +296,7 @@ static int chunk_params(const update_job *a, size_t from, size_t to,
             sked_pg_arr_i64(&arr[U_FENCE_DISPATCHED], a->ch[i].dispatched_fence);
         else
             sked_pg_arr_null(&arr[U_FENCE_DISPATCHED]);
+        sked_pg_arr_time(&arr[U_MARKED], sked_run_marked_at(r));
     }
     int oom = 0;
     for (int k = 0; k < UNARR; k++) {
@@ -422,6 +428,7 @@ static int insert_fn(sked_pg_tx *tx, void *arg, sked_err *err)
     p_code(&p, r->http_status, 0);
     sked_pg_p_text(&p, r->error);
     sked_pg_p_text(&p, r->output);
+    sked_pg_p_time(&p, sked_run_marked_at(r));
     int rc = sked_pg_exec(tx->c, SKED_PG_RUN_INSERT, &p, &res, "run insert",
                           err);
     if (sked_pg_is_unique(res, "runs_task_scheduled_key"))

@@ -27,6 +27,8 @@ const char *sked_pg_sched_sql(int slot)
     switch (slot) {
     case SKED_PG_RUNS_GET_MANY:
         return "SELECT " SKED_PG_RUN_COLS " FROM runs WHERE id = ANY($1::text[])";
+    case SKED_PG_RUNS_GET_MANY_SPEC:
+        return SKED_PG_RUN_SPEC_FROM "WHERE r.id = ANY($1::text[])";
     /* One statement (its own transaction): every CTE sees the rows as
      * they were before it, so `old` is the table before this beat. */
     case SKED_PG_SCHED_BEAT:
@@ -106,6 +108,7 @@ typedef struct many_job {
     size_t n;
     sked_run_rec *out;
     int *found;
+    char **specs;                      /* or NULL */
 } many_job;
 
 static void many_reset(many_job *a)
@@ -114,6 +117,10 @@ static void many_reset(many_job *a)
         if (a->found[i]) {
             sked_run_rec_deinit(&a->out[i]);
             a->found[i] = 0;
+            if (a->specs) {
+                free(a->specs[i]);
+                a->specs[i] = NULL;
+            }
         }
 }
 
@@ -122,12 +129,18 @@ static int many_fn(sked_pg_tx *tx, void *arg, sked_err *err)
     many_job *a = arg;
     many_reset(a); /* a second run of the transaction starts over */
     PGresult *res;
-    int rc = exec_ids(tx, SKED_PG_RUNS_GET_MANY, a->ids, a->n, &res, "run get", err);
+    int rc = exec_ids(tx, a->specs ? SKED_PG_RUNS_GET_MANY_SPEC : SKED_PG_RUNS_GET_MANY, a->ids,
+                      a->n, &res, "run get", err);
     int rows = rc == 0 ? PQntuples(res) : 0;
     for (int row = 0; rc == 0 && row < rows; row++) {
         sked_run_rec r;
         if ((rc = sked_pg_read_run(res, row, &r, err)) != 0)
             break;
+        char *spec = NULL;
+        if (a->specs && (rc = sked_pg_dup(res, row, SKED_PG_RUN_NCOLS, &spec, "a spec", err)) != 0) {
+            sked_run_rec_deinit(&r);
+            break;
+        }
         int placed = 0; /* every slot asking for this id (ids may repeat) */
         for (size_t i = 0; i < a->n; i++) {
             if (a->found[i] || strcmp(a->ids[i], r.id) != 0)
@@ -140,8 +153,11 @@ static int many_fn(sked_pg_tx *tx, void *arg, sked_err *err)
                 a->out[i].error = r.error ? strdup(r.error) : NULL;
                 a->out[i].output = r.output ? strdup(r.output) : NULL;
             }
+            if (a->specs)
+                a->specs[i] = spec ? strdup(spec) : NULL;
             a->found[i] = 1;
         }
+        free(spec);
         if (!placed)
             sked_run_rec_deinit(&r);
     }
@@ -152,9 +168,9 @@ static int many_fn(sked_pg_tx *tx, void *arg, sked_err *err)
 }
 
 int sked_pg_run_get_many(sked_store *st, const char *const *ids, size_t n, sked_run_rec *out,
-                         int *found, sked_err *err)
+                         int *found, char **specs, sked_err *err)
 {
-    many_job a = {.ids = ids, .n = n, .out = out, .found = found};
+    many_job a = {.ids = ids, .n = n, .out = out, .found = found, .specs = specs};
     return sked_pg_run(S(st), SKED_PG_READ, many_fn, &a, err);
 }
 

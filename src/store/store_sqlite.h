@@ -48,9 +48,9 @@
     p "status, " p "reason, " p "attempt, " p "queue, " p "worker, "       \
     p "lease_owner, " p "lease_expires_at, " p "dispatched_at, "           \
     p "started_at, " p "finished_at, " p "lag_us, " p "exit_code, "        \
-    p "http_status, " p "error, " p "output"
+    p "http_status, " p "error, " p "output, " p "marked_at"
 #define SKED_SQLITE_RUN_COLS SKED_SQLITE_RUN_COLS_OF("")
-#define SKED_SQLITE_RUN_NCOLS 20
+#define SKED_SQLITE_RUN_NCOLS 21
 /* A run and its task's spec (NULL once the task is deleted). */
 #define SKED_SQLITE_RUN_SPEC_FROM                                         \
     "SELECT " SKED_SQLITE_RUN_COLS_OF("r.") ", t.spec FROM runs AS r "     \
@@ -87,15 +87,19 @@
       "coalesce(revoked_at, ?3) "                                         \
       "WHERE id = ?1 AND (?2 IS NULL OR namespace = ?2)")                 \
     /* claim: due tasks, their unfinished runs, new runs, the advance */  \
+    /* due by ?1, and one-time tasks (the canonical spec's mark of an  \
+     * `at` schedule) up to ?3 */                                         \
     X(CLAIM_TASKS, "SELECT " SKED_SQLITE_TASK_COLS " FROM tasks "         \
-      "WHERE next_run_at <= ?1 AND state = 0 "                            \
+      "WHERE next_run_at <= max(?1, ?3) AND state = 0 AND (next_run_at <= ?1 " \
+      "OR instr(spec, '\"schedule\":{\"at\":') > 0) "                       \
       "ORDER BY next_run_at LIMIT ?2")                                    \
     X(RUN_UNFINISHED, "SELECT count(*) FROM runs "                        \
       "WHERE task_id = ?1 AND status < 3")                                \
     X(CLAIM_INSERT, "INSERT INTO runs (id, task_id, namespace, "          \
       "scheduled_at, due_at, status, reason, attempt, queue, "            \
-      "lease_owner, lease_expires_at, finished_at, dispatched_at) "       \
-      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, ?9, ?10, ?11, ?12) "    \
+      "lease_owner, lease_expires_at, finished_at, dispatched_at, "      \
+      "marked_at) "                                                       \
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, ?9, ?10, ?11, ?12, ?13) " \
       "ON CONFLICT (task_id, scheduled_at) DO NOTHING")                   \
     X(CLAIM_ADVANCE, "UPDATE tasks SET next_run_at = ?2, state = ?3, "    \
       "run_count = run_count + ?4 WHERE id = ?1")                         \
@@ -119,18 +123,19 @@
       "attempt = ?5, worker = ?6, lease_owner = ?7, "                     \
       "lease_expires_at = ?8, dispatched_at = ?9, started_at = ?10, "     \
       "finished_at = ?11, lag_us = ?12, exit_code = ?13, "                \
-      "http_status = ?14, error = ?15, output = ?16 "                     \
+      "http_status = ?14, error = ?15, output = ?16, marked_at = ?21 "    \
       "WHERE id = ?1 AND attempt = ?17 AND ((1 << status) & ?18) != 0 "   \
       "AND (?19 IS NULL OR lease_owner = ?19) "                           \
       "AND (?20 IS NULL OR dispatched_at = ?20)")                         \
     X(RUNS_IN_DOUBT, SKED_SQLITE_RUN_SPEC_FROM                            \
       "WHERE r.status = 1 AND r.lease_owner = ?1 AND r.dispatched_at >= ?2 " \
+      "AND coalesce(r.marked_at, r.dispatched_at) < ?4 "                  \
       "ORDER BY r.dispatched_at, r.id LIMIT ?3")                          \
     X(RUN_EXISTS, "SELECT 1 FROM runs WHERE id = ?1")                     \
     X(TASK_EXISTS, "SELECT 1 FROM tasks WHERE namespace = ?1 AND id = ?2") \
     X(RUN_INSERT, "INSERT INTO runs (" SKED_SQLITE_RUN_COLS ") VALUES ("  \
       "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, " \
-      "?16, ?17, ?18, ?19, ?20)")                                         \
+      "?16, ?17, ?18, ?19, ?20, ?21)")                                    \
     X(TASK_COUNT_RUN, "UPDATE tasks SET run_count = run_count + 1 "       \
       "WHERE id = ?1")                                                    \
     X(RUN_GET, "SELECT " SKED_SQLITE_RUN_COLS " FROM runs "               \
@@ -380,7 +385,8 @@ int sked_sqlite_sched_beat(sked_store *st, const sked_sched_rec *me,
                            sked_walltime prune_before, sked_sched_rec **out,
                            size_t *n, sked_err *err);
 int sked_sqlite_runs_in_doubt(sked_store *st, const char *owner, sked_walltime since,
-                              int limit, sked_claim *out, sked_err *err);
+                              sked_walltime marked_before, int limit, sked_claim *out,
+                              sked_err *err);
 
 
 /* A filter string that filters: not NULL, not empty. */

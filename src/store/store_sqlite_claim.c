@@ -5,7 +5,8 @@
  *
  * One job of the group-commit writer, so one transaction, in three steps:
  *
- *   1. due tasks: active tasks with next_run_at <= horizon, earliest first,
+ *   1. due tasks: active tasks with next_run_at <= horizon, and one-time
+ *      tasks with next_run_at <= once_horizon, earliest first,
  *      at most limit.  For each, advance() (the caller's policy) says which
  *      occurrences to record and where the task goes next; the runs are
  *      inserted with ON CONFLICT (task_id, scheduled_at) DO NOTHING, so an
@@ -158,10 +159,13 @@ static int insert_occurrences(sked_sqlite_conn *c, claim_job *a,
             sqlite3_bind_int64(q, 10, lease_end(due, cl->now, cl->lease_us));
             sqlite3_bind_null(q, 11);
         }
-        if (dispatch)
+        if (dispatch) {
             sqlite3_bind_int64(q, 12, d.dispatched_at);
-        else
+            sqlite3_bind_int64(q, 13, d.marked_at);
+        } else {
             sqlite3_bind_null(q, 12);
+            sqlite3_bind_null(q, 13);
+        }
         int src = sqlite3_step(q);
         sqlite3_reset(q);
         if (src != SQLITE_DONE)
@@ -222,6 +226,7 @@ static int claim_tasks(sked_sqlite_conn *c, claim_job *a, sked_err *err)
     if (rc != 0)
         return rc;
     sqlite3_bind_int64(q, 1, cl->horizon);
+    sqlite3_bind_int64(q, 3, cl->once_horizon > cl->horizon ? cl->once_horizon : cl->horizon);
     sqlite3_bind_int(q, 2, cl->limit + 1);
     size_t n = 0;
     int src;

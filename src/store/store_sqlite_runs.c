@@ -56,6 +56,7 @@ static int read_run(sqlite3_stmt *q, sked_run_rec *out, sked_err *err)
     int rc = sked_sqlite_col_dup(q, 18, &out->error, "a run", err);
     if (rc == 0)
         rc = sked_sqlite_col_dup(q, 19, &out->output, "a run", err);
+    out->marked_at = sked_sqlite_col_time(q, 20);
     if (rc != 0)
         sked_run_rec_deinit(out);
     return rc;
@@ -204,6 +205,7 @@ static int update_fn(sked_sqlite_conn *c, void *arg, sked_err *err)
             sqlite3_bind_int64(q, 20, a->ch[i].dispatched_fence);
         else
             sqlite3_bind_null(q, 20);
+        sked_sqlite_bind_time(q, 21, sked_run_marked_at(r));
         int src = sqlite3_step(q);
         sqlite3_reset(q);
         if (src != SQLITE_DONE)
@@ -235,10 +237,11 @@ int sked_sqlite_run_update(sked_store *st, sked_run_change *changes, size_t n,
 
 /* ---- sweep, and the runs a dead scheduler may have left unpublished ---- */
 
-/* Runs of statement slot, which binds (owner if not NULL, at, limit + 1),
- * into out's run fields. */
+/* Runs of statement slot, which binds (owner if not NULL, at, limit + 1,
+ * then marked_before with the owner), into out's run fields. */
 static int sweep_read(sked_store *st, int slot, const char *owner, sked_walltime at,
-                      int limit, sked_claim *out, sked_err *err)
+                      sked_walltime marked_before, int limit, sked_claim *out,
+                      sked_err *err)
 {
     int rc;
     sked_sqlite_conn *c;
@@ -251,7 +254,9 @@ static int sweep_read(sked_store *st, int slot, const char *owner, sked_walltime
         if (owner != NULL)
             sked_sqlite_bind_text(q, k++, owner);
         sqlite3_bind_int64(q, k++, at);
-        sqlite3_bind_int(q, k, limit + 1);
+        sqlite3_bind_int(q, k++, limit + 1);
+        if (owner != NULL)
+            sqlite3_bind_int64(q, k, marked_before);
         rc = sked_sqlite_collect_runs(c, q, 1, (size_t)limit, &b, &more, err);
         sqlite3_reset(q);
     }
@@ -270,13 +275,15 @@ static int sweep_read(sked_store *st, int slot, const char *owner, sked_walltime
 int sked_sqlite_sweep_expired(sked_store *st, sked_walltime now, int limit,
                               sked_claim *out, sked_err *err)
 {
-    return sweep_read(st, SKED_SQLITE_SWEEP, NULL, now, limit, out, err);
+    return sweep_read(st, SKED_SQLITE_SWEEP, NULL, now, 0, limit, out, err);
 }
 
 int sked_sqlite_runs_in_doubt(sked_store *st, const char *owner, sked_walltime since,
-                              int limit, sked_claim *out, sked_err *err)
+                              sked_walltime marked_before, int limit, sked_claim *out,
+                              sked_err *err)
 {
-    return sweep_read(st, SKED_SQLITE_RUNS_IN_DOUBT, owner, since, limit, out, err);
+    return sweep_read(st, SKED_SQLITE_RUNS_IN_DOUBT, owner, since, marked_before, limit, out,
+                      err);
 }
 
 /* ---- run_insert --------------------------------------------------------- */
@@ -319,6 +326,7 @@ static int insert_fn(sked_sqlite_conn *c, void *arg, sked_err *err)
     bind_code(q, 18, r->http_status, 0);
     sked_sqlite_bind_text(q, 19, r->error);
     sked_sqlite_bind_text(q, 20, r->output);
+    sked_sqlite_bind_time(q, 21, sked_run_marked_at(r));
     src = sqlite3_step(q);
     sqlite3_reset(q);
     if (src == SQLITE_CONSTRAINT_UNIQUE)

@@ -1105,7 +1105,7 @@ static void mk_run(sked_run_rec *r, const char *ns, const char *task_id,
     r->attempt = 1;
     r->lease_expires_at = SKED_TIME_NONE;
     r->dispatched_at = r->started_at = r->finished_at = SKED_TIME_NONE;
-    r->lag_us = SKED_TIME_NONE;
+    r->lag_us = r->marked_at = SKED_TIME_NONE;
     r->exit_code = SKED_NO_CODE;
 }
 
@@ -1359,6 +1359,91 @@ static void test_claim_exclude(void **state)
 /* Occurrences the policy says to dispatch: recorded DISPATCHED with the
  * dispatch lease and handed back in `dispatched` (not in runs) - but only
  * when the claim gives a dispatch lease, and only when the row is new. */
+/* One-time tasks (a canonical spec's `"schedule":{"at":`) are claimed up
+ * to once_horizon, further than horizon; recurring tasks only up to
+ * horizon; one limit counts both, the earliest first.  A run the claim
+ * records dispatched has the claim's now as its marked_at. */
+static void test_claim_once_ahead(void **state)
+{
+    fixture *f = *state;
+    static const char *every = "{\"schedule\":{\"every\":\"1m\"}}";
+    static const char *at = "{\"schedule\":{\"at\":1}}";
+    sked_walltime T = new_base();
+    char near[1][SKED_ID_LEN + 1], rec[1][SKED_ID_LEN + 1], once[2][SKED_ID_LEN + 1],
+        late[1][SKED_ID_LEN + 1], owner[64];
+    new_owner(owner, sizeof owner);
+    tpolicy pol = {.dispatch = 1};
+    mk_due(f->st, f->ns, 1, T + SEC, every, near);
+    mk_due(f->st, f->ns, 1, T + 20 * SEC, every, rec);
+    mk_due(f->st, f->ns, 2, T + 20 * SEC, at, once);
+    mk_due(f->st, f->ns, 1, T + 40 * SEC, at, late);
+    sked_claim c = claim_of(owner, T, T + 2 * SEC, 100, &pol);
+    c.once_horizon = T + 30 * SEC;
+    c.dispatch_lease_us = 60 * SEC;
+    claim_ok(f->st, &c);
+    assert_int_equal(c.ndispatched, 3);
+    assert_int_equal(c.more, 0);
+    int seen_once = 0;
+    for (size_t i = 0; i < c.ndispatched; i++) {
+        sked_run_rec *r = &c.dispatched[i];
+        assert_true(r->marked_at == T);
+        sked_run_rec got = run_of(f->st, f->ns, r->id);
+        assert_true(got.marked_at == T);
+        sked_run_rec_deinit(&got);
+        if (strcmp(r->task_id, near[0]) == 0) {
+            assert_true(r->dispatched_at == T + SEC);
+            continue;
+        }
+        assert_true(strcmp(r->task_id, once[0]) == 0 || strcmp(r->task_id, once[1]) == 0);
+        assert_true(r->dispatched_at == T + 20 * SEC); /* goes out when due */
+        assert_true(r->lease_expires_at == T + 80 * SEC);
+        seen_once++;
+    }
+    assert_int_equal(seen_once, 2);
+    sked_claim_deinit(&c);
+    sked_task_rec t = task_of(f->st, f->ns, rec[0]); /* recurring: not yet */
+    assert_int_equal(t.run_count, 0);
+    assert_true(t.next_run_at == T + 20 * SEC);
+    sked_task_rec_deinit(&t);
+    t = task_of(f->st, f->ns, late[0]); /* beyond once_horizon */
+    assert_int_equal(t.run_count, 0);
+    sked_task_rec_deinit(&t);
+    t = task_of(f->st, f->ns, once[1]);
+    assert_int_equal(t.run_count, 1);
+    assert_int_equal(t.state, SKED_TASK_COMPLETED);
+    sked_task_rec_deinit(&t);
+
+    /* without once_horizon (or one before horizon) nothing further */
+    c = claim_of(owner, T, T + 2 * SEC, 100, &pol);
+    c.once_horizon = T;
+    c.dispatch_lease_us = 60 * SEC;
+    claim_ok(f->st, &c);
+    assert_int_equal(c.ndispatched, 0);
+    sked_claim_deinit(&c);
+
+    /* the limit: the task due within horizon first, then one-time ones */
+    sked_walltime U = new_base();
+    char near2[1][SKED_ID_LEN + 1], once2[3][SKED_ID_LEN + 1];
+    mk_due(f->st, f->ns, 3, U + 10 * SEC, at, once2);
+    mk_due(f->st, f->ns, 1, U + SEC, every, near2);
+    c = claim_of(owner, U, U + 2 * SEC, 2, &pol);
+    c.once_horizon = U + 30 * SEC;
+    c.dispatch_lease_us = 60 * SEC;
+    claim_ok(f->st, &c);
+    assert_int_equal(c.ndispatched, 2);
+    assert_int_equal(c.more, 1);
+    assert_true(strcmp(c.dispatched[0].task_id, near2[0]) == 0 ||
+                strcmp(c.dispatched[1].task_id, near2[0]) == 0);
+    sked_claim_deinit(&c);
+    c = claim_of(owner, U, U + 2 * SEC, 100, &pol);
+    c.once_horizon = U + 30 * SEC;
+    c.dispatch_lease_us = 60 * SEC;
+    claim_ok(f->st, &c);
+    assert_int_equal(c.ndispatched, 2); /* the other two */
+    assert_int_equal(c.more, 0);
+    sked_claim_deinit(&c);
+}
+
 static void test_claim_dispatch(void **state)
 {
     fixture *f = *state;
@@ -2917,14 +3002,15 @@ static void test_tasks_active(void **state)
     assert_int_equal(sked_store_tasks_active(f->st, ask, 0, counts, &err), 0);
 }
 
-/* Several runs in one call, any namespace; repeated and unknown ids. */
+/* Several runs in one call, any namespace; repeated and unknown ids; with
+ * their tasks' specs as they are now, none once a task is deleted. */
 static void test_run_get_many(void **state)
 {
     fixture *f = *state;
     sked_walltime T = new_base();
     char ids[2][SKED_ID_LEN + 1];
-    mk_due(f->st, f->ns, 1, T + 3600 * SEC, NULL, ids);
-    mk_due(f->st, f->ns2, 1, T + 3600 * SEC, NULL, ids + 1);
+    mk_due(f->st, f->ns, 1, T + 3600 * SEC, "{\"spec\":\"a\"}", ids);
+    mk_due(f->st, f->ns2, 1, T + 3600 * SEC, "{\"spec\":\"b\"}", ids + 1);
     sked_run_rec a, b;
     mk_run(&a, f->ns, ids[0], T);
     mk_run(&b, f->ns2, ids[1], T + SEC);
@@ -2934,7 +3020,7 @@ static void test_run_get_many(void **state)
     sked_run_rec out[4];
     int found[4] = {7, 7, 7, 7};
     sked_err err = {0};
-    assert_int_equal(sked_store_run_get_many(f->st, ask, 4, out, found, &err), 0);
+    assert_int_equal(sked_store_run_get_many(f->st, ask, 4, out, found, NULL, &err), 0);
     assert_int_equal(found[0], 1);
     assert_int_equal(found[1], 0);
     assert_int_equal(found[2], 1);
@@ -2945,7 +3031,22 @@ static void test_run_get_many(void **state)
     for (int i = 0; i < 4; i++)
         if (found[i])
             sked_run_rec_deinit(&out[i]);
-    assert_int_equal(sked_store_run_get_many(f->st, ask, 0, out, found, &err), 0);
+    assert_int_equal(sked_store_run_get_many(f->st, ask, 0, out, found, NULL, &err), 0);
+
+    char *specs[4] = {"x", "x", "x", "x"};
+    assert_int_equal(sked_store_task_delete(f->st, f->ns, ids[0], &err), 0);
+    assert_int_equal(sked_store_run_get_many(f->st, ask, 4, out, found, specs, &err), 0);
+    assert_int_equal(found[0] + found[1] + found[2] + found[3], 3);
+    assert_string_equal(specs[0], "{\"spec\":\"b\"}");
+    assert_null(specs[1]);
+    assert_null(specs[2]); /* a's task is gone */
+    assert_int_equal(out[2].status, SKED_RUN_CANCELED);
+    assert_string_equal(specs[3], "{\"spec\":\"b\"}");
+    for (int i = 0; i < 4; i++) {
+        if (found[i])
+            sked_run_rec_deinit(&out[i]);
+        free(specs[i]);
+    }
 }
 
 static void test_sqlite_wait_wake(void **state)
@@ -3114,46 +3215,74 @@ static void test_runs_in_doubt(void **state)
     mk_due(f->st, f->ns, 1, T + 3600 * SEC, "{\"doubt\":1}", ids);
     /* dispatched by o after its watermark (T), twice; dispatched by o
      * before it; dispatched by p; running under o (a worker took it: not
-     * in doubt); scheduled */
+     * in doubt; its marked_at is not kept); scheduled; and two marked
+     * ahead by o, due long after their marks: one marked before the cut
+     * below (T + 5 s), one after it (a later life's) */
     static const struct {
         sked_run_status st;
         int owner_p;
-        int64_t at_s;
+        int64_t at_s, marked_s; /* marked_s 99: none */
     } rows[] = {
-        {SKED_RUN_DISPATCHED, 0, 4}, {SKED_RUN_DISPATCHED, 0, -1},
-        {SKED_RUN_DISPATCHED, 1, 2}, {SKED_RUN_RUNNING, 0, 3},
-        {SKED_RUN_DISPATCHED, 0, 0}, {SKED_RUN_SCHEDULED, 0, 5},
+        {SKED_RUN_DISPATCHED, 0, 4, 99}, {SKED_RUN_DISPATCHED, 0, -1, 99},
+        {SKED_RUN_DISPATCHED, 1, 2, 99}, {SKED_RUN_RUNNING, 0, 3, 1},
+        {SKED_RUN_DISPATCHED, 0, 0, 99}, {SKED_RUN_SCHEDULED, 0, 5, 99},
+        {SKED_RUN_DISPATCHED, 0, 30, -1}, {SKED_RUN_DISPATCHED, 0, 20, 8},
     };
-    char rid[6][SKED_ID_LEN + 1];
-    for (int i = 0; i < 6; i++) {
+    enum { NROWS = sizeof rows / sizeof rows[0] };
+    char rid[NROWS][SKED_ID_LEN + 1];
+    for (int i = 0; i < NROWS; i++) {
         sked_run_rec r;
         mk_run(&r, f->ns, ids[0], T + i * SEC);
         r.status = rows[i].st;
         snprintf(r.lease_owner, sizeof r.lease_owner, "%s", rows[i].owner_p ? p : o);
         r.lease_expires_at = T + 60 * SEC;
         r.dispatched_at = T + rows[i].at_s * SEC;
+        if (rows[i].marked_s != 99)
+            r.marked_at = T + rows[i].marked_s * SEC;
         run_insert_ok(f->st, &r);
         memcpy(rid[i], r.id, sizeof rid[i]);
     }
     sked_claim c = {0};
     sked_err err = {0};
-    assert_int_equal(sked_store_runs_in_doubt(f->st, o, T, 10, &c, &err), 0);
-    assert_int_equal(c.nruns, 2);
+    assert_int_equal(sked_store_runs_in_doubt(f->st, o, T, INT64_MAX, 10, &c, &err), 0);
+    assert_int_equal(c.nruns, 4);
     assert_int_equal(c.more, 0);
     assert_string_equal(c.runs[0].id, rid[4]); /* dispatched_at T: included */
     assert_string_equal(c.runs[1].id, rid[0]);
+    assert_string_equal(c.runs[2].id, rid[7]);
+    assert_string_equal(c.runs[3].id, rid[6]);
     assert_string_equal(c.specs[1], "{\"doubt\":1}");
+    assert_true(c.runs[0].marked_at == SKED_TIME_NONE);
+    assert_true(c.runs[3].marked_at == T - SEC);
     sked_claim_deinit(&c);
-    assert_int_equal(sked_store_runs_in_doubt(f->st, o, T, 1, &c, &err), 0);
+    /* the cut: marked before T + 5 s, or without a mark dispatched so */
+    assert_int_equal(sked_store_runs_in_doubt(f->st, o, T, T + 5 * SEC, 10, &c, &err), 0);
+    assert_int_equal(c.nruns, 3);
+    assert_string_equal(c.runs[0].id, rid[4]);
+    assert_string_equal(c.runs[1].id, rid[0]);
+    assert_string_equal(c.runs[2].id, rid[6]);
+    sked_claim_deinit(&c);
+    assert_int_equal(sked_store_runs_in_doubt(f->st, o, T, T + 4 * SEC, 10, &c, &err), 0);
+    assert_int_equal(c.nruns, 2); /* rid[0], dispatched at T + 4 s unmarked, is out */
+    assert_string_equal(c.runs[1].id, rid[6]);
+    sked_claim_deinit(&c);
+    assert_int_equal(sked_store_runs_in_doubt(f->st, o, T, INT64_MAX, 1, &c, &err), 0);
     assert_int_equal(c.nruns, 1);
     assert_int_equal(c.more, 1);
     sked_claim_deinit(&c);
-    assert_int_equal(sked_store_runs_in_doubt(f->st, p, T + 3 * SEC, 10, &c, &err), 0);
+    assert_int_equal(sked_store_runs_in_doubt(f->st, p, T + 3 * SEC, INT64_MAX, 10, &c, &err),
+                     0);
     assert_int_equal(c.nruns, 0);
     sked_claim_deinit(&c);
-    assert_int_equal(sked_store_runs_in_doubt(f->st, "", T, 10, &c, &err), SKED_EINVAL);
+    /* a run that is not DISPATCHED keeps no marked_at */
+    sked_run_rec got;
+    assert_int_equal(sked_store_run_get(f->st, f->ns, rid[3], &got, &err), 0);
+    assert_true(got.marked_at == SKED_TIME_NONE);
+    sked_run_rec_deinit(&got);
+    assert_int_equal(sked_store_runs_in_doubt(f->st, "", T, INT64_MAX, 10, &c, &err),
+                     SKED_EINVAL);
     assert_string_equal(err.field, "owner");
-    assert_int_equal(sked_store_runs_in_doubt(f->st, o, T, 0, &c, &err), SKED_EINVAL);
+    assert_int_equal(sked_store_runs_in_doubt(f->st, o, T, INT64_MAX, 0, &c, &err), SKED_EINVAL);
     assert_string_equal(err.field, "limit");
 }
 
@@ -3500,6 +3629,7 @@ int main(void)
         R(test_claim_invalid),
         R(test_claim_exclude),
         R(test_claim_dispatch),
+        R(test_claim_once_ahead),
         R(test_claim_two_owners),
         R(test_claim_concurrent),
         R(test_claim_two_stores),

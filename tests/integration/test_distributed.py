@@ -413,13 +413,17 @@ def worker_cut_off_mid_run():
             os.unlink(marks)
 
 
-def answer_lost_case(cl, proxy, name, at, arm):
-    """Create a one-time `true` task due at `at` (arm(task) arms the proxy);
-    check its one run succeeded on attempt 1 within 2 s of its time, or of
-    its creation if later, and that the proxy lost one COMMIT's answer."""
+def answer_lost_case(cl, proxy, name, at, arm, recurring=False):
+    """Create a `true` task due at `at`, one-time or (recurring) the first
+    of an hourly series, which is claimed only 2 s ahead and marked by a
+    write of its own (arm(task) arms the proxy); check its one run
+    succeeded on attempt 1 within 2 s of its time, or of its creation if
+    later, and that the proxy lost one COMMIT's answer."""
     lost = proxy.lost
     created = time.time()
-    t = must(cl.post("/v1/tasks", shell_task("true", {"at": format_time(at)})), 201, name)
+    sched = ({"every": "1h", "start_at": format_time(at), "max_runs": 1} if recurring
+             else {"at": format_time(at)})
+    t = must(cl.post("/v1/tasks", shell_task("true", sched)), 201, name)
     arm(t)
 
     def final():
@@ -463,7 +467,7 @@ def commit_answer_lost():
     srv = None
     try:
         srv = node("server", "--store", url, "--queue", "mem:")
-        tokens = {ns: admin_token(url, ns) for ns in ("default", "lostclaim")}
+        tokens = {ns: admin_token(url, ns) for ns in ("default", "lostclaim", "lostahead")}
         cl = Client(srv.host, srv.port, token=tokens["default"])
 
         def arm_mark(t):
@@ -473,12 +477,17 @@ def commit_answer_lost():
                     "the run is claimed well before its time: %r" % (rs,))
             proxy.arm(b"UPDATE runs", rs[0]["id"].encode())
         at = time.time() + 4.0
-        answer_lost_case(cl, proxy, "mark", at, arm_mark)
+        answer_lost_case(cl, proxy, "mark", at, arm_mark, recurring=True)
         # the claim of a task due already records its run dispatched: the
         # proxy is armed on the namespace, which the claim's insert carries
         proxy.arm(b"INSERT INTO runs", b"lostclaim")
         answer_lost_case(Client(srv.host, srv.port, token=tokens["lostclaim"]), proxy,
                          "claim", time.time() - 0.5, lambda t: None)
+        # so does the claim of a one-time task 4 s ahead: read back, the
+        # run waits for its time and goes out then
+        proxy.arm(b"INSERT INTO runs", b"lostahead")
+        answer_lost_case(Client(srv.host, srv.port, token=tokens["lostahead"]), proxy,
+                         "claim ahead", time.time() + 4.0, lambda t: None)
     finally:
         if srv is not None:
             srv.cleanup()
@@ -520,8 +529,15 @@ def backlog_published_once():
         sink.shutdown()
 
 
-def http_task(sink, at, **over):
-    t = {"schedule": {"at": format_time(at)},
+def http_task(sink, at, recurring=False, **over):
+    """A task that sends one request to sink at `at`: one-time, or (recurring)
+    the first of an hourly series, which the scheduler claims only 2 s
+    ahead and marks with a write of its own just before it is due (a
+    one-time task is claimed up to 30 s ahead and recorded dispatched by
+    that claim)."""
+    sched = ({"every": "1h", "start_at": format_time(at), "max_runs": 1} if recurring
+             else {"at": format_time(at)})
+    t = {"schedule": sched,
          "target": {"type": "http", "url": "http://127.0.0.1:%d/hit" % sink.server_address[1],
                     "method": "POST", "body": "x"}}
     t.update(over)
@@ -550,7 +566,7 @@ def killed_after_mark(db, successor, late_takeover):
         early = must(cl.post("/v1/tasks", http_task(sink, t0 + 1.5, queue="later-" + db)), 201,
                      "create early")
         at = t0 + 4.0
-        t = must(cl.post("/v1/tasks", http_task(sink, at)), 201, "create")
+        t = must(cl.post("/v1/tasks", http_task(sink, at, recurring=True)), 201, "create")
         rs = wait_until(lambda: runs_of(cl, t["id"]), 3.5, 0.05)
         S.check(rs and rs[0]["status"] == "scheduled" and time.time() < at - 0.3,
                 "the run is claimed well before its time: %r" % (rs,))
@@ -677,6 +693,56 @@ def scheduler_stopped_after_mark():
         time.sleep(max(0.0, t_stop + 7.5 - time.time()))
         S.check("presumed dead" not in gb.stderr_tail(500),
                 "gb took the cleanly stopped ga for dead: %s" % gb.stderr_tail(5))
+    finally:
+        for n in nodes:
+            n.cleanup()
+        sink.shutdown()
+
+
+@S.test(timeout=60)
+def scheduler_killed_holding_runs_ahead():
+    """Scheduler ha claims 20 one-time tasks due 12 s later: each claim
+    records its run dispatched (its due time as dispatched_at), to be
+    published when due.  ha is SIGKILLed 1 s later; hb, started then, takes
+    ha for dead about 5 s on and gives those runs back by their marks
+    (marked_at), not by their dispatched_at, which lie beyond any cut from
+    ha's last beat.  Each then starts on time, once, as attempt 1 (it was
+    never published).  Counted by dispatched_at, they would wait for their
+    60 s dispatch lease."""
+    sink = Sink()
+    nodes = []
+    try:
+        queue = env["queue"]
+        direct, cl = own_db_api("sked_fault6", nodes)
+        ha = node("scheduler", "--store", direct, "--queue", queue, "--name", "ha")
+        nodes.append(ha)
+        at = time.time() + 12.0
+        tasks = must(cl.post("/v1/tasks:batch", {"tasks": [http_task(sink, at)
+                                                           for _ in range(20)]}),
+                     201, "batch")["tasks"]
+        marked = lambda: sql(direct, "SELECT count(*) FROM runs WHERE status = 1 "
+                             "AND lease_owner = 'ha' AND marked_at IS NOT NULL")
+        S.check(wait_until(lambda: marked() == "20", 5.0, 0.05),
+                "ha recorded the 20 runs dispatched ahead: %s" % marked())
+        ids = run_ids(cl, [t["id"] for t in tasks], at)
+        time.sleep(1.0)
+        ha.kill()
+        t_kill = time.time()
+        nodes.append(node("scheduler", "--store", direct, "--queue", queue, "--name", "hb"))
+        S.check(at - t_kill > 8.0, "ha killed %.1f s before the runs' time" % (at - t_kill))
+        firsts = [wait_until(lambda: sink.first.get(r), at + 12.0 - time.time(), 0.05)
+                  for r in ids]
+        late = [f - at for f in firsts if f is not None]
+        S.eq(len(late), 20, "runs started")
+        if late:
+            S.check(max(late) < 2.0, "started on time: worst %.3f s after" % max(late))
+            S.check(min(late) >= -0.001, "none before its time: %.3f s" % min(late))
+            print("  scheduler_killed_holding_runs_ahead: worst start %.0f ms after its time"
+                  % (max(late) * 1e3), flush=True)
+        time.sleep(1.0)          # a second copy would come about now
+        S.eq(sorted(set(a for r in ids for a in sink.attempts.get(r, []))), ["1"],
+             "attempts of the runs' requests")
+        S.eq(sum(sink.seen.get(r, 0) for r in ids), 20, "requests")
     finally:
         for n in nodes:
             n.cleanup()

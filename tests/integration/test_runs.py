@@ -739,6 +739,33 @@ def trigger_and_cancel():
 
 
 @S.test
+def replaced_after_claim_ahead():
+    """A one-time task is claimed, and its run recorded dispatched, well
+    before its time (up to 30 s); a PUT meanwhile must still decide what
+    the run executes: it goes out with the target the task has then (the
+    scheduler reads the task again just before the run is due), once."""
+    tmp = tempfile.mkdtemp(prefix="sked-it-replace-ahead-")
+    try:
+        with Server() as srv:
+            cl = srv.client(srv.admin_token)
+            at = format_time(time.time() + 4.0)
+            old, new = os.path.join(tmp, "old"), os.path.join(tmp, "new")
+            t = create(cl, shell_task("touch " + old, {"at": at}))
+            runs = wait_task_runs(cl, t["id"], lambda rs: len(rs) > 0, 2.0, 0.05)
+            S.check(len(runs) == 1 and runs[0]["status"] == "dispatched",
+                    "claimed ahead and recorded dispatched: %r" % (runs,))
+            must(cl.put("/v1/tasks/" + t["id"], shell_task("touch " + new, {"at": at})), 200,
+                 "replace the task")
+            runs = wait_task_runs(cl, t["id"],
+                                  lambda rs: rs and all(r["status"] in FINAL for r in rs), 8.0)
+            S.eq([r["status"] for r in runs], ["succeeded"], "one run, succeeded")
+            S.check(os.path.exists(new), "the run executed the new command")
+            S.check(not os.path.exists(old), "the old command did not run")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@S.test
 def cancel_just_before_due():
     """The embedded scheduler marks a run dispatched ahead of its due time
     and publishes it at that time: a cancel, or the task's delete, in

@@ -177,6 +177,43 @@ static void test_dispatch_at_claim(void **state)
     free(r.spec);
 }
 
+/* A one-time task is claimed ahead up to once_horizon, its one run
+ * recorded dispatched (to go out at its due time); a recurring task only
+ * up to horizon.  The store finds one-time tasks by the text its
+ * canonical spec holds (tasks_due_once): checked here too. */
+static void test_once_ahead(void **state)
+{
+    (void)state;
+    sked_advance a;
+    sked_walltime t0 = T("2030-01-01T10:00:00Z");
+    sked_task_rec once = task("{\"schedule\":{\"at\":\"2030-01-01T10:00:20Z\"},"
+                              "\"target\":{\"type\":\"shell\",\"command\":\"true\"}}",
+                              t0 + 20 * S, 0);
+    sked_task_rec every = task(EVERY10("run_once"), t0 + 20 * S, 0);
+    assert_non_null(strstr(once.spec, "\"schedule\":{\"at\":"));
+    assert_null(strstr(every.spec, "\"schedule\":{\"at\":"));
+    sked_policy_ctx pc = {.now = t0, .horizon = t0 + 2 * S, .once_horizon = t0 + 30 * S,
+                          .dispatch_lead_us = S};
+    assert_int_equal(sked_policy_advance(&pc, &once, 0, &a), 0);
+    assert_int_equal(a.nocc, 1);
+    assert_true(a.occ[0].due_at == t0 + 20 * S);
+    assert_int_equal(a.occ[0].dispatch, 1); /* 20 s ahead, beyond the lead */
+    assert_int_equal(a.state, SKED_TASK_COMPLETED);
+    assert_int_equal(sked_policy_advance(&pc, &once, 1, &a), 0); /* a run unfinished */
+    assert_int_equal(a.nocc, 1);
+    assert_int_equal(a.occ[0].dispatch, 0);
+    assert_int_equal(sked_policy_advance(&pc, &every, 0, &a), 0);
+    assert_int_equal(a.nocc, 0);
+    assert_true(a.next_run_at == t0 + 20 * S);
+    pc.once_horizon = t0 + 10 * S; /* not far enough */
+    assert_int_equal(sked_policy_advance(&pc, &once, 0, &a), 0);
+    assert_int_equal(a.nocc, 0);
+    assert_true(a.next_run_at == t0 + 20 * S);
+    assert_int_equal(a.state, SKED_TASK_ACTIVE);
+    free(once.spec);
+    free(every.spec);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -185,6 +222,7 @@ int main(void)
         cmocka_unit_test(test_claim_cap),
         cmocka_unit_test(test_jitter_bounds),
         cmocka_unit_test(test_completion),
+        cmocka_unit_test(test_once_ahead),
     };
     return sked_test_run("policy", tests, sizeof tests / sizeof tests[0]);
 }
