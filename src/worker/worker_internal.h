@@ -54,6 +54,9 @@ typedef struct outbox_item {
     int finished_with_start;         /* a finished event carrying its
                                         start: a queued started one of
                                         the same attempt is dropped   */
+    sked_walltime put_at;            /* when it came (a start's hold)   */
+    int urgent;                      /* a start another event of its run
+                                        follows: goes out, not held    */
     struct outbox_item *next, *prev; /* prev: toward the head (a fold
                                         looks from the tail back)      */
 } outbox_item;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/metrics.h"
 #include "model/run.h"
 #include "sched/sched.h"
 
@@ -39,6 +40,7 @@ static outbox_item *item_new(const sked_event *e)
     if (it == NULL)
         abort();
     it->start_at = SKED_TIME_NONE;
+    it->put_at = sked_clock_wall_now();
     if (e) {
         if (e->type == SKED_EVENT_STARTED)
             it->start_at = e->at;
@@ -55,14 +57,19 @@ static outbox_item *item_new(const sked_event *e)
 /* Append it to the outbox (caller holds w->mu). */
 static void append_locked(sked_worker *w, outbox_item *it)
 {
-    if (it->finished_with_start) {
-        /* its started event has not gone out yet: the finished one says
-         * when it started, send only that (half the events under load);
-         * looked for from the newest back, where a short run's start is */
+    if (it->text != NULL) {
+        /* its started event has not gone out yet: a finished one that
+         * says when it started is sent alone (half the events under
+         * load); before any other (a return) the start goes out at once,
+         * held no longer.  Looked for from the newest back, where a
+         * short run's start is. */
         for (outbox_item *o = w->out_tail; o; o = o->prev)
             if (o->start_at != SKED_TIME_NONE && o->run_attempt == it->run_attempt &&
                 strcmp(o->run_id, it->run_id) == 0) {
-                o->start_at = SKED_TIME_NONE;
+                if (it->finished_with_start)
+                    o->start_at = SKED_TIME_NONE;
+                else
+                    o->urgent = 1;
                 break;
             }
     }
@@ -125,11 +132,12 @@ void sked_worker_return_job(sked_worker *w, sked_job *job, int unstarted)
  * The starts still there are encoded now (worker w's). */
 static size_t outbox_pack(const sked_worker *w, outbox_item *items, sked_message *m)
 {
-    size_t nm = 0, count = 0;
+    size_t nm = 0, count = 0, starts = 0;
     char *body = NULL;
     size_t len = 0;
     for (outbox_item *it = items; it; it = it->next) {
         if (it->start_at != SKED_TIME_NONE) {
+            starts++;
             sked_event e = {.type = SKED_EVENT_STARTED, .attempt = it->run_attempt,
                             .at = it->start_at};
             snprintf(e.run_id, sizeof e.run_id, "%s", it->run_id);
@@ -154,6 +162,12 @@ static size_t outbox_pack(const sked_worker *w, outbox_item *items, sked_message
         len += it->len;
         count++;
     }
+    if (starts > 0)
+        sked_counter_add(sked_counter_get(sked_metrics_default(), "sked_worker_starts_sent_total",
+                                          "Started events sent on their own, not carried by "
+                                          "their run's finished event.",
+                                          ""),
+                         starts);
     if (body)
         m[nm++] = (sked_message){.queue = SKED_EVENTS_QUEUE, .body = body, .len = len};
     return nm;
@@ -210,6 +224,42 @@ static void outbox_flush(sked_worker *w, outbox_item *items)
  * write on the scheduler's side) per event while the burst still needs
  * the CPU. */
 #define LINGER_US (5 * SKED_USEC_PER_MSEC)
+/* A started event waits up to this long for its run's finished event,
+ * which then carries the start: one event, and one store write on the
+ * scheduler's side, for every run that ends by then (in a burst of HTTP
+ * runs, most of them).  The run shows `dispatched` that much longer; the
+ * start time it reports is the worker's, as before. */
+#define HOLD_START_US (100 * SKED_USEC_PER_MSEC)
+
+/* Under w->mu: take the outbox's items out but the starts still held
+ * (none once stopping), which stay in order.  *until: when the first of
+ * those is due to go (INT64_MAX: none held). */
+static outbox_item *outbox_take_locked(sked_worker *w, sked_walltime *until)
+{
+    sked_walltime now = sked_clock_wall_now();
+    outbox_item *take = NULL, *take_tail = NULL, *next;
+    outbox_item *keep = NULL, *keep_tail = NULL;
+    *until = INT64_MAX;
+    for (outbox_item *it = w->out_head; it; it = next) {
+        next = it->next;
+        int hold = !w->out_stop && it->text == NULL && it->consumer == NULL &&
+                   it->start_at != SKED_TIME_NONE && !it->urgent && now >= it->put_at &&
+                   now - it->put_at < HOLD_START_US;
+        outbox_item **head = hold ? &keep : &take, **tail = hold ? &keep_tail : &take_tail;
+        it->prev = *tail;
+        it->next = NULL;
+        if (*tail)
+            (*tail)->next = it;
+        else
+            *head = it;
+        *tail = it;
+        if (hold && it->put_at + HOLD_START_US < *until)
+            *until = it->put_at + HOLD_START_US;
+    }
+    w->out_head = keep;
+    w->out_tail = keep_tail;
+    return take;
+}
 
 void *sked_worker_outbox_main(void *arg)
 {
@@ -223,10 +273,15 @@ void *sked_worker_outbox_main(void *arg)
             usleep(LINGER_US);
             pthread_mutex_lock(&w->mu);
         }
-        outbox_item *items = w->out_head;
-        w->out_head = w->out_tail = NULL;
+        sked_walltime until;
+        outbox_item *items = outbox_take_locked(w, &until);
         if (items == NULL && w->out_stop)
             break;
+        if (items == NULL) { /* only starts held: until one is due, or more come */
+            struct timespec ts = sked_clock_timespec(until);
+            pthread_cond_timedwait(&w->out_cond, &w->mu, &ts);
+            continue;
+        }
         pthread_mutex_unlock(&w->mu);
         outbox_flush(w, items);
         pthread_mutex_lock(&w->mu);

@@ -1064,6 +1064,40 @@ def metric_values(text, name):
     return out
 
 
+def starts_sent(cl):
+    """The worker's count of started events sent on their own."""
+    m = cl.get("/metrics")
+    text = m.body if isinstance(m.body, str) else ""
+    vals = metric_values(text, "sked_worker_starts_sent_total")
+    return vals[0][1] if vals else 0.0
+
+
+@S.test
+def start_folded_into_finish():
+    """The worker holds a started event up to 100 ms for its run's
+    finished event, which then carries the start: a run of 50 ms sends no
+    started event of its own (before the hold it did: the outbox waited
+    only 5 ms), one of 600 ms does, and shows running while it runs."""
+    with Server() as srv:
+        cl = srv.client(srv.admin_token)
+        for secs, sent in ((0.05, 0), (0.6, 1)):
+            before = starts_sent(cl)
+            t = create(cl, shell_task("sleep %s" % secs, {"at": format_time(time.time() + 0.5)}))
+            running = wait_task_runs(cl, t["id"],
+                                     lambda rs: rs and rs[0]["status"] in ("running",) + FINAL,
+                                     5.0, 0.02)
+            runs = wait_task_runs(cl, t["id"], lambda rs: rs and rs[0]["status"] in FINAL, 5.0)
+            S.eq([r["status"] for r in runs], ["succeeded"], "the %s s run" % secs)
+            if sent:
+                S.eq(running[0]["status"] if running else None, "running",
+                     "the %s s run, seen while it runs" % secs)
+            if runs:
+                S.check(runs[0].get("started_at") and T(runs[0], "started_at") >= T(runs[0], "due_at"),
+                        "the %s s run has its start time: %r" % (secs, runs[0]))
+            S.eq(starts_sent(cl) - before, sent, "started events sent on their own, %s s run"
+                 % secs)
+
+
 @S.test
 def workers_and_metrics():
     with Server(extra_args=["--workers", "7", "--queues", "default,extra"]) as srv:
