@@ -143,8 +143,10 @@ static int claim(sked_sched *s, sked_walltime *nowp)
         }
     int fenced = sked_sched_fenced(s); /* record nothing dispatched */
     /* one-time tasks further ahead, while the runs waiting to go out fit
-     * (only with premarking: a releaser publishes them when due) */
-    sked_walltime once = s->cfg.premark_us > 0 && s->nready < SKED_SCHED_ONCE_READY_MAX
+     * (only with premarking: a releaser publishes them when due; and not
+     * while fenced: they would only be leased to this scheduler) */
+    sked_walltime once = s->cfg.premark_us > 0 && !fenced &&
+                                 s->nready < SKED_SCHED_ONCE_READY_MAX
                              ? now + SKED_SCHED_ONCE_AHEAD_US
                              : SKED_TIME_NONE;
     pthread_mutex_unlock(&s->mu);

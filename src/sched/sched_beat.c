@@ -9,7 +9,8 @@
  * with its watermark (sked_sched_rec.published_to): every run it recorded
  * DISPATCHED with a dispatched_at before that time has been published or
  * given back.  The watermark is the earliest start of a write still in
- * flight (sked_sched_inflight_begin .. _end), or now.
+ * flight (sked_sched_inflight_begin .. _end), the earliest due time of the
+ * runs marked ahead waiting in s->ready (their dispatched_at), or now.
  *
  * Every beat also reads the others' rows.  A scheduler whose row has not
  * changed for SKED_SCHED_DEAD_AFTER_US, as seen by this one while its own
@@ -50,8 +51,9 @@
  * is recorded dispatched under its id then is all the previous life's,
  * even runs that life marked ahead, whose dispatched_at (their due time)
  * may fall after this life began.  Clocks are assumed in step (NTP, DESIGN.md
- * §4): a takeover compares a scheduler's dispatched_at with times of its
- * own clock only, but a restart on another host mixes two clocks.
+ * §4): a takeover compares a scheduler's dispatched_at and marked_at with
+ * times of its own clock only, but a restart on another host mixes two
+ * clocks.
  */
 #include "sched/sched_internal.h"
 

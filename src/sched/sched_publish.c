@@ -42,8 +42,12 @@ static int read_as_written(sked_sched *s, const sked_run_rec *const *recs, size_
                      r->dispatched_at == want->dispatched_at &&
                      r->finished_at == want->finished_at &&
                      /* a mark ahead has the due time as dispatched_at,
-                      * the same whoever marked it */
-                     strcmp(r->lease_owner, want->lease_owner) == 0;
+                      * the same whoever marked it, and the same when this
+                      * scheduler marked it again after a takeover gave it
+                      * back (a second copy in s->ready): the owner and
+                      * the mark's own time tell */
+                     strcmp(r->lease_owner, want->lease_owner) == 0 &&
+                     sked_run_marked_at(r) == sked_run_marked_at(want);
         if (found[k])
             sked_run_rec_deinit(&got[k]);
     }
@@ -247,6 +251,39 @@ static int wait_due(sked_sched *s, sked_walltime at, sked_walltime *now)
     return stop ? -1 : 0;
 }
 
+/* The read of runs[0..n) (marked ahead, now due) failed: still[i] for
+ * each.  One marked within SKED_SCHED_STALE_US goes out unread, as it
+ * would have gone out unmarked (a change meanwhile is caught as a cancel
+ * just after a publish): no takeover can have given it back so soon.  One
+ * marked before may have been (this scheduler cut off from the store for
+ * its beats, taken for dead, and back), so those are read back, waiting
+ * for the store as long as it takes. */
+static void still_unread(sked_sched *s, sked_run_rec *const *runs, size_t n, int *still)
+{
+    const sked_run_rec **old = malloc((n ? n : 1) * sizeof *old);
+    size_t *at = malloc((n ? n : 1) * sizeof *at);
+    int *ok = malloc((n ? n : 1) * sizeof *ok);
+    if (old == NULL || at == NULL || ok == NULL)
+        abort();
+    sked_walltime now = sked_clock_wall_now();
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        still[i] = 1;
+        if (runs[i]->marked_at == SKED_TIME_NONE ||
+            now - runs[i]->marked_at > SKED_SCHED_STALE_US) {
+            old[k] = runs[i];
+            at[k++] = i;
+        }
+    }
+    /* -1: stopping, and the runs go back to s->ready before any publish */
+    if (k > 0 && sked_sched_read_back(s, old, k, ok) == 0)
+        for (size_t j = 0; j < k; j++)
+            still[at[j]] = ok[j];
+    free(old);
+    free(at);
+    free(ok);
+}
+
 /* Publish ready[0..n) (marked ahead, earliest first, due within the
  * releaser's lead) each at its due time, and free them.  What was marked
  * ahead may have changed since - canceled, its task paused or deleted,
@@ -274,8 +311,8 @@ static int publish_ready(sked_sched *s, due_run *ready, size_t n)
     if (specs == NULL)
         abort();
     int read = read_as_written(s, (const sked_run_rec *const *)pub, n, still, specs, &err);
-    for (size_t i = 0; read < 0 && i < n; i++)
-        still[i] = 1;
+    if (read < 0)
+        still_unread(s, pub, n, still);
     for (size_t i = 0; read == 0 && i < n; i++)
         if (still[i] && specs[i] != NULL) {
             free(ready[i].spec);

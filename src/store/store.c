@@ -570,36 +570,6 @@ int sked_store_wait_wake(sked_store *st, int64_t timeout_us, sked_err *err)
     return st->ops->wait_wake(st, timeout_us, err);
 }
 
-/* The fallback of run_get_many: run i by run_get, and its task's spec by
- * task_get when specs.  0, or the first failure but not-found's. */
-static int run_get_one(sked_store *st, const char *id, sked_run_rec *out, int *found,
-                       char **spec, sked_err *e)
-{
-    int rc = st->ops->run_get(st, NULL, id, out, e);
-    if (rc == SKED_ENOENT)
-        return 0;
-    if (rc != 0)
-        return rc;
-    *found = 1;
-    if (spec == NULL)
-        return 0;
-    sked_task_rec t;
-    rc = st->ops->task_get(st, out->ns, out->task_id, &t, e);
-    if (rc == 0) {
-        *spec = strdup(t.spec);
-        sked_task_rec_deinit(&t);
-        if (*spec == NULL)
-            rc = sked_err_set(e, SKED_ENOMEM, NULL, 0, "out of memory");
-    }
-    if (rc == SKED_ENOENT)
-        rc = 0; /* the task is gone: no spec */
-    if (rc != 0) {
-        sked_run_rec_deinit(out);
-        *found = 0;
-    }
-    return rc;
-}
-
 int sked_store_run_get_many(sked_store *st, const char *const *ids, size_t n,
                             sked_run_rec *out, int *found, char **specs, sked_err *err)
 {
@@ -615,20 +585,20 @@ int sked_store_run_get_many(sked_store *st, const char *const *ids, size_t n,
             return sked_err_set(err, SKED_EINVAL, NULL, (int)i + 1, "run get: NULL id");
     if (HAS(st, 2, run_get_many))
         return st->ops->run_get_many(st, ids, n, out, found, specs, err);
+    if (specs != NULL)
+        return notsup(st, "run_get_many", err);
     if (!HAS(st, 1, run_get))
         return notsup(st, "run_get", err);
     for (size_t i = 0; i < n; i++) {
         sked_err e = {0};
-        int rc = run_get_one(st, ids[i], &out[i], &found[i], specs ? &specs[i] : NULL, &e);
-        if (rc != 0) {
+        int rc = st->ops->run_get(st, NULL, ids[i], &out[i], &e);
+        if (rc == 0)
+            found[i] = 1;
+        else if (rc != SKED_ENOENT) {
             for (size_t k = 0; k < i; k++)
                 if (found[k]) {
                     sked_run_rec_deinit(&out[k]);
                     found[k] = 0;
-                    if (specs) {
-                        free(specs[k]);
-                        specs[k] = NULL;
-                    }
                 }
             if (err)
                 *err = e;

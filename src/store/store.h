@@ -466,8 +466,8 @@ typedef struct sked_store_ops {
     /* Runs by id in any namespace, in one round trip: found[i] says
      * whether out[i] was filled (deinit those).  With specs (else NULL),
      * specs[i] is then the canonical spec its task has now (malloc'ed;
-     * NULL once the task is deleted).  The wrapper calls run_get (and
-     * task_get) for each id when a backend lacks it. */
+     * NULL once the task is deleted).  The wrapper calls run_get for each
+     * id when a backend lacks it (SKED_ENOTSUP then with specs). */
     int (*run_get_many)(sked_store *st, const char *const *ids, size_t n,
                         sked_run_rec *out, int *found, char **specs, sked_err *err);
 

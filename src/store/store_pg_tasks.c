@@ -53,7 +53,7 @@ const char *sked_pg_task_sql(int slot)
                "WHERE namespace = $1::text AND id = $2::text "
                "AND ($10::bigint <= 0 OR version = $10) "
                "RETURNING version, state), "
-               "c AS (UPDATE runs SET status = 7, finished_at = $9, "
+               "c AS (UPDATE runs SET status = 7, finished_at = $9, marked_at = NULL, "
                "error = 'task paused', lease_owner = NULL, "
                "lease_expires_at = NULL "
                "WHERE task_id = $2 AND status < 3 AND (status = 0 OR "
@@ -68,7 +68,7 @@ const char *sked_pg_task_sql(int slot)
     case SKED_PG_TASK_DELETE:
         return "WITH d AS (DELETE FROM tasks "
                "WHERE namespace = $1::text AND id = $2::text RETURNING id), "
-               "c AS (UPDATE runs SET status = 7, finished_at = $3::bigint, "
+               "c AS (UPDATE runs SET status = 7, finished_at = $3::bigint, marked_at = NULL, "
                "error = 'task deleted' WHERE task_id = $2 AND status < 3 "
                "AND EXISTS (SELECT 1 FROM d) "
                "AND id IN (SELECT id FROM runs WHERE task_id = $2 "

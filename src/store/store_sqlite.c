@@ -585,6 +585,7 @@ const sked_store_ops sked_store_sqlite_ops = {
     .worker_upsert = sked_sqlite_worker_upsert,
     .worker_list = sked_sqlite_worker_list,
     .tasks_active = sked_sqlite_tasks_active,
+    .run_get_many = sked_sqlite_run_get_many,
     .sched_beat = sked_sqlite_sched_beat,
     .runs_in_doubt = sked_sqlite_runs_in_doubt,
 };

@@ -87,12 +87,16 @@
       "coalesce(revoked_at, ?3) "                                         \
       "WHERE id = ?1 AND (?2 IS NULL OR namespace = ?2)")                 \
     /* claim: due tasks, their unfinished runs, new runs, the advance */  \
-    /* due by ?1, and one-time tasks (the canonical spec's mark of an  \
-     * `at` schedule) up to ?3 */                                         \
-    X(CLAIM_TASKS, "SELECT " SKED_SQLITE_TASK_COLS " FROM tasks "         \
-      "WHERE next_run_at <= max(?1, ?3) AND state = 0 AND (next_run_at <= ?1 " \
-      "OR instr(spec, '\"schedule\":{\"at\":') > 0) "                       \
-      "ORDER BY next_run_at LIMIT ?2")                                    \
+    /* due by ?1, then one-time tasks (the canonical spec's mark of an \
+     * `at` schedule: index tasks_due_once) up to ?3 */                   \
+    X(CLAIM_TASKS, "SELECT * FROM (SELECT " SKED_SQLITE_TASK_COLS         \
+      " FROM tasks WHERE next_run_at <= ?1 AND state = 0 "                \
+      "ORDER BY next_run_at LIMIT ?2) UNION ALL "                         \
+      "SELECT * FROM (SELECT " SKED_SQLITE_TASK_COLS " FROM tasks "       \
+      "WHERE next_run_at > ?1 AND next_run_at <= ?3 AND state = 0 "       \
+      "AND next_run_at IS NOT NULL "                                      \
+      "AND instr(spec, '\"schedule\":{\"at\":') > 0 "                   \
+      "ORDER BY next_run_at LIMIT ?2) ORDER BY next_run_at LIMIT ?2")     \
     X(RUN_UNFINISHED, "SELECT count(*) FROM runs "                        \
       "WHERE task_id = ?1 AND status < 3")                                \
     X(CLAIM_INSERT, "INSERT INTO runs (id, task_id, namespace, "          \
@@ -138,17 +142,21 @@
       "?16, ?17, ?18, ?19, ?20, ?21)")                                    \
     X(TASK_COUNT_RUN, "UPDATE tasks SET run_count = run_count + 1 "       \
       "WHERE id = ?1")                                                    \
+    /* by id in any namespace, with its task's spec */                   \
+    X(RUN_GET_SPEC, SKED_SQLITE_RUN_SPEC_FROM "WHERE r.id = ?1")          \
     X(RUN_GET, "SELECT " SKED_SQLITE_RUN_COLS " FROM runs "               \
       "WHERE id = ?2 AND (?1 IS NULL OR namespace = ?1)")                 \
     /* "status < 3" as the partial index runs_unfinished says it */       \
     X(RUNS_ACTIVE, "SELECT count(*) FROM runs "                           \
       "WHERE task_id = ?1 AND status < 3 AND status > 0")                 \
     X(RUNS_CANCEL_PAUSED, "UPDATE runs SET status = 7, finished_at = ?2, " \
-      "error = 'task paused', lease_owner = NULL, lease_expires_at = NULL " \
+      "error = 'task paused', lease_owner = NULL, lease_expires_at = NULL, " \
+      "marked_at = NULL "                                                 \
       "WHERE task_id = ?1 AND (status = 0 OR "                            \
       "(status = 1 AND dispatched_at > ?2))")                             \
     X(RUNS_CANCEL_TASK, "UPDATE runs SET status = 7, finished_at = ?2, "  \
-      "error = 'task deleted' WHERE task_id = ?1 AND status < 3")         \
+      "marked_at = NULL, error = 'task deleted' "                         \
+      "WHERE task_id = ?1 AND status < 3")                                \
     /* retention: every run, task by task, newest occurrence first */     \
     X(PRUNE_WALK, "SELECT rowid, task_id, status, finished_at FROM runs " \
       "ORDER BY task_id DESC, scheduled_at DESC")                         \
@@ -384,6 +392,8 @@ int sked_sqlite_worker_list(sked_store *st, sked_walltime since,
 int sked_sqlite_sched_beat(sked_store *st, const sked_sched_rec *me,
                            sked_walltime prune_before, sked_sched_rec **out,
                            size_t *n, sked_err *err);
+int sked_sqlite_run_get_many(sked_store *st, const char *const *ids, size_t n,
+                             sked_run_rec *out, int *found, char **specs, sked_err *err);
 int sked_sqlite_runs_in_doubt(sked_store *st, const char *owner, sked_walltime since,
                               sked_walltime marked_before, int limit, sked_claim *out,
                               sked_err *err);

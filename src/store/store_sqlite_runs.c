@@ -383,6 +383,46 @@ int sked_sqlite_run_get(sked_store *st, const char *ns, const char *id,
     return rc;
 }
 
+/* One statement, stepped once per id, on one reader connection: the
+ * scheduler's read-back of the runs it is about to release. */
+int sked_sqlite_run_get_many(sked_store *st, const char *const *ids, size_t n,
+                             sked_run_rec *out, int *found, char **specs, sked_err *err)
+{
+    sked_sqlite_conn *c;
+    sqlite3_stmt *q;
+    int rc = sked_sqlite_reader_get(S(st), &c, err);
+    if (rc != 0)
+        return rc;
+    if ((rc = sked_sqlite_stmt(c, SKED_SQLITE_RUN_GET_SPEC, &q, err)) == 0) {
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            sked_sqlite_bind_text(q, 1, ids[i]);
+            int src = sqlite3_step(q);
+            if (src == SQLITE_ROW) {
+                rc = read_run(q, &out[i], err);
+                if (rc == 0 && specs &&
+                    (rc = sked_sqlite_col_dup(q, SKED_SQLITE_RUN_NCOLS, &specs[i], "a spec",
+                                              err)) != 0)
+                    sked_run_rec_deinit(&out[i]);
+                found[i] = rc == 0;
+            } else if (src != SQLITE_DONE) {
+                rc = sked_sqlite_fail(c->db, src, err, "run get");
+            }
+            sqlite3_reset(q);
+        }
+    }
+    sked_sqlite_reader_put(S(st), c);
+    for (size_t i = 0; i < n && rc != 0; i++) /* all or nothing */
+        if (found[i]) {
+            sked_run_rec_deinit(&out[i]);
+            found[i] = 0;
+            if (specs) {
+                free(specs[i]);
+                specs[i] = NULL;
+            }
+        }
+    return rc;
+}
+
 int sked_sqlite_tasks_active(sked_store *st, const char *const *task_ids,
                              size_t n, int *counts, sked_err *err)
 {

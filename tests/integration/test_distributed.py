@@ -749,6 +749,40 @@ def scheduler_killed_holding_runs_ahead():
         sink.shutdown()
 
 
+@S.test(timeout=60)
+def run_given_back_while_held():
+    """A one-time run that scheduler ja holds marked ahead is given back
+    meanwhile (as another scheduler's takeover would do, had ja been taken
+    for dead while cut off from the store); ja claims and marks it again
+    before its time, so it waits in ja's heap twice, with the same
+    dispatched_at, owner and attempt.  Only the newer mark may go out (the
+    release reads marked_at back too): the run reaches the sink once."""
+    sink = Sink()
+    nodes = []
+    try:
+        queue = env["queue"]
+        direct, cl = own_db_api("sked_fault7", nodes)
+        nodes.append(node("scheduler", "--store", direct, "--queue", queue, "--name", "ja"))
+        at = time.time() + 6.0
+        t = must(cl.post("/v1/tasks", http_task(sink, at)), 201, "create")
+        rs = wait_until(lambda: [r for r in runs_of(cl, t["id"]) if r["status"] == "dispatched"],
+                        3.0, 0.05)
+        if not S.check(rs, "the run is claimed ahead and recorded dispatched"):
+            return
+        rid = rs[0]["id"]
+        sql(direct, "UPDATE runs SET status = 0, lease_owner = NULL, lease_expires_at = NULL, "
+            "dispatched_at = NULL, marked_at = NULL WHERE id = '%s'" % rid)
+        first = wait_until(lambda: sink.first.get(rid), at + 8.0 - time.time(), 0.05)
+        S.check(first is not None and first - at < 2.0,
+                "the run started on time: %s" % (first and "%.3f s" % (first - at)))
+        time.sleep(1.5)          # a second copy would come about now
+        S.eq(sink.attempts.get(rid), ["1"], "the run's requests (attempts)")
+    finally:
+        for n in nodes:
+            n.cleanup()
+        sink.shutdown()
+
+
 def sql(url, query):
     """The text of a one-value query on the database at url."""
     psql = os.path.join(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"), "psql")
