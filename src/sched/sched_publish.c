@@ -251,37 +251,49 @@ static int wait_due(sked_sched *s, sked_walltime at, sked_walltime *now)
     return stop ? -1 : 0;
 }
 
-/* The read of runs[0..n) (marked ahead, now due) failed: still[i] for
- * each.  One marked within SKED_SCHED_STALE_US goes out unread, as it
- * would have gone out unmarked (a change meanwhile is caught as a cancel
- * just after a publish): no takeover can have given it back so soon.  One
- * marked before may have been (this scheduler cut off from the store for
- * its beats, taken for dead, and back), so those are read back, waiting
- * for the store as long as it takes. */
-static void still_unread(sked_sched *s, sked_run_rec *const *runs, size_t n, int *still)
+/* The read of runs[0..n) (marked ahead, now due) before their release:
+ * still[i], and specs[i] their tasks' specs now (see read_as_written).
+ * When the read fails they go out unread only if every one was marked
+ * within half of SKED_SCHED_STALE_US and this scheduler is not fenced: a
+ * change meanwhile is then caught as a cancel just after a publish, and no
+ * takeover can have given them back so soon.  Otherwise (this scheduler
+ * may have been cut off from the store for its beats, taken for dead and
+ * back) the read is repeated while the store is unreachable; after any
+ * other failure they go out unread, as before marks were kept so long.
+ * 0 when read, 1 when they go unread, -1 when the scheduler stops first
+ * (the caller then puts them back in s->ready before any publish). */
+static int read_ready(sked_sched *s, sked_run_rec *const *runs, size_t n, int *still,
+                      char **specs)
 {
-    const sked_run_rec **old = malloc((n ? n : 1) * sizeof *old);
-    size_t *at = malloc((n ? n : 1) * sizeof *at);
-    int *ok = malloc((n ? n : 1) * sizeof *ok);
-    if (old == NULL || at == NULL || ok == NULL)
-        abort();
+    sked_err err = {0};
+    int rc = read_as_written(s, (const sked_run_rec *const *)runs, n, still, specs, &err);
+    if (rc == 0)
+        return 0;
     sked_walltime now = sked_clock_wall_now();
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        still[i] = 1;
-        if (runs[i]->marked_at == SKED_TIME_NONE ||
-            now - runs[i]->marked_at > SKED_SCHED_STALE_US) {
-            old[k] = runs[i];
-            at[k++] = i;
+    pthread_mutex_lock(&s->mu);
+    int recent = !sked_sched_fenced(s);
+    pthread_mutex_unlock(&s->mu);
+    for (size_t i = 0; i < n && recent; i++)
+        recent = runs[i]->marked_at != SKED_TIME_NONE &&
+                 now - runs[i]->marked_at <= SKED_SCHED_STALE_US / 2;
+    int64_t pause = 50 * SKED_USEC_PER_MSEC;
+    for (int tries = 0; !recent && (rc == SKED_EUNAVAIL || rc == SKED_EAGAIN); tries++) {
+        if (sked_sched_retry_pause(s, tries, &pause, "cannot read runs marked ahead back; "
+                                   "retrying until the store answers", &err) < 0) {
+            for (size_t i = 0; i < n; i++)
+                still[i] = 1;
+            return -1;
         }
+        if ((rc = read_as_written(s, (const sked_run_rec *const *)runs, n, still, specs,
+                                  &err)) == 0)
+            return 0;
     }
-    /* -1: stopping, and the runs go back to s->ready before any publish */
-    if (k > 0 && sked_sched_read_back(s, old, k, ok) == 0)
-        for (size_t j = 0; j < k; j++)
-            still[at[j]] = ok[j];
-    free(old);
-    free(at);
-    free(ok);
+    if (!recent)
+        sked_log(SKED_LOG_WARN, "cannot read runs marked ahead back; publishing them unread",
+                 "error", err.msg, NULL);
+    for (size_t i = 0; i < n; i++)
+        still[i] = 1;
+    return 1;
 }
 
 /* Publish ready[0..n) (marked ahead, earliest first, due within the
@@ -304,15 +316,12 @@ static int publish_ready(sked_sched *s, due_run *ready, size_t n)
         abort();
     for (size_t i = 0; i < n; i++)
         pub[i] = &ready[i].rec;
-    sked_err err = {0};
-    /* ... with their tasks' specs as they are now: a task replaced (PUT)
+    /* read with their tasks' specs as they are now: a task replaced (PUT)
      * since the mark goes out with its new target and retry settings */
     char **specs = calloc(n ? n : 1, sizeof *specs);
     if (specs == NULL)
         abort();
-    int read = read_as_written(s, (const sked_run_rec *const *)pub, n, still, specs, &err);
-    if (read < 0)
-        still_unread(s, pub, n, still);
+    int read = read_ready(s, pub, n, still, specs);
     for (size_t i = 0; read == 0 && i < n; i++)
         if (still[i] && specs[i] != NULL) {
             free(ready[i].spec);
