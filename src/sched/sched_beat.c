@@ -159,7 +159,8 @@ static int take_over(sked_sched *s, const char *owner, sked_walltime since,
         sked_run_change *ch = calloc(c.nruns ? c.nruns : 1, sizeof *ch);
         if (recs == NULL || ch == NULL)
             abort();
-        /* the runs marked from `before` on are a later life's */
+        /* (the store left out the runs marked from `before` on: a later
+         * life's) */
         size_t n = c.nruns;
         more = c.more;
         if (sked_sched_give_back(s, c.runs, c.specs, n, "", 1, recs, ch, &err) < 0) {

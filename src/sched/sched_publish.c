@@ -71,17 +71,40 @@ int sked_sched_retry_pause(sked_sched *s, int tries, int64_t *pause, const char 
     return 0;
 }
 
+/* read_as_written until the store answers: repeated, after a growing
+ * pause (msg logged before the first), after every failure - or, with
+ * `transient`, only while the store cannot be reached.  0 when read; else
+ * the failure not repeated, with *stopped = 1 when the scheduler stopped
+ * first. */
+static int read_retrying(sked_sched *s, const sked_run_rec *const *recs, size_t n,
+                         int *applied, char **specs, int transient, const char *msg,
+                         int *stopped, sked_err *err)
+{
+    int64_t pause = 50 * SKED_USEC_PER_MSEC;
+    int rc;
+    *stopped = 0;
+    for (int tries = 0; (rc = read_as_written(s, recs, n, applied, specs, err)) < 0; tries++) {
+        if (transient && rc != SKED_EUNAVAIL && rc != SKED_EAGAIN)
+            return rc;
+        if (sked_sched_retry_pause(s, tries, &pause, msg, err) < 0) {
+            *stopped = 1;
+            return rc;
+        }
+    }
+    return 0;
+}
+
 /* (sched_internal.h) Waits for the store as long as it takes: nothing
  * can be marked or claimed without it anyway. */
 int sked_sched_read_back(sked_sched *s, const sked_run_rec *const *recs, size_t n,
                          int *applied)
 {
-    int64_t pause = 50 * SKED_USEC_PER_MSEC;
     sked_err err = {0};
-    for (int tries = 0; read_as_written(s, recs, n, applied, NULL, &err) < 0; tries++)
-        if (sked_sched_retry_pause(s, tries, &pause, "cannot read runs back yet; retrying "
-                                   "until the store answers", &err) < 0)
-            return -1;
+    int stopped;
+    if (read_retrying(s, recs, n, applied, NULL, 0,
+                      "cannot read runs back yet; retrying until the store answers", &stopped,
+                      &err) != 0)
+        return -1;
     size_t yes = 0;
     for (size_t k = 0; k < n; k++)
         yes += (size_t)applied[k];
@@ -265,10 +288,6 @@ static int wait_due(sked_sched *s, sked_walltime at, sked_walltime *now)
 static int read_ready(sked_sched *s, sked_run_rec *const *runs, size_t n, int *still,
                       char **specs)
 {
-    sked_err err = {0};
-    int rc = read_as_written(s, (const sked_run_rec *const *)runs, n, still, specs, &err);
-    if (rc == 0)
-        return 0;
     sked_walltime now = sked_clock_wall_now();
     pthread_mutex_lock(&s->mu);
     int recent = !sked_sched_fenced(s);
@@ -276,23 +295,22 @@ static int read_ready(sked_sched *s, sked_run_rec *const *runs, size_t n, int *s
     for (size_t i = 0; i < n && recent; i++)
         recent = runs[i]->marked_at != SKED_TIME_NONE &&
                  now - runs[i]->marked_at <= SKED_SCHED_STALE_US / 2;
-    int64_t pause = 50 * SKED_USEC_PER_MSEC;
-    for (int tries = 0; !recent && (rc == SKED_EUNAVAIL || rc == SKED_EAGAIN); tries++) {
-        if (sked_sched_retry_pause(s, tries, &pause, "cannot read runs marked ahead back; "
-                                   "retrying until the store answers", &err) < 0) {
-            for (size_t i = 0; i < n; i++)
-                still[i] = 1;
-            return -1;
-        }
-        if ((rc = read_as_written(s, (const sked_run_rec *const *)runs, n, still, specs,
-                                  &err)) == 0)
-            return 0;
-    }
+    const sked_run_rec *const *recs = (const sked_run_rec *const *)runs;
+    sked_err err = {0};
+    int stopped = 0;
+    int rc = recent ? read_as_written(s, recs, n, still, specs, &err)
+                    : read_retrying(s, recs, n, still, specs, 1,
+                                    "cannot read runs marked ahead back; retrying until the "
+                                    "store answers", &stopped, &err);
+    if (rc == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        still[i] = 1;
+    if (stopped)
+        return -1;
     if (!recent)
         sked_log(SKED_LOG_WARN, "cannot read runs marked ahead back; publishing them unread",
                  "error", err.msg, NULL);
-    for (size_t i = 0; i < n; i++)
-        still[i] = 1;
     return 1;
 }
 
